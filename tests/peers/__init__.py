@@ -1,0 +1,220 @@
+"""
+The real peer implementations, each in its own cached virtual environment.
+
+The venvs live in ``<repo>/.peers/<name>/`` (git-ignored) and are built by
+``python tests/peers/install.py [names...]``; tests only *use* them, through
+:func:`peer_python`, :func:`peer_env` and :func:`run_peer_script`, and fail
+with :class:`PeerMissing` (naming the install command) when one is absent.
+
+Only the standard library is imported here: this module is imported by the
+test suite and by the install script, never inside a peer venv.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+from typing import Dict, List, Mapping
+
+__all__ = [
+    "PEERS_DIR",
+    "PEER_NAMES",
+    "PEER_SPECS",
+    "PeerMissing",
+    "install_command",
+    "peer_python",
+    "peer_env",
+    "run_peer_script",
+]
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
+PEERS_DIR = REPO_ROOT / ".peers"
+HERE = pathlib.Path(__file__).resolve().parent
+
+# The install spec of every peer, exactly as in shared/PEERS.md.  ``python``
+# names the interpreter the venv is made from (see install.py for how it is
+# found); ``steps`` are the successive ``pip install`` argument lists.  The
+# JSON of a spec is written to ``.peers/<name>/.complete`` when the install
+# finishes, so changing a spec here invalidates the cached venv.
+PEER_SPECS: Dict[str, Dict[str, object]] = {
+    "pymodaq4": {
+        "python": "3.11",
+        "steps": [["pymodaq==4.4.11", "PyQt5"]],
+        "import": "pymodaq",
+    },
+    "pyleco": {
+        "python": "3.11",
+        "steps": [["pyleco==0.6.0.post1"]],
+        "import": "pyleco",
+    },
+    "pymodaq5": {
+        "python": "3.11",
+        "steps": [
+            [
+                "pyleco==0.6.0.post1",
+                "pymodaq_utils==5.3.7",
+                "pymodaq_data==5.3.0",
+                "serializall",
+                "pyqtgraph",
+                "qtpy",
+                "qt-themes",
+                "easydict",
+                "PyQt5",
+                "pymodaq_gui==5.3.8",
+            ],
+            ["--no-deps", "pymodaq==5.3.8", "pymodaq_plugins_mock==5.3.0"],
+        ],
+        "import": "pymodaq",
+    },
+    "plesty": {
+        "python": "3.12.1",
+        "steps": [["plesty-lib==0.6.0"]],
+        "import": "plesty.lib.service",
+    },
+}
+
+PEER_NAMES: List[str] = list(PEER_SPECS)
+
+MARKER = ".complete"
+
+
+class PeerMissing(Exception):
+    """
+    A peer venv is absent, incomplete or built from an older spec.
+    """
+
+
+def spec_text(name: str) -> str:
+    """
+    The canonical text of a peer's install spec, as stored in its marker.
+    """
+    spec = PEER_SPECS[name]
+    return json.dumps(
+        {"python": spec["python"], "steps": spec["steps"]}, sort_keys=True, indent=1
+    )
+
+
+def install_command(name: str) -> str:
+    """
+    The shell command (run from the repo root) that installs a peer.
+    """
+    return f"python3 tests/peers/install.py {name}"
+
+
+def venv_dir(name: str) -> pathlib.Path:
+    if name not in PEER_SPECS:
+        raise ValueError(f"unknown peer {name!r}; known: {', '.join(PEER_NAMES)}")
+    return PEERS_DIR / name
+
+
+def is_complete(name: str) -> bool:
+    """
+    Whether the venv of a peer was fully installed from its current spec.
+    """
+    marker = venv_dir(name) / MARKER
+    try:
+        return marker.read_text() == spec_text(name)
+    except OSError:
+        return False
+
+
+def peer_python(name: str) -> pathlib.Path:
+    """
+    The interpreter of a peer's venv.
+
+    @raise PeerMissing: if the venv is missing, incomplete or outdated; the
+        message names the command that installs it.  Nothing is installed
+        here.
+    """
+    directory = venv_dir(name)
+    python = directory / "bin" / "python"
+    marker = directory / MARKER
+    if not marker.exists():
+        state = "is not installed" if not directory.exists() else "is incomplete"
+    elif not is_complete(name):
+        state = "was installed from an older spec"
+    elif not python.exists():
+        state = "has no interpreter"
+    else:
+        return python
+    raise PeerMissing(
+        f"peer {name!r} {state} ({directory}); install it with: "
+        f"cd {REPO_ROOT} && {install_command(name)}"
+    )
+
+
+def peer_env(name: str, base: Mapping[str, str] | None = None) -> Dict[str, str]:
+    """
+    The environment for running a peer headless: a copy of C{os.environ}
+    (or C{base}) with an offscreen Qt platform, a scratch C{HOME} in
+    C{.peers/home-<name>} (importing pymodaq writes C{~/.pymodaq}) and no
+    bytecode writing.
+    """
+    venv_dir(name)  # validates the name
+    env = dict(os.environ if base is None else base)
+    home = PEERS_DIR / f"home-{name}"
+    home.mkdir(parents=True, exist_ok=True)
+    env["HOME"] = str(home)
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    # The peer must see its own site-packages only, never ours.
+    env.pop("PYTHONPATH", None)
+    env.pop("PYTHONHOME", None)
+    env.pop("VIRTUAL_ENV", None)
+    env.pop("PYENV_VERSION", None)
+    # pyqtgraph/qtpy pick the binding from this; the peers install PyQt5.
+    env.setdefault("QT_API", "pyqt5")
+    return env
+
+
+def run_peer_script(
+    name: str,
+    code: str,
+    *args: str,
+    timeout: float = 120,
+    cwd: str | os.PathLike[str] | None = None,
+) -> "subprocess.CompletedProcess[str]":
+    """
+    Run C{python -c code *args} in a peer's venv and environment, blocking
+    (use it from C{deferToThread} or a set-up), capturing text output.
+
+    @raise PeerMissing: if the peer is not installed.
+    @raise subprocess.TimeoutExpired: after C{timeout} seconds.
+    """
+    python = peer_python(name)
+    return subprocess.run(
+        [str(python), "-c", code, *args],
+        env=peer_env(name),
+        cwd=str(cwd) if cwd is not None else str(PEERS_DIR),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def smoke_script(name: str) -> pathlib.Path:
+    """
+    The path of the smoke script of a peer (run it with its venv's python).
+    """
+    venv_dir(name)
+    return HERE / f"smoke_{name}.py"
+
+
+def run_smoke(name: str, *args: str, timeout: float = 180) -> "subprocess.CompletedProcess[str]":
+    """
+    Run a peer's smoke script in its venv, blocking.
+    """
+    python = peer_python(name)
+    return subprocess.run(
+        [str(python), str(smoke_script(name)), *args],
+        env=peer_env(name),
+        cwd=str(PEERS_DIR),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+

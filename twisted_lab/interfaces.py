@@ -1,0 +1,170 @@
+# -*- test-case-name: tests.test_devices -*-
+"""
+The interfaces every device and every plugin provides.
+
+Every device method returns a L{Deferred}; values crossing a protocol are
+plain Python/numpy values, L{twisted_lab.data.Signal} or
+L{twisted_lab.data.Export}.
+"""
+from __future__ import annotations
+
+from zope.interface import Attribute, Interface
+
+__all__ = ["IDevice", "IActuator", "IDetector", "IProtocolPlugin", "IDevicePlugin"]
+
+
+class IDevice(Interface):
+    """
+    A self-describing instrument (local, simulated or remote).
+    """
+
+    name = Attribute("The device name, unique in a registry (C{str}).")
+    online = Attribute("C{True} while the device (or its remote peer) is reachable.")
+    busy = Attribute("C{True} while the device runs a call that overran its deadline.")
+
+    def describe():  # type: ignore[misc]
+        """
+        @return: a L{Deferred} firing with a L{twisted_lab.description.Description}.
+        """
+
+    def get(name):  # type: ignore[misc]
+        """
+        Read a parameter.
+
+        @param name: the parameter name.
+        @return: a L{Deferred} firing with its value; fails with
+            L{twisted_lab.errors.UnknownParameter}, L{DeviceOffline}, ...
+        """
+
+    def set(name, value):  # type: ignore[misc]
+        """
+        Write a parameter.
+
+        @return: a L{Deferred} firing with the value actually set; fails with
+            L{UnknownParameter}, L{ReadOnly} or L{InvalidValue}.
+        """
+
+    def call(action, *args, **kwargs):  # type: ignore[misc]
+        """
+        Run an action.
+
+        @return: a L{Deferred} firing with its result; fails with
+            L{UnknownAction} or L{InvalidValue}.
+        """
+
+    def subscribe(listener):  # type: ignore[misc]
+        """
+        Call C{listener(event)} with each L{twisted_lab.events.LabEvent}.
+
+        @return: a callable that unsubscribes.
+        """
+
+
+class IActuator(IDevice):
+    """
+    A device that moves (stage, rotation mount, piezo).
+    """
+
+    units = Attribute("The position units (C{str}).")
+
+    def move_abs(position):  # type: ignore[misc]
+        """
+        Move to an absolute position.
+
+        @return: a L{Deferred} firing with the position reached (C{float}).
+        """
+
+    def move_rel(step):  # type: ignore[misc]
+        """
+        Move by a step.
+
+        @return: a L{Deferred} firing with the position reached.
+        """
+
+    def move_home():  # type: ignore[misc]
+        """
+        Move to the home position.
+
+        @return: a L{Deferred} firing with the position reached.
+        """
+
+    def stop():  # type: ignore[misc]
+        """
+        Stop any motion; a pending move fires with the position where it stopped.
+
+        @return: a L{Deferred} firing with the current position.
+        """
+
+    def position():  # type: ignore[misc]
+        """
+        @return: a L{Deferred} firing with the current position (C{float}).
+        """
+
+
+class IDetector(IDevice):
+    """
+    A device that acquires data (power meter, spectrometer, camera).
+    """
+
+    dims = Attribute("The dimensionalities it produces, e.g. C{('Data2D',)}.")
+
+    def grab():  # type: ignore[misc]
+        """
+        Acquire once.
+
+        @return: a L{Deferred} firing with a L{twisted_lab.data.Export}.
+        """
+
+
+class IDevicePlugin(Interface):
+    """
+    A device type that a config file can name (C{type = "sim.stage"}).
+    """
+
+    type_name = Attribute("The name used in config files (C{str}).")
+    description = Attribute("One line for the configuration reference (C{str}).")
+    options = Attribute(
+        "The accepted options: a mapping of name to L{twisted_lab.options.Option}."
+    )
+
+    def make_device(name, options, reactor):  # type: ignore[misc]
+        """
+        Build a device.
+
+        @param name: the device name.
+        @param options: the validated options (defaults filled in).
+        @param reactor: the reactor (or a clock in tests).
+        @return: an L{IDevice} provider.  If it also provides
+            L{twisted.application.service.IService}, it is started and stopped
+            with the lab.
+        """
+
+
+class IProtocolPlugin(Interface):
+    """
+    A wire protocol that serves the registry (C{[pymodaq]}, C{[leco]}, ...).
+    """
+
+    name = Attribute("The config section name (C{str}).")
+    description = Attribute("One line for the configuration reference (C{str}).")
+    options = Attribute(
+        "The accepted options: a mapping of name to L{twisted_lab.options.Option}."
+    )
+
+    def default_section(device_names):  # type: ignore[misc]
+        """
+        The section the simulated lab uses when no config file is given.
+
+        @param device_names: the devices of the simulated lab.
+        @return: a C{dict} of options (validated like a config file section).
+        """
+
+    def make_service(registry, section, reactor):  # type: ignore[misc]
+        """
+        Build the service that runs this protocol.
+
+        @param registry: the L{twisted_lab.registry.DeviceRegistry}.
+        @param section: the validated options (defaults filled in).
+        @param reactor: the reactor.
+        @return: an L{twisted.application.service.IService}.
+        """
