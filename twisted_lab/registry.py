@@ -235,7 +235,7 @@ class GuardedDevice:
                *args: Any, **kwargs: Any) -> Deferred[Any]:
         name = self.device.name
         try:
-            self._check(name, *([f"{name}/{sub}"] if sub else []))
+            self._check(f"{name}/{sub}" if sub else name)
         except LabError:
             return fail()
         return method(*args, **kwargs)

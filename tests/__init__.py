@@ -1,0 +1,1 @@
+"""twisted_lab tests (run with: python -m twisted.trial tests)."""

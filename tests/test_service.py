@@ -1,0 +1,64 @@
+# -*- test-case-name: tests.test_service -*-
+"""
+Tests for L{twisted_lab.service}: building, starting and stopping a lab.
+"""
+from __future__ import annotations
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from twisted_lab.config import parse_config
+from twisted_lab.errors import LabError
+from twisted_lab.leases import Owner
+from twisted_lab.registry import DeviceRegistry
+from twisted_lab.service import LabService, build_service
+from tests.test_discovery import add_third_party
+
+
+class BuildServiceTests(SynchronousTestCase):
+    """build_service() registers the devices and builds one child per protocol."""
+
+    def setUp(self) -> None:
+        add_third_party(self)
+        self.clock = Clock()
+        self.registry = DeviceRegistry(self.clock)
+        self.config = parse_config({
+            "devices": {"t1": {"type": "acme.thermometer", "kelvin": 4},
+                        "h1": {"type": "acme.heater"}},
+            "acme": {"port": 7001},
+        }, "lab.toml")
+        self.service = build_service(self.registry, self.config, self.clock)
+
+    def test_tree(self) -> None:
+        """The tree is lab → devices, then one named child per protocol section."""
+        self.assertIsInstance(self.service, LabService)
+        self.assertEqual([s.name for s in self.service], ["devices", "acme"])
+        self.assertEqual(self.service.getServiceNamed("acme").section, {"port": 7001})
+        self.assertIs(self.service.getServiceNamed("acme").registry, self.registry)
+
+    def test_devices_registered(self) -> None:
+        """Every configured device is in the registry with its options applied."""
+        self.assertEqual(self.registry.names(), ["t1", "h1"])
+        self.assertEqual(self.successResultOf(self.registry.lookup("t1").get("temperature")), 4.0)
+
+    def test_service_devices_start_and_stop(self) -> None:
+        """A device that is a service starts and stops with the lab; others are not children."""
+        heater = self.registry.lookup("h1")
+        devices = self.service.getServiceNamed("devices")
+        self.assertEqual([s.name for s in devices], ["h1"])
+        self.service.startService()
+        self.assertTrue(heater.running)
+        self.successResultOf(self.service.stopService())
+        self.assertFalse(heater.running)
+
+    def test_stop_clears_leases(self) -> None:
+        """Stopping the lab releases every lease and leaves no timer behind."""
+        self.service.startService()
+        self.registry.acquire(Owner("plesty", "c"), ["t1"], ttl=30)
+        self.successResultOf(self.service.stopService())
+        self.assertEqual(self.registry.leases.leases(), [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_same_registry_twice_refused(self) -> None:
+        """Building the same devices into one registry twice is refused (duplicate names)."""
+        self.assertRaises(LabError, build_service, self.registry, self.config, self.clock)

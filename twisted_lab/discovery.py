@@ -1,0 +1,139 @@
+# -*- test-case-name: tests.test_discovery -*-
+"""
+Finding protocol and device plugins.
+
+Plugins are objects providing L{IProtocolPlugin} or L{IDevicePlugin} (and
+L{twisted.plugin.IPlugin}) in a module of any C{twisted_lab/plugins} folder
+on C{sys.path}.  The built-ins are lazy proxies (L{LazyProtocolPlugin},
+L{LazyDevicePlugin}) so that scanning plugins imports nothing heavy.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any, Mapping
+
+from twisted.plugin import IPlugin, getPlugins
+from zope.interface import implementer
+
+from twisted_lab.errors import ConfigError
+from twisted_lab.interfaces import IDevicePlugin, IProtocolPlugin
+
+__all__ = ["LazyProtocolPlugin", "LazyDevicePlugin", "protocol_plugins", "device_plugins"]
+
+
+@implementer(IPlugin, IProtocolPlugin)
+class LazyProtocolPlugin:
+    """
+    A protocol plugin whose implementation is the C{plugin} attribute of a
+    module imported on first use.
+
+    @param name: the config section name.
+    @param module: the dotted module name.
+    @param description: one line.
+    """
+
+    def __init__(self, name: str, module: str, description: str) -> None:
+        self.name = name
+        self.module = module
+        self.description = description
+
+    def _load(self) -> Any:
+        return importlib.import_module(self.module).plugin
+
+    @property
+    def options(self) -> Mapping[str, Any]:
+        """The section's option schema."""
+        return self._load().options  # type: ignore[no-any-return]
+
+    def default_section(self, device_names: list[str]) -> dict[str, Any]:
+        """The simulated lab's section."""
+        return self._load().default_section(device_names)  # type: ignore[no-any-return]
+
+    def make_service(self, registry: Any, section: dict[str, Any], reactor: Any) -> Any:
+        """Build the protocol's service."""
+        return self._load().make_service(registry, section, reactor)
+
+
+@implementer(IPlugin, IDevicePlugin)
+class LazyDevicePlugin:
+    """
+    A device plugin found by C{type_name} in the C{DEVICE_PLUGINS} list of a
+    module imported on first use.
+    """
+
+    def __init__(self, type_name: str, module: str) -> None:
+        self.type_name = type_name
+        self.module = module
+
+    def _load(self) -> Any:
+        for plugin in importlib.import_module(self.module).DEVICE_PLUGINS:
+            if plugin.type_name == self.type_name:
+                return plugin
+        raise LookupError(f"{self.module} has no device plugin {self.type_name!r}")
+
+    @property
+    def description(self) -> str:
+        """One line."""
+        return self._load().description  # type: ignore[no-any-return]
+
+    @property
+    def options(self) -> Mapping[str, Any]:
+        """The device options' schema."""
+        return self._load().options  # type: ignore[no-any-return]
+
+    def make_device(self, name: str, options: dict[str, Any], reactor: Any) -> Any:
+        """Build the device."""
+        return self._load().make_device(name, options, reactor)
+
+
+def _plugins_package() -> Any:
+    import twisted_lab.plugins
+
+    return twisted_lab.plugins
+
+
+def protocol_plugins() -> dict[str, Any]:
+    """
+    Every protocol plugin, by section name (a third-party plugin may
+    replace a built-in of the same name).
+    """
+    found: dict[str, Any] = {}
+    for plugin in getPlugins(IProtocolPlugin, _plugins_package()):
+        found[plugin.name] = plugin
+    return found
+
+
+def device_plugins() -> dict[str, Any]:
+    """Every device plugin, by type name."""
+    found: dict[str, Any] = {}
+    for plugin in getPlugins(IDevicePlugin, _plugins_package()):
+        found[plugin.type_name] = plugin
+    return found
+
+
+def protocol_plugin(name: str, file: str | None = None) -> Any:
+    """
+    The protocol plugin for a config section.
+
+    @raise ConfigError: no such protocol.
+    """
+    plugins = protocol_plugins()
+    try:
+        return plugins[name]
+    except KeyError:
+        raise ConfigError(f"unknown section; known protocols are: {', '.join(sorted(plugins))}",
+                          file, name) from None
+
+
+def device_plugin(type_name: str, file: str | None = None, key: str | None = None) -> Any:
+    """
+    The device plugin for a device type.
+
+    @raise ConfigError: no such type.
+    """
+    plugins = device_plugins()
+    try:
+        return plugins[type_name]
+    except KeyError:
+        raise ConfigError(f"unknown device type {type_name!r}; known types are: "
+                          f"{', '.join(sorted(plugins))}", file, key) from None

@@ -1,0 +1,98 @@
+# -*- test-case-name: tests.test_service -*-
+"""
+Building the service tree of a lab: what embedding applications call.
+
+    >>> registry = DeviceRegistry(reactor)
+    >>> build_service(registry, load_config("lab.toml"), reactor).setServiceParent(app)
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application.service import IService, MultiService
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from twisted_lab.config import Config
+from twisted_lab.discovery import device_plugin, protocol_plugin
+from twisted_lab.registry import DeviceRegistry
+
+__all__ = ["LabService", "build_service", "build_devices"]
+
+
+class LabService(MultiService):
+    """
+    The root of a lab's service tree: a child C{"devices"} holding the
+    devices that own threads or timers, then one child per protocol.
+
+    @ivar registry: the registry every child serves.
+    """
+
+    log = Logger()
+
+    def __init__(self, registry: DeviceRegistry) -> None:
+        super().__init__()
+        self.registry = registry
+        self.setName("lab")
+
+    def startService(self) -> None:
+        """Start every child and log what runs."""
+        super().startService()
+        self.log.info("lab started: {count} devices ({devices}); services: {services}",
+                      count=len(self.registry), devices=", ".join(self.registry.names()),
+                      services=", ".join(s.name or repr(s) for s in self))
+
+    def stopService(self) -> Deferred[None]:
+        """Stop every child (protocols first), then drop every lease."""
+        d: Deferred[None] = super().stopService()  # type: ignore[assignment]
+
+        def stopped(result: Any) -> Any:
+            self.registry.leases.clear()
+            self.log.info("lab stopped")
+            return result
+
+        return d.addBoth(stopped)
+
+
+def build_devices(registry: DeviceRegistry, config: Config, reactor: Any) -> MultiService:
+    """
+    Create and register every configured device.
+
+    @return: a service whose children are the devices that provide
+        L{IService} (their threads and timers start and stop with it).
+    """
+    devices = MultiService()
+    devices.setName("devices")
+    for entry in config.devices:
+        device = device_plugin(entry.type, config.file).make_device(entry.name, entry.options,
+                                                                    reactor)
+        registry.register(device)
+        service = IService(device, None)
+        if service is not None:
+            if service.name is None:
+                service.setName(entry.name)
+            service.setServiceParent(devices)
+    return devices
+
+
+def build_service(registry: DeviceRegistry, config: Config, reactor: Any) -> LabService:
+    """
+    Build the whole lab: devices registered in C{registry}, and one service
+    per protocol section, under one L{LabService}.
+
+    @param registry: the registry to fill and serve.
+    @param config: from L{twisted_lab.config.load_config} or
+        L{twisted_lab.config.default_config}.
+    @param reactor: the reactor every part uses.
+    @return: a service to start (C{setServiceParent(application)} or
+        C{startService()}).
+    """
+    top = LabService(registry)
+    build_devices(registry, config, reactor).setServiceParent(top)
+    for section in config.protocols:
+        service = protocol_plugin(section.name, config.file).make_service(
+            registry, section.options, reactor)
+        if service.name is None:
+            service.setName(section.name)
+        service.setServiceParent(top)
+    return top
