@@ -1,0 +1,99 @@
+# -*- test-case-name: tests.test_plesty_plugin -*-
+"""
+The C{[plesty]} config section: which registry devices are served at which
+ZMQ address, and which PLESTY servers are imported as devices.
+
+    [plesty]
+    serve = [{device = "powermeter", address = "tcp://127.0.0.1:5555"}]
+    import = [{name = "demo", address = "tcp://127.0.0.1:5600", timeout = 5.0}]
+    strict = false
+    lease_ttl = 60.0
+    max_message_size = 16777216
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application.service import IService, MultiService
+from twisted.plugin import IPlugin
+from zope.interface import implementer
+
+from twisted_lab.errors import ConfigError
+from twisted_lab.interfaces import IProtocolPlugin
+from twisted_lab.options import Option
+from twisted_lab.protocols.plesty.handler import DEFAULT_MAX_MESSAGE_SIZE
+from twisted_lab.registry import DeviceRegistry
+
+__all__ = ["PlestyPlugin", "plugin"]
+
+#: Default addresses of the simulated lab (DESIGN.md §6).
+DEFAULT_PORTS = {"powermeter": 5555, "stage": 5556}
+
+_SERVE = {
+    "device": Option(str, doc="the registry device to serve"),
+    "address": Option(str, doc='the ZMQ address to bind, e.g. "tcp://127.0.0.1:5555"'),
+}
+_IMPORT = {
+    "name": Option(str, doc="the name of the device in the registry"),
+    "address": Option(str, doc='the PLESTY server, e.g. "tcp://127.0.0.1:5555"'),
+    "timeout": Option(float, 5.0, "seconds to wait for a reply without its own timeout"),
+    "keepalive": Option(float, 2.0, "seconds of silence before a keep-alive request"),
+    "client_id": Option(str, "", "a stable client identity (locks survive reconnection); "
+                        "empty for a random one"),
+    "resources": Option(list, [], "resources to reserve at connect",
+                        items={"*": Option(str)}),
+}
+
+
+@implementer(IPlugin, IProtocolPlugin)
+class PlestyPlugin:
+    """PLESTY device servers and clients over ZeroMQ."""
+
+    name = "plesty"
+    description = "PLESTY device servers (ZMQ ROUTER) and clients (DEALER), plesty-lib 0.6 compatible"
+    options = {
+        "serve": Option(list, [], "devices to serve: tables of device and address",
+                        items=_SERVE),
+        "import": Option(list, [], "PLESTY servers to import: tables of name, address, "
+                         "timeout", items=_IMPORT),
+        "strict": Option(bool, False, "behave exactly as plesty-lib 0.6 (no lease expiry, "
+                         "ping, request ids or binary arrays)"),
+        "lease_ttl": Option(float, 60.0, "seconds a client's lock lives without a request "
+                            "(not in strict mode)"),
+        "max_message_size": Option(int, DEFAULT_MAX_MESSAGE_SIZE,
+                                   "the largest request answered, in bytes"),
+    }
+
+    def default_section(self, device_names: list[str]) -> dict[str, Any]:
+        """Serve the power meter on 127.0.0.1:5555 and the stage on :5556."""
+        return {"serve": [{"device": name, "address": f"tcp://127.0.0.1:{port}"}
+                          for name, port in DEFAULT_PORTS.items() if name in device_names]}
+
+    def make_service(self, registry: DeviceRegistry, section: dict[str, Any],
+                     reactor: Any) -> IService:
+        """A L{MultiService} of one server per served device and one import per server."""
+        from twisted_lab.protocols.plesty.remote import PlestyImportService
+        from twisted_lab.protocols.plesty.server import PlestyServerService
+
+        top = MultiService()
+        top.setName("plesty")
+        if section.get("lease_ttl", 60.0) <= 0:
+            raise ConfigError("must be positive", key="plesty.lease_ttl")
+        for entry in section.get("serve", []):
+            PlestyServerService(registry, entry["device"], entry["address"], reactor,
+                                strict=section.get("strict", False),
+                                lease_ttl=section.get("lease_ttl", 60.0),
+                                max_message_size=section.get("max_message_size",
+                                                             DEFAULT_MAX_MESSAGE_SIZE),
+                                ).setServiceParent(top)
+        for entry in section.get("import", []):
+            PlestyImportService(registry, entry["name"], entry["address"], reactor,
+                                timeout=entry.get("timeout", 5.0),
+                                keepalive=entry.get("keepalive", 2.0),
+                                client_id=entry.get("client_id") or None,
+                                resources=entry.get("resources") or None,
+                                ).setServiceParent(top)
+        return top
+
+
+plugin = PlestyPlugin()

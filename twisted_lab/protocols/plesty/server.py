@@ -1,0 +1,106 @@
+# -*- test-case-name: tests.test_plesty_server -*-
+"""
+The PLESTY server: one ROUTER socket per exported registry device.
+
+L{PlestyServerConnection} is the thin socket half (it reads every pending
+message per reactor wakeup and sends replies zero-copy);
+L{twisted_lab.protocols.plesty.handler.PlestyHandler} is the pure half.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import zmq
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from twisted_lab.protocols.plesty.handler import DEFAULT_MAX_MESSAGE_SIZE, PlestyHandler
+from twisted_lab.protocols.zmqutil import ZmqConnection, bind_socket, bound_address
+from twisted_lab.registry import DeviceRegistry
+
+__all__ = ["PlestyServerConnection", "PlestyServerService"]
+
+
+class PlestyServerConnection(ZmqConnection):
+    """
+    A ROUTER socket answering PLESTY requests through a L{PlestyHandler}.
+    """
+
+    log = Logger()
+
+    def __init__(self, reactor: Any, socket: zmq.Socket[Any], handler: PlestyHandler) -> None:
+        self.handler = handler
+        super().__init__(reactor, socket)
+
+    def logPrefix(self) -> str:
+        return f"PlestyServer({self.handler.device_name})"
+
+    def messageReceived(self, frames: list[zmq.Frame]) -> None:
+        d = Deferred.fromCoroutine(self.handler.handle([f.bytes for f in frames]))
+        d.addCallback(self._reply)
+        d.addErrback(lambda f: self.log.failure("answering a request to {device} failed", f,
+                                                device=self.handler.device_name))
+
+    def _reply(self, frames: list[Any] | None) -> None:
+        if frames is not None and not self.send(frames):
+            self.log.warn("{device}: the reply to {client} was not delivered (the client is "
+                          "gone); the request itself was carried out",
+                          device=self.handler.device_name, client=frames[0])
+
+
+class PlestyServerService(Service):
+    """
+    Serves one registry device at one ZMQ address.
+
+    @ivar address: the address really bound, once started (the port is
+        chosen when the configured one is C{*}).
+    """
+
+    log = Logger()
+
+    def __init__(self, registry: DeviceRegistry, device_name: str, address: str, reactor: Any,
+                 strict: bool = False, lease_ttl: float | None = 60.0,
+                 max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
+        self.registry = registry
+        self.device_name = device_name
+        self.configured_address = address
+        self.address = address
+        self.reactor = reactor
+        self.max_message_size = max_message_size
+        self.handler = PlestyHandler(registry, device_name, reactor, strict, lease_ttl,
+                                     max_message_size)
+        self.connection: PlestyServerConnection | None = None
+        self._context: zmq.Context[Any] | None = None
+        self.setName(f"plesty:{device_name}")
+
+    def startService(self) -> None:
+        """Bind the ROUTER socket (fails startup when the address is taken)."""
+        self._context = zmq.Context()
+        try:
+            socket = bind_socket(self._context, zmq.ROUTER, self.configured_address, {
+                zmq.ROUTER_MANDATORY: 1,
+                # a hard cap: ZMQ drops a peer whose message is far beyond the
+                # limit, before it is ever in memory; up to it, the handler answers
+                zmq.MAXMSGSIZE: 2 * self.max_message_size + 65536,
+            })
+        except BaseException:
+            self._context.term()
+            self._context = None
+            raise
+        self.address = bound_address(socket)
+        self.connection = PlestyServerConnection(self.reactor, socket, self.handler)
+        super().startService()
+        self.log.info("serving {device} over PLESTY at {address}", device=self.device_name,
+                      address=self.address)
+
+    def stopService(self) -> None:
+        """Close the socket and release the locks PLESTY clients held."""
+        super().stopService()
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+        if self._context is not None:
+            self._context.term()
+            self._context = None
+        self.handler.release_all()
