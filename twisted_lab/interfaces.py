@@ -8,6 +8,9 @@ L{twisted_lab.data.Export}.
 """
 from __future__ import annotations
 
+from typing import Any, Callable
+
+from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
 __all__ = ["IDevice", "IActuator", "IDetector", "IProtocolPlugin", "IDevicePlugin"]
@@ -22,12 +25,12 @@ class IDevice(Interface):
     online = Attribute("C{True} while the device (or its remote peer) is reachable.")
     busy = Attribute("C{True} while the device runs a call that overran its deadline.")
 
-    def describe():  # type: ignore[misc]
+    def describe() -> Deferred[Any]:
         """
         @return: a L{Deferred} firing with a L{twisted_lab.description.Description}.
         """
 
-    def get(name):  # type: ignore[misc]
+    def get(name: str) -> Deferred[Any]:
         """
         Read a parameter.
 
@@ -36,7 +39,7 @@ class IDevice(Interface):
             L{twisted_lab.errors.UnknownParameter}, L{DeviceOffline}, ...
         """
 
-    def set(name, value):  # type: ignore[misc]
+    def set(name: str, value: Any) -> Deferred[Any]:
         """
         Write a parameter.
 
@@ -44,7 +47,7 @@ class IDevice(Interface):
             L{UnknownParameter}, L{ReadOnly} or L{InvalidValue}.
         """
 
-    def call(action, *args, **kwargs):  # type: ignore[misc]
+    def call(action: str, *args: Any, **kwargs: Any) -> Deferred[Any]:
         """
         Run an action.
 
@@ -52,7 +55,7 @@ class IDevice(Interface):
             L{UnknownAction} or L{InvalidValue}.
         """
 
-    def subscribe(listener):  # type: ignore[misc]
+    def subscribe(listener: Callable[[Any], None]) -> Callable[[], None]:
         """
         Call C{listener(event)} with each L{twisted_lab.events.LabEvent}.
 
@@ -67,35 +70,35 @@ class IActuator(IDevice):
 
     units = Attribute("The position units (C{str}).")
 
-    def move_abs(position):  # type: ignore[misc]
+    def move_abs(position: float) -> Deferred[float]:
         """
         Move to an absolute position.
 
         @return: a L{Deferred} firing with the position reached (C{float}).
         """
 
-    def move_rel(step):  # type: ignore[misc]
+    def move_rel(step: float) -> Deferred[float]:
         """
         Move by a step.
 
         @return: a L{Deferred} firing with the position reached.
         """
 
-    def move_home():  # type: ignore[misc]
+    def move_home() -> Deferred[float]:
         """
         Move to the home position.
 
         @return: a L{Deferred} firing with the position reached.
         """
 
-    def stop():  # type: ignore[misc]
+    def stop() -> Deferred[float]:
         """
         Stop any motion; a pending move fires with the position where it stopped.
 
         @return: a L{Deferred} firing with the current position.
         """
 
-    def position():  # type: ignore[misc]
+    def position() -> Deferred[float]:
         """
         @return: a L{Deferred} firing with the current position (C{float}).
         """
@@ -108,7 +111,7 @@ class IDetector(IDevice):
 
     dims = Attribute("The dimensionalities it produces, e.g. C{('Data2D',)}.")
 
-    def grab():  # type: ignore[misc]
+    def grab() -> Deferred[Any]:
         """
         Acquire once.
 
@@ -127,7 +130,7 @@ class IDevicePlugin(Interface):
         "The accepted options: a mapping of name to L{twisted_lab.options.Option}."
     )
 
-    def make_device(name, options, reactor):  # type: ignore[misc]
+    def make_device(name: str, options: dict[str, Any], reactor: Any) -> Any:
         """
         Build a device.
 
@@ -151,7 +154,7 @@ class IProtocolPlugin(Interface):
         "The accepted options: a mapping of name to L{twisted_lab.options.Option}."
     )
 
-    def default_section(device_names):  # type: ignore[misc]
+    def default_section(device_names: list[str]) -> dict[str, Any]:
         """
         The section the simulated lab uses when no config file is given.
 
@@ -159,7 +162,7 @@ class IProtocolPlugin(Interface):
         @return: a C{dict} of options (validated like a config file section).
         """
 
-    def make_service(registry, section, reactor):  # type: ignore[misc]
+    def make_service(registry: Any, section: dict[str, Any], reactor: Any) -> Any:
         """
         Build the service that runs this protocol.
 

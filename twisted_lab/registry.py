@@ -35,7 +35,7 @@ class DeviceRegistry:
 
     def __init__(self, clock: IReactorTime | None = None) -> None:
         if clock is None:
-            from twisted.internet import reactor as clock  # type: ignore[assignment]
+            from twisted.internet import reactor as clock
         self.clock: IReactorTime = clock  # type: ignore[assignment]
         self.leases = LeaseTable(self.clock)
         self._devices: dict[str, Any] = {}
@@ -238,7 +238,8 @@ class GuardedDevice:
             self._check(f"{name}/{sub}" if sub else name)
         except LabError:
             return fail()
-        return method(*args, **kwargs)
+        result: Deferred[Any] = method(*args, **kwargs)
+        return result
 
     def set(self, name: str, value: Any) -> Deferred[Any]:
         """Write a parameter, after the lease check."""
@@ -246,12 +247,13 @@ class GuardedDevice:
 
     def call(self, action: str, *args: Any, **kwargs: Any) -> Deferred[Any]:
         """Run an action; mutating actions are lease-checked."""
-        d = self.device.describe()
+        d: Deferred[Any] = self.device.describe()
 
         def run(description: Any) -> Deferred[Any]:
             spec = description.actions.get(action)
             if spec is not None and not spec.mutating:
-                return self.device.call(action, *args, **kwargs)
+                result: Deferred[Any] = self.device.call(action, *args, **kwargs)
+                return result
             return self._guard(action, self.device.call, action, *args, **kwargs)
 
         return d.addCallback(run)

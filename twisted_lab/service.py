@@ -44,7 +44,7 @@ class LabService(MultiService):
 
     def stopService(self) -> Deferred[None]:
         """Stop every child (protocols first), then drop every lease."""
-        d: Deferred[None] = super().stopService()  # type: ignore[assignment]
+        d: Deferred[None] = super().stopService()
 
         def stopped(result: Any) -> Any:
             self.registry.leases.clear()

@@ -78,6 +78,6 @@ def makeService(options: Options) -> IService:
     from twisted_lab.registry import DeviceRegistry
     from twisted_lab.service import build_service
 
-    registry = DeviceRegistry(reactor)  # type: ignore[arg-type]
+    registry = DeviceRegistry(reactor)
     config: Any = options.lab_config
     return build_service(registry, config, reactor)

@@ -30,24 +30,29 @@ __all__ = [
 ]
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
-PEERS_DIR = REPO_ROOT / ".peers"
+# TWISTED_LAB_PEERS_DIR moves the cache (install.py and the tests both honour it).
+PEERS_DIR = pathlib.Path(os.environ.get("TWISTED_LAB_PEERS_DIR") or REPO_ROOT / ".peers").resolve()
 HERE = pathlib.Path(__file__).resolve().parent
 
 # The install spec of every peer, exactly as in shared/PEERS.md.  ``python``
 # names the interpreter the venv is made from (see install.py for how it is
 # found); ``steps`` are the successive ``pip install`` argument lists.  The
-# JSON of a spec is written to ``.peers/<name>/.complete`` when the install
-# finishes, so changing a spec here invalidates the cached venv.
+# JSON of ``python`` and ``steps`` is written to ``.peers/<name>/.complete``
+# when the install finishes, so changing either invalidates the cached venv.
+# ``import`` is the peer's main module and ``versions`` the distributions it
+# must report; tests/test_peers_available.py checks both.
 PEER_SPECS: Dict[str, Dict[str, object]] = {
     "pymodaq4": {
         "python": "3.11",
         "steps": [["pymodaq==4.4.11", "PyQt5"]],
-        "import": "pymodaq",
+        "import": "pymodaq.utils.tcp_ip.tcp_server_client",
+        "versions": {"pymodaq": "4.4.11", "pymodaq_plugins_mock": "4.4.5"},
     },
     "pyleco": {
         "python": "3.11",
         "steps": [["pyleco==0.6.0.post1"]],
-        "import": "pyleco",
+        "import": "pyleco.coordinators.coordinator",
+        "versions": {"pyleco": "0.6.0.post1"},
     },
     "pymodaq5": {
         "python": "3.11",
@@ -66,12 +71,14 @@ PEER_SPECS: Dict[str, Dict[str, object]] = {
             ],
             ["--no-deps", "pymodaq==5.3.8", "pymodaq_plugins_mock==5.3.0"],
         ],
-        "import": "pymodaq",
+        "import": "pymodaq.utils.leco.director_utils",
+        "versions": {"pymodaq": "5.3.8", "pyleco": "0.6.0.post1", "pymodaq_gui": "5.3.8"},
     },
     "plesty": {
         "python": "3.12.1",
         "steps": [["plesty-lib==0.6.0"]],
         "import": "plesty.lib.service",
+        "versions": {"plesty-lib": "0.6.0"},
     },
 }
 
@@ -157,6 +164,9 @@ def peer_env(name: str, base: Mapping[str, str] | None = None) -> Dict[str, str]
     home = PEERS_DIR / f"home-{name}"
     home.mkdir(parents=True, exist_ok=True)
     env["HOME"] = str(home)
+    runtime = home / "runtime"  # Qt wants a private XDG_RUNTIME_DIR
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    env["XDG_RUNTIME_DIR"] = str(runtime)
     env["QT_QPA_PLATFORM"] = "offscreen"
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     # The peer must see its own site-packages only, never ours.

@@ -10,8 +10,9 @@ holding its spec and is skipped while the spec is unchanged; an unfinished or
 outdated one is removed and rebuilt.  Installs run in parallel (default 2 at
 a time: pip downloads overlap well), pip's output goes to
 ``.peers/<name>.log``, and on failure the tail of that log is printed and the
-exit status is non-zero.  pip's cache (``PIP_CACHE_DIR`` or the default) is
-used, so a rebuild is mostly offline.
+exit status is non-zero.  pip runs in the ordinary environment (the user's
+pip config and cache; nothing disables the cache), the final import check in
+peer_env().  ``TWISTED_LAB_PEERS_DIR`` moves the whole cache folder.
 """
 
 from __future__ import annotations
@@ -158,8 +159,10 @@ def install(name: str, force: bool = False) -> dict[str, object]:
         shutil.rmtree(venv)
     python = find_python(str(spec["python"]))
     say(name, f"creating venv with {python}")
-    env = peer_env(name)  # scratch HOME; pip's cache location is kept below
-    env.setdefault("PIP_CACHE_DIR", _pip_cache_dir())
+    # pip runs in the ordinary environment (the user's pip config and cache,
+    # as PEERS.md's commands do); the import check runs like the tests do.
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYENV_VERSION")}
     _run_logged(name, [str(python), "-m", "venv", str(venv)], log, env)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", *PIP_FLAGS]
     steps = spec["steps"]
@@ -168,7 +171,9 @@ def install(name: str, force: bool = False) -> dict[str, object]:
         say(name, f"pip install ({i}/{len(steps)}) {' '.join(step)}")
         _run_logged(name, pip + list(step), log, env)
     say(name, f"checking `import {spec['import']}`")
-    _run_logged(name, [str(venv / "bin" / "python"), "-c", f"import {spec['import']}"], log, env)
+    _run_logged(
+        name, [str(venv / "bin" / "python"), "-c", f"import {spec['import']}"], log, peer_env(name)
+    )
     freeze = subprocess.run(
         [str(venv / "bin" / "python"), "-m", "pip", "freeze", "--all", *PIP_FLAGS[:1]],
         capture_output=True,
@@ -184,17 +189,6 @@ def install(name: str, force: bool = False) -> dict[str, object]:
     (venv / MARKER).write_text(spec_text(name))
     say(name, f"done in {seconds:.0f}s, {size / 2**20:.0f} MiB")
     return {"name": name, "skipped": False, "seconds": seconds, "bytes": size}
-
-
-def _pip_cache_dir() -> str:
-    # peer_env() moves HOME, which would move pip's default cache with it:
-    # resolve the cache under the real HOME first.
-    explicit = os.environ.get("PIP_CACHE_DIR")
-    if explicit:
-        return explicit
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = pathlib.Path(xdg) if xdg else pathlib.Path.home() / ".cache"
-    return str(base / "pip")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,8 @@ Smoke test of the pyleco 0.6.0.post1 peer, run inside its venv:
 
 Everything binds 127.0.0.1 only.  Verified snippets (copy them):
 
-1. A Coordinator on loopback and a free port.  ``Coordinator.__init__`` calls
+1. A Coordinator on loopback and a free port (tests/peers/leco_coordinator.py
+   packages this as ``start_coordinator()`` and as a process).  ``Coordinator.__init__`` calls
    ``self.sock.bind(port=port)`` and ``ZmqMultiSocket.bind`` defaults to host
    ``"*"`` (every interface) -- there is no host argument for the bind
    (``host=`` is only the address it *advertises*).  Pass your own
@@ -54,8 +55,11 @@ Everything binds 127.0.0.1 only.  Verified snippets (copy them):
 
    RPC methods of every Actor: get_parameters(parameters=[...]),
    set_parameters(parameters={...}), call_action(action, args, kwargs),
-   connect, disconnect, start_polling, ..., plus those of every
-   MessageHandler: pong, set_log_level, shut_down, rpc.discover.
+   connect, disconnect, start_polling, stop_polling, get/set_polling_interval,
+   plus those of every MessageHandler: pong, set_log_level, shut_down (and
+   rpc.discover, which get_rpc_capabilities() calls).
+   ``actor.register_device_method(actor.device.scale)`` exposes
+   "device.scale".
    The Actor also makes a DataPublisher that *connects* (not binds) to
    localhost:11100 (the LECO data proxy); harmless if none runs.
 
@@ -84,12 +88,14 @@ Everything binds 127.0.0.1 only.  Verified snippets (copy them):
        with Communicator(name="com", host="127.0.0.1", port=port, timeout=2) as com:
            com.ask_rpc(receiver="N1.lis", method="add", a=1, b=2)   -> 3
            com.ask_rpc(receiver="COORDINATOR", method="send_local_components")
-               -> ["director", "com", "dev", "lis"]  (order not guaranteed)
+               -> e.g. ["dev", "lis", "com"]  (signed-in names, any order)
 
    Names: a component signs in as ``name``; the Coordinator gives it the
    namespace, so its full name is ``"N1.name"``.  Within one node
    ``"dev"`` and ``"N1.dev"`` both route.  A second sign-in with a name
-   already in use is refused (DUPLICATE_NAME error).
+   already in use is refused: the Coordinator answers JSON-RPC error
+   -32091 "The name is already taken." and ``Communicator.sign_in()`` /
+   ``with Communicator(...)`` raises ``ConnectionRefusedError("Sign in failed.")``.
 
 Exit status 0 and a final line ``pyleco smoke OK`` mean all of this worked.
 """
@@ -108,19 +114,9 @@ from pyleco.actors.actor import Actor
 from pyleco.coordinators.coordinator import Coordinator
 from pyleco.directors.director import Director
 from pyleco.utils.communicator import Communicator
-from pyleco.utils.coordinator_utils import ZmqMultiSocket
 from pyleco.utils.listener import Listener
 
-
-class LoopbackMultiSocket(ZmqMultiSocket):
-    """The Coordinator's ROUTER, bound to 127.0.0.1 only."""
-
-    port: int
-
-    def bind(self, host: str = "127.0.0.1", port: "int | str" = "*") -> None:
-        self._sock.bind(f"tcp://127.0.0.1:{port}")
-        endpoint = self._sock.getsockopt(zmq.LAST_ENDPOINT).decode()
-        self.port = int(endpoint.rsplit(":", 1)[1])
+from leco_coordinator import LoopbackMultiSocket  # tests/peers/leco_coordinator.py
 
 
 class Device:
@@ -147,6 +143,7 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     print("pyleco", getattr(pyleco, "__version__", "?"), "zmq", zmq.zmq_version(), flush=True)
 
+    # the long form of leco_coordinator.start_coordinator(), as documented above
     ms = LoopbackMultiSocket()
     coordinator = Coordinator(namespace="N1", host="127.0.0.1", port="*", multi_socket=ms)
     port = ms.port
@@ -200,6 +197,14 @@ def main() -> int:
             comps = com.ask_rpc(receiver="COORDINATOR", method="send_local_components")
             print("local components:", comps, flush=True)
             assert {"dev", "lis", "com"} <= set(comps), comps
+
+        try:
+            with Communicator(name="dev", host="127.0.0.1", port=port, timeout=2):
+                pass
+        except Exception as exc:  # the name is taken by the Actor
+            print(f"duplicate sign-in refused: {exc.__class__.__name__}: {exc}", flush=True)
+        else:
+            raise SystemExit("duplicate name was accepted")
 
         lcom = listener.get_communicator()
         check("listener communicator -> actor", lcom.ask_rpc(receiver="N1.dev", method="double", x=4), 8)

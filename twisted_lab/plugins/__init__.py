@@ -6,5 +6,5 @@ L{twisted.plugin.getPlugins}.
 """
 from twisted.plugin import pluginPackagePaths
 
-__path__.extend(pluginPackagePaths(__name__))  # type: ignore[name-defined]
+__path__.extend(pluginPackagePaths(__name__))
 __all__: list[str] = []
