@@ -1,0 +1,317 @@
+# -*- test-case-name: tests.test_la4_transport -*-
+"""
+LA4 framing: one JSON document per TCP connection (spec §2).
+
+L{DocumentReceiver} reads one document: after each chunk it tries to decode a
+JSON object from the start of the buffer, and stops at the first complete one
+or at EOF; it enforces a size cap and a read deadline, then closes.  The
+factory (L{DocumentFactory}) bounds concurrent connections, can refuse peers
+outside an allow-list, and hands each decoded L{Message} (or each rejection)
+to a handler.
+
+L{send_message} opens a new connection per message: connect (2 s timeout),
+write the document, close.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Any, Protocol as TypingProtocol, Sequence
+
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTCP, IReactorTime
+from twisted.internet.protocol import ClientFactory, Factory, Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from twisted_lab.errors import ProtocolError
+from twisted_lab.protocols.la4.message import Message, decode_object
+
+__all__ = ["DocumentReceiver", "DocumentFactory", "DocumentHandler", "send_message", "Outgoing",
+           "peer_host", "MAX_MESSAGE", "READ_TIMEOUT", "CONNECT_TIMEOUT", "MAX_CONNECTIONS"]
+
+#: Largest document accepted (spec §6.2.5).
+MAX_MESSAGE = 64 * 1024
+#: Seconds a sender has to deliver its whole document.
+READ_TIMEOUT = 5.0
+#: Seconds to wait for an outgoing connection.
+CONNECT_TIMEOUT = 2.0
+#: Connections read at the same time, at most.
+MAX_CONNECTIONS = 32
+
+_decoder = json.JSONDecoder(parse_constant=lambda name: _reject(name))
+
+
+def _reject(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class DocumentHandler(TypingProtocol):
+    """What a L{DocumentFactory} hands its documents to."""
+
+    def message_received(self, message: Message, host: str) -> None:
+        """A valid document arrived from C{host} (the observed peer address)."""
+
+    def message_rejected(self, error: ProtocolError, host: str) -> None:
+        """A bad document arrived from C{host}; C{error.details} may hold a C{port}."""
+
+
+def peer_host(address: IAddress | None) -> str:
+    """The observed IP of a TCP peer address (C{""} when unknown)."""
+    if isinstance(address, (IPv4Address, IPv6Address)):
+        return address.host
+    return ""
+
+
+class DocumentReceiver(Protocol):
+    """
+    Read one JSON object from the connection, then close it.
+
+    The decode is attempted only when a chunk contains C{"}"}, from the
+    start of the buffer (C{raw_decode}), so trailing bytes are ignored and
+    the sender need not close first.
+    """
+
+    log = Logger()
+    factory: DocumentFactory
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._done = False
+        self._timer: IDelayedCall | None = None
+        self.host = ""
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.host = peer_host(self.transport.getPeer())
+        self._timer = self.factory.clock.callLater(self.factory.read_timeout, self._timed_out)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._done:
+            return
+        self._buffer += data
+        if len(self._buffer) > self.factory.max_message:
+            self._finish(error=ProtocolError(
+                f"message larger than {self.factory.max_message} bytes"))
+            return
+        start = self._buffer.lstrip()[:1]
+        if start and start != b"{":
+            self._finish(error=ProtocolError("message is not a JSON object"))
+            return
+        if b"}" in data:
+            self._try_decode(final=False)
+
+    def _try_decode(self, final: bool) -> None:
+        try:
+            text = bytes(self._buffer).decode("utf-8")
+        except UnicodeDecodeError as e:
+            if final or e.reason != "unexpected end of data":
+                self._finish(error=ProtocolError(f"message is not UTF-8: {e.reason}"))
+            return
+        stripped = text.lstrip()
+        if not stripped:
+            if final:
+                self._finish(error=ProtocolError("empty message"))
+            return
+        try:
+            obj, _end = _decoder.raw_decode(stripped)
+        except (ValueError, RecursionError) as e:
+            if final:
+                self._finish(error=ProtocolError(f"message is not JSON: {e}"))
+            return
+        try:
+            message = decode_object(obj)
+        except ProtocolError as e:
+            self._finish(error=e)
+            return
+        self._finish(message=message)
+
+    def _finish(self, message: Message | None = None,
+                error: ProtocolError | None = None) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._buffer = bytearray()
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        if self.transport is not None:
+            self.transport.loseConnection()
+        handler = self.factory.handler
+        try:
+            if error is not None:
+                self.log.warn("dropped LA4 message from {peer}: {reason}", peer=self.host,
+                              reason=error.message)
+                handler.message_rejected(error, self.host)
+            elif message is not None:
+                handler.message_received(message, self.host)
+        except Exception:
+            self.log.failure("LA4 message handler failed for {peer}", peer=self.host)
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        if self._done:
+            return
+        self.log.warn("LA4 peer {peer} did not finish its message in {timeout} s",
+                      peer=self.host, timeout=self.factory.read_timeout)
+        self._finish(error=ProtocolError(
+            f"message not complete after {self.factory.read_timeout} s"))
+        if self.transport is not None:
+            _abort(self.transport)
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:
+        self.factory.connections -= 1
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+            self._timer = None
+        if not self._done:
+            self._try_decode(final=True)
+            if not self._done:  # an incomplete prefix of an object, e.g. b"{"
+                self._finish(error=ProtocolError("message ended before the JSON object did"))
+
+
+def _abort(transport: Any) -> None:
+    """Close at once, without waiting for buffered writes (TCP transports)."""
+    getattr(transport, "abortConnection", transport.loseConnection)()
+
+
+class _Refused(Protocol):
+    """Closes a connection unread (peer not allowed, or too many connections)."""
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        _abort(self.transport)
+
+
+class DocumentFactory(Factory):
+    """
+    Builds a L{DocumentReceiver} per accepted connection.
+
+    @param handler: gets each message or rejection.
+    @param clock: for the read deadline.
+    @param allowed: networks (C{"127.0.0.0/8"}) peers must be in; empty for any.
+    """
+
+    log = Logger()
+    noisy = False
+
+    def __init__(self, handler: DocumentHandler, clock: IReactorTime,
+                 max_message: int = MAX_MESSAGE, read_timeout: float = READ_TIMEOUT,
+                 max_connections: int = MAX_CONNECTIONS, allowed: Sequence[str] = ()) -> None:
+        self.handler = handler
+        self.clock = clock
+        self.max_message = max_message
+        self.read_timeout = read_timeout
+        self.max_connections = max_connections
+        self.allowed = [ipaddress.ip_network(n, strict=False) for n in allowed]
+        self.connections = 0
+
+    def _allowed(self, host: str) -> bool:
+        if not self.allowed:
+            return True
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.allowed)
+
+    def buildProtocol(self, addr: IAddress | None) -> Protocol:
+        host = peer_host(addr)
+        if not self._allowed(host):
+            self.log.warn("refused LA4 connection from {peer}: not in the allow-list",
+                          peer=host)
+            return _Refused()
+        if self.connections >= self.max_connections:
+            self.log.warn("refused LA4 connection from {peer}: {count} connections open",
+                          peer=host, count=self.connections)
+            return _Refused()
+        self.connections += 1
+        proto = DocumentReceiver()
+        proto.factory = self
+        return proto
+
+
+class _Sender(Protocol):
+    """Writes one document and closes; the factory's C{done} fires when it ends."""
+
+    factory: _SenderFactory
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.transport.write(self.factory.data)
+        self.transport.loseConnection()
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:
+        if not self.factory.done.called:
+            self.factory.done.callback(None)
+
+
+class _SenderFactory(ClientFactory):
+    """One message, one connection; quiet (no 'Starting factory' line per message)."""
+
+    noisy = False
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.done: Deferred[None] = Deferred()
+
+    def buildProtocol(self, addr: IAddress | None) -> Protocol:
+        sender = _Sender()
+        sender.factory = self
+        return sender
+
+    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+        if not self.done.called:
+            self.done.errback(reason)
+
+
+def send_message(reactor: IReactorTCP, host: str, port: int, message: Message | bytes,
+                 timeout: float = CONNECT_TIMEOUT) -> Deferred[None]:
+    """
+    Deliver one message on a new connection: connect, write, close.
+
+    @param reactor: an L{IReactorTCP} (and L{IReactorTime} for the timeout).
+    @param message: a L{Message}, or bytes already encoded.
+    @return: a L{Deferred} firing when the connection has closed, or failing
+        when it could not be made (refused, or not connected within C{timeout}).
+    """
+    data = message if isinstance(message, bytes) else message.encode()
+    factory = _SenderFactory(data)
+    reactor.connectTCP(host, port, factory, timeout=timeout)
+    return factory.done
+
+
+class Outgoing:
+    """
+    The sends a service has in flight, so that stopping can wait for them
+    (each ends within the connect timeout: loopback connects are immediate).
+    """
+
+    def __init__(self) -> None:
+        self._pending: set[Deferred[Any]] = set()
+        self._drain: list[Deferred[None]] = []
+
+    def track(self, d: Deferred[None]) -> Deferred[None]:
+        """Remember C{d} until it fires; return it unchanged."""
+        self._pending.add(d)
+
+        def done(result: Any) -> Any:
+            self._pending.discard(d)
+            if not self._pending:
+                waiters, self._drain = self._drain, []
+                for waiter in waiters:
+                    waiter.callback(None)
+            return result
+
+        d.addBoth(done)
+        return d
+
+    def drained(self) -> Deferred[None]:
+        """A new L{Deferred} firing when no send is in flight."""
+        waiter: Deferred[None] = Deferred()
+        if not self._pending:
+            waiter.callback(None)
+        else:
+            self._drain.append(waiter)
+        return waiter
