@@ -37,7 +37,8 @@ __all__ = ["Config", "DeviceConfig", "ProtocolSection", "load_config", "parse_co
 LAB_OPTIONS: dict[str, Option] = {
     "name": Option(str, "lab", "A name for this lab process, used in logs."),
     "simulated": Option(bool, False, "Also register the built-in simulated devices "
-                                     "(stage, powermeter, spectrometer, camera, la4)."),
+                                     "(stage, powermeter, spectrometer, camera; the simulated "
+                                     "LA4 board is an [la4] node)."),
 }
 
 

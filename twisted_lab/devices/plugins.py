@@ -1,0 +1,251 @@
+# -*- test-case-name: tests.test_devices_plugins -*-
+"""
+The built-in device types, as L{IDevicePlugin} providers.
+
+Each plugin names a type a config file can use (C{type = "sim.stage"}), the
+options it accepts (an L{Option} schema) and builds the device.  Devices that
+own a worker thread (C{visa}, C{python} with C{threaded = true}) also provide
+L{twisted.application.service.IService}: add them to the lab's service tree
+so their threads start and stop with it.
+
+L{DEVICE_PLUGINS} lists them; L{SIMULATED_LAB} is the built-in simulated lab.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from twisted.plugin import IPlugin
+from zope.interface import implementer
+
+from twisted_lab.errors import ConfigError
+from twisted_lab.interfaces import IDevice, IDevicePlugin
+from twisted_lab.options import Option
+
+__all__ = ["DevicePlugin", "DEVICE_PLUGINS", "SIMULATED_LAB", "plugin_for", "load_factory"]
+
+
+@implementer(IPlugin, IDevicePlugin)
+@dataclass(frozen=True)
+class DevicePlugin:
+    """
+    A device type: a name, a schema and a builder.
+
+    @ivar type_name: the name used in config files.
+    @ivar description: one line.
+    @ivar options: option name to L{Option}.
+    @ivar builder: C{builder(name, options, reactor) -> IDevice}.
+    """
+
+    type_name: str
+    description: str
+    options: Mapping[str, Option]
+    builder: Callable[[str, dict[str, Any], Any], Any] = field(repr=False)
+
+    def make_device(self, name: str, options: dict[str, Any], reactor: Any) -> Any:
+        """Build a device from validated options (see L{IDevicePlugin.make_device})."""
+        return self.builder(name, options, reactor)
+
+
+def _seed() -> Option:
+    return Option(int, -1, "Noise generator seed (-1: random).")
+
+
+def _seed_of(options: Mapping[str, Any]) -> int | None:
+    seed = options.get("seed", -1)
+    return None if seed is None or seed < 0 else int(seed)
+
+
+# -- builders (imports are lazy so that loading the plugin list is cheap) ----------
+
+
+def _stage(name: str, o: dict[str, Any], reactor: Any) -> Any:
+    from twisted_lab.devices.simulated import SimulatedStage
+
+    return SimulatedStage(name, reactor, units=o["units"], speed=o["speed"],
+                          minimum=o["minimum"], maximum=o["maximum"], home=o["home"])
+
+
+def _powermeter(name: str, o: dict[str, Any], reactor: Any) -> Any:
+    from twisted_lab.devices.simulated import SimulatedPowerMeter
+
+    return SimulatedPowerMeter(name, reactor, wavelength=o["wavelength"], sensor=o["sensor"],
+                               seed=_seed_of(o))
+
+
+def _spectrometer(name: str, o: dict[str, Any], reactor: Any) -> Any:
+    from twisted_lab.devices.simulated import SimulatedSpectrometer
+
+    return SimulatedSpectrometer(name, reactor, pixels=o["pixels"], center=o["center"],
+                                 exposure=o["exposure"], dispersion=o["dispersion"],
+                                 seed=_seed_of(o))
+
+
+def _camera(name: str, o: dict[str, Any], reactor: Any) -> Any:
+    from twisted_lab.devices.simulated import SimulatedCamera
+
+    return SimulatedCamera(name, reactor, width=o["width"], height=o["height"],
+                           dtype=o["dtype"], exposure=o["exposure"], seed=_seed_of(o))
+
+
+def _la4(name: str, o: dict[str, Any], reactor: Any) -> Any:
+    from twisted_lab.devices.simulated import SimulatedLA4Board
+
+    return SimulatedLA4Board(name, reactor)
+
+
+def _visa(name: str, o: dict[str, Any], reactor: Any) -> Any:
+    from twisted_lab.devices.visa import SIM_BACKEND, VisaDevice, parse_table
+
+    backend = o["backend"]
+    if backend == "sim":
+        backend = SIM_BACKEND
+    return VisaDevice(name, reactor, o["resource"], backend=backend,
+                      parameters=parse_table(o["parameters"]), timeout=o["timeout"],
+                      read_termination=o["read_termination"],
+                      write_termination=o["write_termination"])
+
+
+def load_factory(spec: str) -> Callable[..., Any]:
+    """
+    Import C{"package.module:callable"} (never evaluated as code).
+
+    @raise ConfigError: a malformed spec, a missing module or attribute, or
+        something that is not callable.
+    """
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ConfigError(f"factory must look like 'package.module:callable', got {spec!r}",
+                          key="factory")
+    names = attribute.split(".")
+    if not all(n.isidentifier() for n in names) or not all(
+            p.isidentifier() for p in module_name.split(".")):
+        raise ConfigError(f"factory {spec!r} is not a dotted module path and attribute name",
+                          key="factory")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ConfigError(f"cannot import module {module_name!r}: {e}", key="factory") from None
+    for n in names:
+        try:
+            target = getattr(target, n)
+        except AttributeError:
+            raise ConfigError(f"module {module_name!r} has no attribute {attribute!r}",
+                              key="factory") from None
+    if not callable(target):
+        raise ConfigError(f"factory {spec!r} is not callable", key="factory")
+    return target  # type: ignore[no-any-return]
+
+
+def _python(name: str, o: dict[str, Any], reactor: Any) -> Any:
+    from twisted_lab.devices.wrap import WrappedDevice
+
+    factory = load_factory(o["factory"])
+    try:
+        obj = factory(**o["kwargs"])
+    except Exception as e:
+        raise ConfigError(f"{o['factory']}(**kwargs) failed: {type(e).__name__}: {e}",
+                          key="kwargs") from None
+    if IDevice.providedBy(obj):
+        return obj
+    return WrappedDevice(name, obj, reactor, threaded=o["threaded"], deadline=o["timeout"],
+                         include=o["include"] or None, exclude=o["exclude"])
+
+
+_SCPI_ITEMS: dict[str, Option] = {
+    "name": Option(str, doc="Parameter name."),
+    "query": Option(str, doc="Query command, e.g. 'VOLT?'."),
+    "type": Option(str, "float", "Value type.", choices=("float", "int", "bool", "str")),
+    "write": Option(str, "", "Write template, e.g. 'VOLT {value:.3f}' ('' = read-only)."),
+    "units": Option(str, "", "Units."),
+    "readonly": Option(bool, False, "Read-only even with a write template."),
+    "minimum": Option(float, None, "Lowest value."),
+    "maximum": Option(float, None, "Highest value."),
+    "choices": Option(list, None, "Allowed values (needed to write a str parameter)."),
+    "doc": Option(str, "", "One line."),
+}
+
+
+STAGE = DevicePlugin("sim.stage", "Simulated linear stage (moves take time).", {
+    "units": Option(str, "mm", "Position units."),
+    "speed": Option(float, 10.0, "Speed in units per second."),
+    "minimum": Option(float, -100.0, "Lowest position."),
+    "maximum": Option(float, 100.0, "Highest position."),
+    "home": Option(float, 0.0, "Home position."),
+}, _stage)
+
+POWERMETER = DevicePlugin("sim.powermeter", "Simulated optical power meter (0D).", {
+    "wavelength": Option(float, 632.8, "Initial WAVELENGTH in nm."),
+    "sensor": Option(str, "S120C", "Sensor head.", choices=("S120C", "S121C", "S302C")),
+    "seed": _seed(),
+}, _powermeter)
+
+SPECTROMETER = DevicePlugin("sim.spectrometer", "Simulated spectrometer (1D, wavelength axis).", {
+    "pixels": Option(int, 1024, "Number of pixels."),
+    "center": Option(float, 600.0, "Central wavelength in nm."),
+    "exposure": Option(float, 0.01, "Exposure in s."),
+    "dispersion": Option(float, 0.25, "nm per pixel."),
+    "seed": _seed(),
+}, _spectrometer)
+
+CAMERA = DevicePlugin("sim.camera", "Simulated camera (2D gaussian spot with noise).", {
+    "width": Option(int, 512, "Image width in pixels (up to 4096)."),
+    "height": Option(int, 512, "Image height in pixels (up to 4096)."),
+    "dtype": Option(str, "float64", "Pixel type.", choices=("float64", "uint16")),
+    "exposure": Option(float, 0.01, "Exposure in s."),
+    "seed": _seed(),
+}, _camera)
+
+LA4 = DevicePlugin("sim.la4", "Simulated LA4 lighting board (lights, fans, polarizer, "
+                   "sequences).", {}, _la4)
+
+VISA = DevicePlugin("visa", "A SCPI instrument through pyvisa, on its own worker thread.", {
+    "resource": Option(str, doc="VISA resource name, e.g. 'TCPIP::10.0.0.5::INSTR'."),
+    "backend": Option(str, "@py", "pyvisa backend: '@py', '@ivi', 'sim' (the shipped "
+                      "simulated instruments) or '<file.yaml>@sim'."),
+    "timeout": Option(float, 5.0, "Deadline of each call in s."),
+    "read_termination": Option(str, "\n", "Read termination."),
+    "write_termination": Option(str, "\n", "Write termination."),
+    "parameters": Option(list, [], "SCPI parameter table ([[devices.X.parameters]] tables).",
+                         items=_SCPI_ITEMS),
+}, _visa)
+
+PYTHON = DevicePlugin("python", "Any Python object, wrapped (attributes, properties, "
+                      "methods).", {
+    "factory": Option(str, doc="'package.module:callable' returning the object."),
+    "kwargs": Option(dict, {}, "Keyword arguments for the factory."),
+    "threaded": Option(bool, False, "Run every access on a worker thread (blocking objects)."),
+    "timeout": Option(float, 5.0, "Deadline of each call in s (threaded only)."),
+    "include": Option(list, [], "Expose only these names (empty: all public names).",
+                      items={"*": Option(str)}),
+    "exclude": Option(list, [], "Never expose these names.", items={"*": Option(str)}),
+}, _python)
+
+#: Every built-in device type.
+DEVICE_PLUGINS: list[DevicePlugin] = [STAGE, POWERMETER, SPECTROMETER, CAMERA, LA4, VISA, PYTHON]
+
+#: The built-in simulated lab's local devices: device name to (type name, options).
+#: Its fifth device, C{la4}, is not here: the C{[la4]} protocol section of the
+#: simulated lab runs a simulated LA4 node and coordinates it as the device
+#: C{la4}, so the board reaches the registry over its real wire protocol (a
+#: local C{sim.la4} model of the same name would clash with it).
+SIMULATED_LAB: dict[str, tuple[str, dict[str, Any]]] = {
+    "stage": ("sim.stage", {}),
+    "powermeter": ("sim.powermeter", {}),
+    "spectrometer": ("sim.spectrometer", {}),
+    "camera": ("sim.camera", {"width": 512, "height": 512, "dtype": "float64"}),
+}
+
+
+def plugin_for(type_name: str) -> DevicePlugin:
+    """
+    The built-in plugin of a type.
+
+    @raise ConfigError: unknown type (naming the known ones).
+    """
+    for plugin in DEVICE_PLUGINS:
+        if plugin.type_name == type_name:
+            return plugin
+    raise ConfigError(f"unknown device type {type_name!r}; known types: "
+                      f"{', '.join(p.type_name for p in DEVICE_PLUGINS)}", key="type")
