@@ -215,6 +215,8 @@ class GuardedDevice:
     with L{twisted_lab.errors.LeaseConflict} while another owner holds a lease
     on the device or on the sub-resource (C{device/parameter},
     C{device/action}).  C{stop} is never refused: anyone may stop a motion.
+    A device that acts on other devices (an adapter) lists their resources
+    in an optional C{covers} attribute; those are checked too.
 
     It provides the same interfaces as the device it wraps.
     """
@@ -235,7 +237,7 @@ class GuardedDevice:
                *args: Any, **kwargs: Any) -> Deferred[Any]:
         name = self.device.name
         try:
-            self._check(f"{name}/{sub}" if sub else name)
+            self._check(f"{name}/{sub}" if sub else name, *getattr(self.device, "covers", ()))
         except LabError:
             return fail()
         result: Deferred[Any] = method(*args, **kwargs)

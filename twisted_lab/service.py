@@ -56,7 +56,9 @@ class LabService(MultiService):
 
 def build_devices(registry: DeviceRegistry, config: Config, reactor: Any) -> MultiService:
     """
-    Create and register every configured device.
+    Create and register every configured device.  A device with an
+    C{attach_registry(registry)} method (an adapter, which acts on other
+    devices) is given the registry once registered.
 
     @return: a service whose children are the devices that provide
         L{IService} (their threads and timers start and stop with it).
@@ -67,6 +69,9 @@ def build_devices(registry: DeviceRegistry, config: Config, reactor: Any) -> Mul
         device = device_plugin(entry.type, config.file).make_device(entry.name, entry.options,
                                                                     reactor)
         registry.register(device)
+        attach = getattr(device, "attach_registry", None)
+        if attach is not None:
+            attach(registry)
         service = IService(device, None)
         if service is not None:
             if service.name is None:

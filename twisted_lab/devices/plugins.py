@@ -222,8 +222,36 @@ PYTHON = DevicePlugin("python", "Any Python object, wrapped (attributes, propert
     "exclude": Option(list, [], "Never expose these names.", items={"*": Option(str)}),
 }, _python)
 
+def _parameter_actuator(name: str, o: dict[str, Any], reactor: Any) -> Any:
+    from twisted_lab.devices.adapters import ParameterActuator
+
+    return ParameterActuator(name, o["device"], o["parameter"], o["units"], o["home"])
+
+
+def _parameter_detector(name: str, o: dict[str, Any], reactor: Any) -> Any:
+    from twisted_lab.devices.adapters import ParameterDetector
+
+    return ParameterDetector(name, o["device"], o["parameters"])
+
+
+PARAMETER_ACTUATOR = DevicePlugin(
+    "adapter.actuator", "One parameter of another device, as an actuator (move = write it).", {
+        "device": Option(str, doc="The adapted device (any registry device, local or remote)."),
+        "parameter": Option(str, doc="The parameter moved."),
+        "units": Option(str, "", "Position units."),
+        "home": Option(float, 0.0, "Home position."),
+    }, _parameter_actuator)
+
+PARAMETER_DETECTOR = DevicePlugin(
+    "adapter.detector", "Parameters of another device, as a 0D detector (grab = read them).", {
+        "device": Option(str, doc="The adapted device (any registry device, local or remote)."),
+        "parameters": Option(list, doc="The parameters read by each grab.",
+                             items={"*": Option(str)}),
+    }, _parameter_detector)
+
 #: Every built-in device type.
-DEVICE_PLUGINS: list[DevicePlugin] = [STAGE, POWERMETER, SPECTROMETER, CAMERA, LA4, VISA, PYTHON]
+DEVICE_PLUGINS: list[DevicePlugin] = [STAGE, POWERMETER, SPECTROMETER, CAMERA, LA4, VISA, PYTHON,
+                                      PARAMETER_ACTUATOR, PARAMETER_DETECTOR]
 
 #: The built-in simulated lab's local devices: device name to (type name, options).
 #: Its fifth device, C{la4}, is not here: the C{[la4]} protocol section of the
