@@ -176,7 +176,9 @@ def default_config() -> Config:
     with its default section (every listener on 127.0.0.1).
     """
     devices = simulated_devices()
-    names = [d.name for d in devices]
+    # la4 reaches the registry through the [la4] section (a simulated node it
+    # coordinates); the other protocols serve it like the local devices.
+    names = [d.name for d in devices] + ["la4"]
     protocols = []
     for name, plugin in protocol_plugins().items():
         section = plugin.default_section(names)
