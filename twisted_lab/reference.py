@@ -30,6 +30,8 @@ def _default(option: Option) -> str:
         return "`true`" if value else "`false`"
     if value == [] or value == {}:
         return "(none)"
+    if option.items and "*" not in option.items:
+        return "(see its table below)"
     return f"`{value!r}`"
 
 
