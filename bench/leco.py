@@ -1,0 +1,192 @@
+"""
+LECO benchmark: twisted_lab against pyleco 0.6.0.post1, in the same run.
+
+    python bench/leco.py [--calls N] [--mib M]
+
+Topology (the same for every stack): a server process runs the Coordinator
+and the actor; a second process is the director, making sequential
+JSON-RPC calls actor.add(a, b) and then 8 MiB binary-payload calls.
+
+  1. pyleco Coordinator + pyleco Listener  <-  pyleco Communicator   (anchor)
+  2. our Coordinator + our actor           <-  our Component
+  3. pyleco Coordinator + our actor        <-  our Component
+
+Prints calls/s, p50/p99 latency and GB/s, with ratios to the anchor.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def serve_ours(coordinator_port: str | None) -> None:
+    """Our Coordinator (unless given one) + our actor 'bench' in this process."""
+    from twisted.internet import reactor
+
+    from twisted_lab.protocols.leco.component import Component
+    from twisted_lab.protocols.leco.coordinator import CoordinatorService
+
+    if coordinator_port is None:
+        coordinator = CoordinatorService("TB", "tcp://127.0.0.1:*", reactor)
+        coordinator.startService()
+        address = coordinator.endpoint
+        port = coordinator.port
+    else:
+        address = f"tcp://127.0.0.1:{coordinator_port}"
+        port = int(coordinator_port)
+    actor = Component("bench", address, reactor)
+    actor.register_method("add", lambda p, f: p["a"] + p["b"])
+    actor.register_method("blob", lambda p, f: (len(f[0]), [b"ok"]))
+    actor.startService()
+
+    def ready(_: object) -> None:
+        print(f"PORT {port}", flush=True)
+
+    actor.when_signed_in().addCallback(ready)
+    reactor.addReader(_StdinWatch(reactor))  # type: ignore[attr-defined]
+    reactor.run()  # type: ignore[attr-defined]
+
+
+class _StdinWatch:
+    def __init__(self, reactor: object) -> None:
+        self.reactor = reactor
+
+    def fileno(self) -> int:
+        return 0
+
+    def logPrefix(self) -> str:
+        return "stdin"
+
+    def doRead(self) -> None:
+        if not os.read(0, 4096):
+            self.reactor.removeReader(self)  # type: ignore[attr-defined]
+            self.reactor.stop()  # type: ignore[attr-defined]
+
+    def connectionLost(self, reason: object) -> None:
+        if self.reactor.running:  # type: ignore[attr-defined]
+            self.reactor.stop()  # type: ignore[attr-defined]
+
+
+def call_ours(port: int, actor: str, n: int, mib: int) -> None:
+    """Our Component as the director; prints one JSON line."""
+    from twisted.internet import reactor
+    from twisted.internet.defer import Deferred
+
+    from twisted_lab.protocols.leco.component import Component
+
+    async def run() -> None:
+        me = Component("benchdirector", f"tcp://127.0.0.1:{port}", reactor, timeout=10)
+        me.startService()
+        await me.when_signed_in()
+        await me.ask(actor, "add", {"a": 1, "b": 2})
+        lat = []
+        t0 = time.perf_counter()
+        for i in range(n):
+            t = time.perf_counter()
+            await me.ask(actor, "add", {"a": i, "b": 1})
+            lat.append(time.perf_counter() - t)
+        total = time.perf_counter() - t0
+        lat.sort()
+        payload = b"\x01" * (8 << 20)
+        reps = max(1, mib // 8)
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            await me.ask(actor, "blob", None, [payload])
+        big = time.perf_counter() - t0
+        await me.stopService()
+        print(json.dumps({"calls_per_s": n / total, "p50_us": lat[n // 2] * 1e6,
+                          "p99_us": lat[int(n * 0.99)] * 1e6,
+                          "gb_per_s": reps * len(payload) / big / 1e9}), flush=True)
+
+    d = Deferred.fromCoroutine(run())
+    d.addErrback(lambda f: f.printTraceback())
+    d.addBoth(lambda _: reactor.stop())  # type: ignore[attr-defined]
+    reactor.run()  # type: ignore[attr-defined]
+
+
+def _start(cmd: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env=env, cwd=ROOT)
+    line = proc.stdout.readline()  # type: ignore[union-attr]
+    if not line.startswith("PORT"):
+        proc.kill()
+        raise SystemExit(f"server did not start: {line!r}")
+    return proc, int(line.split()[1])
+
+
+def _run(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    if out.returncode:
+        raise SystemExit(out.stderr)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", type=int, default=3000)
+    parser.add_argument("--mib", type=int, default=160)
+    parser.add_argument("--serve-ours", nargs="?", const="", default=None)
+    parser.add_argument("--call-ours", nargs=2)
+    args = parser.parse_args()
+    if args.serve_ours is not None:
+        serve_ours(args.serve_ours or None)
+        return
+    if args.call_ours:
+        call_ours(int(args.call_ours[0]), args.call_ours[1], args.calls, args.mib)
+        return
+
+    from tests.peers import peer_env, peer_python
+    py = str(peer_python("pyleco"))
+    env = peer_env("pyleco")
+    peer = os.path.join(ROOT, "tests", "peers", "pyleco_bench.py")
+    me = [sys.executable, os.path.abspath(__file__), "--calls", str(args.calls),
+          "--mib", str(args.mib)]
+    results = {}
+
+    server, port = _start([py, peer, "serve"], env)
+    try:
+        results["pyleco Coordinator + pyleco actor <- pyleco Communicator"] = _run(
+            [py, peer, "call", str(port), "PB.bench", str(args.calls), str(args.mib)], env)
+    finally:
+        server.stdin.close()  # type: ignore[union-attr]
+        server.wait(10)
+
+    ours, port = _start(me + ["--serve-ours"])
+    try:
+        results["our Coordinator + our actor <- our Component"] = _run(
+            me + ["--call-ours", str(port), "TB.bench"])
+    finally:
+        ours.stdin.close()  # type: ignore[union-attr]
+        ours.wait(10)
+
+    coordinator = os.path.join(ROOT, "tests", "peers", "pyleco_coordinator.py")
+    server, port = _start([py, coordinator, "PB"], env)
+    try:
+        ours, _ = _start(me + ["--serve-ours", str(port)])
+        try:
+            results["pyleco Coordinator + our actor <- our Component"] = _run(
+                me + ["--call-ours", str(port), "PB.bench"])
+        finally:
+            ours.stdin.close()  # type: ignore[union-attr]
+            ours.wait(10)
+    finally:
+        server.stdin.close()  # type: ignore[union-attr]
+        server.wait(10)
+
+    anchor = next(iter(results.values()))
+    print(f"{'stack':66s} {'calls/s':>9s} {'p50 us':>8s} {'p99 us':>8s} {'8MiB GB/s':>10s}")
+    for name, r in results.items():
+        print(f"{name:66s} {r['calls_per_s']:9.0f} {r['p50_us']:8.0f} {r['p99_us']:8.0f} "
+              f"{r['gb_per_s']:10.3f}   x{r['calls_per_s'] / anchor['calls_per_s']:.2f} calls, "
+              f"x{r['gb_per_s'] / anchor['gb_per_s']:.1f} GB/s")
+
+
+if __name__ == "__main__":
+    main()

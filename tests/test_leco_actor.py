@@ -1,0 +1,164 @@
+# -*- test-case-name: tests.test_leco_actor -*-
+"""
+Our actors (registry devices as LECO Components), our Director's remote
+device, and the C{[leco]} plugin, over loopback with our Coordinator.
+"""
+from __future__ import annotations
+
+from twisted.internet import reactor
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface.verify import verifyObject
+
+from tests.test_leco_coordinator import CoordinatorMixin, sleep
+from twisted_lab.errors import (DeviceOffline, InvalidValue, LeaseConflict, ReadOnly,
+                                UnknownParameter)
+from twisted_lab.interfaces import IDevice, IProtocolPlugin
+from twisted_lab.leases import Owner
+from twisted_lab.options import validate
+from twisted_lab.protocols.leco.actor import DeviceActor
+from twisted_lab.protocols.leco.director import RemoteActorDevice
+from twisted_lab.protocols.leco.plugin import plugin
+from twisted_lab.registry import DeviceRegistry
+from twisted_lab.testing import FakeActuator, FakeDevice
+
+
+def lab() -> DeviceRegistry:
+    registry = DeviceRegistry(reactor)
+    registry.register(FakeDevice("oven", {"temperature": 20.0, "serial": "X1"},
+                                 actions={"double": lambda x: 2 * x}, readonly=["serial"]))
+    registry.register(FakeActuator("stage"))
+    return registry
+
+
+class ActorTests(CoordinatorMixin, TestCase):
+    """DeviceActor maps pyleco's actor methods onto the device model."""
+
+    timeout = 20
+
+    async def setUp_actor(self) -> tuple[DeviceRegistry, object]:
+        coordinator = self.start_coordinator()
+        registry = lab()
+        actor = DeviceActor(registry, "oven", coordinator.endpoint, reactor)
+        actor.startService()
+        self.addCleanup(actor.stopService)
+        await actor.when_signed_in()
+        stage = DeviceActor(registry, "stage", coordinator.endpoint, reactor)
+        stage.startService()
+        self.addCleanup(stage.stopService)
+        await stage.when_signed_in()
+        return registry, await self.component("client", coordinator)
+
+    async def test_get_set_call(self) -> None:
+        """get_parameters, set_parameters and call_action reach the device."""
+        registry, client = await self.setUp_actor()
+        self.assertEqual(await client.ask("oven", "get_parameters",
+                                          {"parameters": ["temperature", "serial"]}),
+                         ({"temperature": 20.0, "serial": "X1"}, []))
+        await client.ask("oven", "set_parameters", {"parameters": {"temperature": 30}})
+        self.assertEqual(await registry.lookup("oven").get("temperature"), 30.0)
+        self.assertEqual(await client.ask("oven", "call_action",
+                                          {"action": "double", "args": [4]}), (8, []))
+        self.assertEqual(await client.ask("stage", "call_action",
+                                          {"action": "move_abs", "kwargs": {"position": 2}}),
+                         (2.0, []))
+
+    async def test_errors(self) -> None:
+        """Unknown parameters, read-only, invalid values, wrong params come back typed."""
+        registry, client = await self.setUp_actor()
+        await self.assertFailure(client.ask("oven", "get_parameters", {"parameters": ["x"]}),
+                                 UnknownParameter)
+        await self.assertFailure(client.ask("oven", "set_parameters",
+                                            {"parameters": {"serial": "Y"}}), ReadOnly)
+        await self.assertFailure(client.ask("oven", "set_parameters",
+                                            {"parameters": {"temperature": "hot"}}),
+                                 InvalidValue)
+        await self.assertFailure(client.ask("oven", "get_parameters", {"bogus": 1}),
+                                 InvalidValue)
+
+    async def test_lease_holds(self) -> None:
+        """A lease taken through another protocol refuses LECO writes (-32050)."""
+        registry, client = await self.setUp_actor()
+        registry.acquire(Owner("plesty", "peer"), ["oven"])
+        e = await self.assertFailure(client.ask("oven", "set_parameters",
+                                                {"parameters": {"temperature": 1}}),
+                                     LeaseConflict)
+        self.assertEqual(e.rpc_code, -32050)
+        self.assertEqual(await client.ask("oven", "get_parameters",
+                                          {"parameters": ["temperature"]}),
+                         ({"temperature": 20.0}, []))
+
+    async def test_device_registered_later(self) -> None:
+        """The device is looked up at call time: unknown first, then served."""
+        coordinator = self.start_coordinator()
+        registry = DeviceRegistry(reactor)
+        actor = DeviceActor(registry, "late", coordinator.endpoint, reactor)
+        actor.startService()
+        self.addCleanup(actor.stopService)
+        client = await self.component("client", coordinator)
+        await actor.when_signed_in()
+        await self.assertFailure(client.ask("late", "get_parameters", {"parameters": ["v"]}),
+                                 Exception)
+        registry.register(FakeDevice("late", {"v": 1}))
+        self.assertEqual(await client.ask("late", "get_parameters", {"parameters": ["v"]}),
+                         ({"v": 1}, []))
+
+
+class DirectorTests(CoordinatorMixin, TestCase):
+    """RemoteActorDevice drives one of our actors and follows its presence."""
+
+    timeout = 20
+
+    async def test_remote_device(self) -> None:
+        """Reads, writes, calls; offline when the actor signs out; back when it returns."""
+        coordinator = self.start_coordinator()
+        registry = lab()
+        actor = DeviceActor(registry, "oven", coordinator.endpoint, reactor)
+        actor.startService()
+        await actor.when_signed_in()
+        me = await self.component("director", coordinator)
+        device = RemoteActorDevice("remote_oven", "N1.oven", me, ["temperature"], ["double"],
+                                   poll_interval=0.1)
+        verifyObject(IDevice, device)
+        device.start_polling()
+        self.addCleanup(device.stop_polling)
+        self.assertEqual(await device.get("temperature"), 20.0)
+        self.assertEqual(await device.set("temperature", 21.0), 21.0)
+        self.assertEqual(await device.call("double", 5), 10)
+        await actor.stopService()
+        await sleep(0.4)
+        self.assertFalse(device.online)
+        await self.assertFailure(device.get("temperature"), DeviceOffline)
+        actor.startService()
+        self.addCleanup(actor.stopService)
+        await sleep(0.4)
+        self.assertTrue(device.online)
+        self.assertEqual(await device.get("temperature"), 21.0)
+
+
+class PluginTests(SynchronousTestCase):
+    """The [leco] plugin: schema, default section, service tree."""
+
+    def test_provides(self) -> None:
+        """The plugin provides IProtocolPlugin."""
+        verifyObject(IProtocolPlugin, plugin)
+
+    def test_default_section(self) -> None:
+        """The simulated lab: Coordinator on 127.0.0.1:12300, namespace lab, all devices."""
+        names = ["stage", "powermeter", "spectrometer", "camera", "la4"]
+        section = validate(plugin.options, plugin.default_section(names))
+        self.assertEqual((section["host"], section["port"], section["namespace"],
+                          section["export"]), ("127.0.0.1", 12300, "lab", names))
+        service = plugin.make_service(DeviceRegistry(), section, reactor)
+        children = sorted(s.name for s in service)
+        self.assertIn("coordinator", children)
+        self.assertIn("actor-stage", children)
+        self.assertIn("data-proxy", children)
+
+    def test_remote_kinds(self) -> None:
+        """Remote actors validate their kind."""
+        from twisted_lab.errors import ConfigError
+        self.assertRaises(ConfigError, validate, plugin.options,
+                          {"remote": [{"name": "x", "kind": "other"}]})
+        section = validate(plugin.options, {"remote": [{"name": "x"}], "coordinator": False})
+        service = plugin.make_service(DeviceRegistry(), section, reactor)
+        self.assertIn("director", [s.name for s in service])

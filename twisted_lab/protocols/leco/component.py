@@ -1,0 +1,425 @@
+# -*- test-case-name: tests.test_leco_component -*-
+"""
+A LECO Component: a DEALER signed in to a Coordinator.
+
+It signs in (learning its namespace from the Coordinator's answer), sends
+heartbeats, answers C{pong}, C{rpc.discover}, C{set_log_level} and
+C{shut_down}, signs in again when the Coordinator forgot it (after a
+restart), and signs out when stopped.  L{Component.ask} sends JSON-RPC
+requests matched by conversation id, with deadlines;
+L{Component.register_method} offers methods to other Components.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Callable, Sequence
+
+import zmq
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from twisted_lab.errors import DeviceOffline, DeviceTimeout, LabError, ProtocolError
+from twisted_lab.protocols.leco.message import (COORDINATOR, JSON, MESSAGE_ID, NOT_DEFINED,
+                                                VERSION_BYTE, Message, check_name,
+                                                conversation_id, split_name)
+from twisted_lab.protocols.leco.rpc import (DUPLICATE_NAME, NOT_SIGNED_IN, RPCServer,
+                                            encode_notification, encode_request,
+                                            remote_error)
+from twisted_lab.protocols.leco.zsocket import ZSocket
+
+__all__ = ["Component", "DEFAULT_COORDINATOR"]
+
+DEFAULT_COORDINATOR = "tcp://127.0.0.1:12300"
+_JSON_TYPE = b"\x01"
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class _Pending:
+    __slots__ = ("deferred", "timer", "retry")
+
+    def __init__(self, deferred: Deferred[Any], timer: Any, retry: Callable[[], None] | None
+                 ) -> None:
+        self.deferred, self.timer, self.retry = deferred, timer, retry
+
+
+class Component(Service):
+    """
+    A DEALER Component signed in to a LECO Coordinator.
+
+    @param name: the Component name (printable ASCII, no dot).
+    @param coordinator: the Coordinator's ZeroMQ address.
+    @param reactor: the reactor.
+    @param timeout: default deadline of L{ask}, in seconds.
+    @param heartbeat_interval: send a heartbeat when nothing was sent for
+        this long (pyleco: 10 s; the Coordinator pings after 15 s).
+
+    @ivar namespace: the namespace learnt at sign-in, or C{None}.
+    @ivar caller: during the synchronous part of a method call, the
+        sender (full name) of the request being answered.
+    """
+
+    log = Logger()
+
+    def __init__(self, name: str, coordinator: str = DEFAULT_COORDINATOR, reactor: Any = None,
+                 timeout: float = 5.0, heartbeat_interval: float = 10.0,
+                 retry_interval: float = 2.0) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as _reactor
+            reactor = _reactor
+        self.name = check_name(name)
+        self.coordinator = coordinator
+        self.reactor = reactor
+        self.timeout = timeout
+        self.heartbeat_interval = heartbeat_interval
+        self.retry_interval = retry_interval
+        self.namespace: str | None = None
+        self.caller: str | None = None
+        self.server = RPCServer(lambda: self.full_name)
+        self._name_b = name.encode()
+        self._sender = self._name_b
+        self._socket: ZSocket | None = None
+        self._pending: dict[bytes, _Pending] = {}
+        self._next_id = 0
+        self._last_sent = 0.0
+        self._signed_in = False
+        self._signing_in: Deferred[Any] | None = None
+        self._sign_in_waiters: list[Deferred[None]] = []
+        self._heartbeat: LoopingCall | None = None
+        self._retry_call: Any = None
+        self.register_method("pong", lambda params, frames: None, "Check that I am alive.")
+        self.register_method("shut_down", self._rpc_shut_down, "Stop this Component.")
+        self.register_method("set_log_level", self._rpc_set_log_level,
+                             "Set the log level (DEBUG … CRITICAL).")
+
+    # -- names ---------------------------------------------------------------------
+
+    @property
+    def full_name(self) -> str:
+        """C{namespace.name} once signed in, else the bare name."""
+        return f"{self.namespace}.{self.name}" if self.namespace else self.name
+
+    @property
+    def signed_in(self) -> bool:
+        """C{True} while the Coordinator has accepted our sign-in."""
+        return self._signed_in
+
+    def when_signed_in(self) -> Deferred[None]:
+        """A new L{Deferred} firing when (or at once if) signed in."""
+        if self._signed_in:
+            return succeed(None)
+
+        def cancel(d: Deferred[None]) -> None:
+            if d in self._sign_in_waiters:
+                self._sign_in_waiters.remove(d)
+
+        d: Deferred[None] = Deferred(cancel)
+        self._sign_in_waiters.append(d)
+        return d
+
+    # -- methods -------------------------------------------------------------------
+
+    def register_method(self, name: str, fn: Callable[[Any, list[bytes]], Any],
+                        doc: str | None = None) -> None:
+        """
+        Offer a JSON-RPC method.
+
+        @param fn: C{fn(params, frames)} with C{params} a dict, a list or
+            C{None} and C{frames} the request's additional binary frames;
+            returns a result, C{(result, [bytes…])} (binary frames sent
+            back), or a L{Deferred} of either.  Raising a L{LabError} sends
+            the matching LECO error.  L{caller} names the requester.
+        """
+        self.server.register(name, fn, doc)
+
+    def _rpc_shut_down(self, params: Any, frames: list[bytes]) -> None:
+        self.log.info("{name} asked to shut down by {caller}", name=self.full_name,
+                      caller=self.caller)
+        self.reactor.callLater(0, self.stopService)
+        return None
+
+    def _rpc_set_log_level(self, params: Any, frames: list[bytes]) -> None:
+        level = params.get("level") if isinstance(params, dict) else \
+            (params[0] if isinstance(params, list) and params else None)
+        if level not in _LEVELS:
+            from twisted_lab.errors import InvalidValue
+            raise InvalidValue(f"level must be one of {', '.join(_LEVELS)}, got {level!r}")
+        logging.getLogger("twisted_lab").setLevel(level)
+        return None
+
+    # -- service -------------------------------------------------------------------
+
+    def startService(self) -> None:
+        """Connect, sign in, start heartbeats."""
+        Service.startService(self)
+        self._socket = ZSocket(self.reactor, zmq.DEALER, self._on_frames)
+        self._socket.connect(self.coordinator)
+        self._heartbeat = LoopingCall(self._beat)
+        self._heartbeat.clock = self.reactor
+        self._heartbeat.start(min(self.heartbeat_interval / 2, 1.0), now=False)
+        self._sign_in()
+
+    def stopService(self) -> Deferred[None]:
+        """Sign out (waiting at most 1 s for the answer), then close."""
+        Service.stopService(self)
+        if self._heartbeat is not None and self._heartbeat.running:
+            self._heartbeat.stop()
+        if self._retry_call is not None and self._retry_call.active():
+            self._retry_call.cancel()
+        self._retry_call = None
+        if self._socket is None:
+            return succeed(None)
+        if self._signed_in:
+            d = self._request(b"COORDINATOR", "sign_out", None, (), 1.0, wait=False)
+            d.addErrback(lambda f: None)
+        else:
+            d = succeed(None)
+
+        def close(_: Any) -> None:
+            self._signed_in = False
+            self.namespace = None
+            self._sender = self._name_b
+            for cid, pending in list(self._pending.items()):
+                del self._pending[cid]
+                if pending.timer.active():
+                    pending.timer.cancel()
+                pending.deferred.errback(DeviceOffline(f"LECO component {self.name} stopped"))
+            if self._socket is not None:
+                self._socket.close()
+                self._socket = None
+            for waiter in self._sign_in_waiters[:]:
+                self._sign_in_waiters.remove(waiter)
+                waiter.errback(DeviceOffline(f"LECO component {self.name} stopped"))
+
+        return d.addBoth(close)
+
+    # -- sign in / heartbeats ------------------------------------------------------
+
+    def _sign_in(self) -> None:
+        if self._signing_in is not None or self._socket is None or not self.running:
+            return
+        self._signed_in = False
+        self._sender = self._name_b
+        d = self._request(b"COORDINATOR", "sign_in", None, (), self.retry_interval,
+                          wait=False, retry=False, raw=True)
+        self._signing_in = d
+
+        def done(result: tuple[Any, Message]) -> None:
+            self._signing_in = None
+            obj, message = result
+            ns, _ = split_name(message.sender)
+            self.namespace = ns.decode("ascii", "replace") or None
+            self._sender = (ns + b"." + self._name_b) if ns else self._name_b
+            self._signed_in = True
+            self.log.info("signed in as {full_name} at {coordinator}",
+                          full_name=self.full_name, coordinator=self.coordinator)
+            waiters, self._sign_in_waiters = self._sign_in_waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
+
+        def failed(failure: Any) -> None:
+            self._signing_in = None
+            if not self.running:
+                return
+            error = failure.value
+            if getattr(error, "rpc_code", None) == DUPLICATE_NAME:
+                self.log.error("cannot sign in as {name} at {coordinator}: the name is taken; "
+                               "retrying", name=self.name, coordinator=self.coordinator)
+            else:
+                self.log.debug("sign-in of {name} failed ({error}); retrying", name=self.name,
+                               error=str(error))
+            self._retry_call = self.reactor.callLater(self.retry_interval, self._sign_in)
+
+        d.addCallbacks(done, failed)
+
+    def _beat(self) -> None:
+        if self._socket is None:
+            return
+        if self.reactor.seconds() - self._last_sent < self.heartbeat_interval:
+            return
+        if not self._signed_in:
+            return
+        self._send([VERSION_BYTE, COORDINATOR, self._sender,
+                    conversation_id() + MESSAGE_ID + b"\x00"])
+
+    def _send(self, frames: list[Any]) -> bool:
+        if self._socket is None:
+            return False
+        self._last_sent = self.reactor.seconds()
+        return self._socket.send(frames)
+
+    # -- requests ------------------------------------------------------------------
+
+    def ask(self, receiver: str, method: str, params: Any = None, frames: Sequence[bytes] = (),
+            timeout: float | None = None) -> Deferred[tuple[Any, list[bytes]]]:
+        """
+        Send a JSON-RPC request and wait for its response.
+
+        @param receiver: a name (own node) or full name.
+        @param params: a dict (by name), a list (by position) or C{None}.
+        @param frames: additional binary frames to send.
+        @param timeout: seconds (L{timeout} when C{None}), counted from now,
+            including waiting for the sign-in.
+        @return: a L{Deferred} firing with C{(result, binary frames)}; it
+            fails with L{DeviceTimeout} past the deadline and with a
+            L{twisted_lab.protocols.leco.rpc.RemoteError} (also an instance of
+            the matching L{twisted_lab.errors} class) on an error response.
+        """
+        return self._request(receiver.encode(), method, params, frames,
+                             self.timeout if timeout is None else timeout)
+
+    def notify(self, receiver: str, method: str, params: Any = None,
+               frames: Sequence[bytes] = ()) -> bool:
+        """
+        Send a JSON-RPC notification (no response expected).
+
+        @return: C{False} if it could not be queued (not signed in, closed).
+        """
+        if not self._signed_in:
+            return False
+        return self._send([VERSION_BYTE, receiver.encode(), self._sender,
+                           conversation_id() + MESSAGE_ID + _JSON_TYPE,
+                           encode_notification(method, params), *frames])
+
+    def _request(self, receiver: bytes, method: str, params: Any, frames: Sequence[bytes],
+                 timeout: float, wait: bool = True, retry: bool = True, raw: bool = False
+                 ) -> Deferred[Any]:
+        cid = conversation_id()
+        d: Deferred[Any] = Deferred(lambda _: self._forget(cid))
+        if self._socket is None:
+            d.errback(DeviceOffline(f"LECO component {self.name} is not running"))
+            return d
+        self._next_id += 1
+        payload = encode_request(self._next_id, method, params)
+
+        def expire() -> None:
+            pending = self._pending.pop(cid, None)
+            if pending is not None:
+                pending.deferred.errback(DeviceTimeout(
+                    f"no LECO answer from {receiver.decode(errors='replace')} to {method} "
+                    f"within {timeout} s"))
+
+        def send() -> None:
+            if cid in self._pending:
+                self._send([VERSION_BYTE, receiver, self._sender,
+                            cid + MESSAGE_ID + _JSON_TYPE, payload, *frames])
+
+        def resend() -> None:
+            # the Coordinator forgot us: sign in again, then send once more
+            self._sign_in()
+            waiter = self.when_signed_in()
+            waiter.addCallbacks(lambda _: send(), lambda f: None)
+
+        timer = self.reactor.callLater(timeout, expire)
+        self._pending[cid] = _Pending(d, timer, resend if retry else None)
+        if not raw:
+            d.addCallback(self._unwrap, receiver)
+        if wait and not self._signed_in:
+            waiter = self.when_signed_in()
+            waiter.addCallbacks(lambda _: send(), lambda f: None)
+        else:
+            send()
+        return d
+
+    def _forget(self, cid: bytes) -> None:
+        pending = self._pending.pop(cid, None)
+        if pending is not None and pending.timer.active():
+            pending.timer.cancel()
+
+    @staticmethod
+    def _unwrap(result: tuple[Any, Message], receiver: bytes) -> tuple[Any, list[bytes]]:
+        obj, message = result
+        return obj.get("result"), message.payload[1:]
+
+    # -- incoming --------------------------------------------------------------------
+
+    def _on_frames(self, frames: list[bytes]) -> None:
+        try:
+            message = Message.from_frames(frames)
+        except ProtocolError as e:
+            self.log.warn("{name} dropped a malformed LECO message: {error}", name=self.name,
+                          error=str(e))
+            return
+        if not message.payload:
+            return  # a heartbeat: nothing to do
+        pending = self._pending.get(message.conversation_id)
+        if pending is not None:
+            self._resolve(message, pending)
+            return
+        if message.message_type != JSON:
+            self.log.warn("{name} dropped a message of type {type} from {sender!r}",
+                          name=self.name, type=message.message_type, sender=message.sender)
+            return
+        payload = message.payload[0]
+        if b'"method"' not in payload:
+            self._stray_response(message)
+            return
+        sender = message.sender.decode("ascii", "replace")
+        self.caller = sender
+        try:
+            out = self.server.handle(payload, message.payload[1:], sender)
+        finally:
+            self.caller = None
+        if isinstance(out, Deferred):
+            out.addCallback(self._reply, message)
+            out.addErrback(lambda f: self.log.failure("answering {sender} failed", f,
+                                                      sender=sender))
+        else:
+            self._reply(out, message)
+
+    def _reply(self, out: tuple[bytes | None, list[bytes]], message: Message) -> None:
+        response, binary = out
+        if response is None:
+            return
+        self._send([VERSION_BYTE, message.sender, self._sender,
+                    message.conversation_id + MESSAGE_ID + _JSON_TYPE, response, *binary])
+
+    def _resolve(self, message: Message, pending: _Pending) -> None:
+        try:
+            obj = json.loads(message.payload[0])
+        except (ValueError, UnicodeDecodeError):
+            obj = None
+        if not isinstance(obj, dict) or not ("result" in obj or "error" in obj):
+            self.log.warn("{name} got an invalid response {payload!r} from {sender!r}",
+                          name=self.name, payload=message.payload[0][:200],
+                          sender=message.sender)
+            if isinstance(obj, dict) and "method" in obj:
+                return  # a request that reused our conversation id: ignore
+            obj = {"error": {"code": -32000, "message": "Invalid response from server",
+                             "data": repr(message.payload[0][:200])}}
+        error = obj.get("error")
+        if error is not None and isinstance(error, dict) \
+                and error.get("code") == NOT_SIGNED_IN and pending.retry is not None:
+            retry, pending.retry = pending.retry, None
+            self.log.info("{name}: the Coordinator forgot us; signing in again",
+                          name=self.name)
+            self._signed_in = False
+            retry()
+            return
+        del self._pending[message.conversation_id]
+        if pending.timer.active():
+            pending.timer.cancel()
+        if error is not None:
+            pending.deferred.errback(remote_error(error, message.sender.decode(
+                "ascii", "replace")))
+        else:
+            pending.deferred.callback((obj, message))
+
+    def _stray_response(self, message: Message) -> None:
+        try:
+            obj = json.loads(message.payload[0])
+        except (ValueError, UnicodeDecodeError):
+            self.log.warn("{name} dropped unparsable payload from {sender!r}", name=self.name,
+                          sender=message.sender)
+            return
+        error = obj.get("error") if isinstance(obj, dict) else None
+        if isinstance(error, dict) and error.get("code") == NOT_SIGNED_IN:
+            self.log.info("{name}: the Coordinator does not know us; signing in again",
+                          name=self.name)
+            self._signed_in = False
+            self._sign_in()
+            return
+        self.log.debug("{name} ignored a response without a pending request: {payload!r}",
+                       name=self.name, payload=message.payload[0][:200])

@@ -1,0 +1,629 @@
+# -*- test-case-name: tests.test_leco_coordinator -*-
+"""
+A LECO Coordinator: the ROUTER of one node, with federation.
+
+Follows pyleco 0.6.0.post1's algorithm (spec §7): authenticate each
+message by sender name and ROUTER identity, route by receiver name or full
+name, answer routing failures with LECO error responses (C{id null}),
+offer the Coordinator's own JSON-RPC methods, ping silent Components and
+forget them later, and link to other Coordinators (ours or pyleco's) with
+one DEALER per remote node.
+
+Forwarded messages are never rewritten: the frames received go out as they
+came, with any number of binary payload frames.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Sequence
+
+import zmq
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import LoopingCall, deferLater
+from twisted.logger import Logger
+
+from twisted_lab.errors import InvalidValue
+from twisted_lab.protocols.leco.message import (HEADER_LENGTH, MESSAGE_ID, VERSION_BYTE,
+                                                check_name, conversation_id, split_name)
+from twisted_lab.protocols.leco.rpc import (DUPLICATE_NAME, INVALID_REQUEST, NODE_UNKNOWN,
+                                            NOT_SIGNED_IN, RECEIVER_UNKNOWN, RPCServer, dumps,
+                                            encode_error, encode_request)
+from twisted_lab.protocols.leco.zsocket import ZSocket
+
+__all__ = ["CoordinatorService", "zmq_address", "node_address"]
+
+_JSON = b"\x01"
+_COORDINATOR = b"COORDINATOR"
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def zmq_address(address: str, default_port: int = 12300) -> str:
+    """
+    C{"host:port"} (a directory entry; no port means 12300) or a ZeroMQ
+    address, as a ZeroMQ address C{tcp://host:port}.
+    """
+    if "://" in address:
+        return address
+    if ":" not in address:
+        address = f"{address}:{default_port}"
+    return f"tcp://{address}"
+
+
+def node_address(address: str) -> str:
+    """A ZeroMQ or C{host:port} address in directory form C{host:port}."""
+    if "://" in address:
+        address = address.split("://", 1)[1]
+    if ":" not in address:
+        address += ":12300"
+    return address
+
+
+class _Local:
+    __slots__ = ("identity", "heartbeat")
+
+    def __init__(self, identity: bytes, heartbeat: float) -> None:
+        self.identity, self.heartbeat = identity, heartbeat
+
+
+class _NodeLink:
+    """Our DEALER to another Coordinator, and what we know of that node."""
+
+    def __init__(self, address: str, namespace: bytes, socket: ZSocket, now: float) -> None:
+        self.address = address          # host:port
+        self.namespace = namespace      # b"" while signing in
+        self.socket = socket
+        self.heartbeat = now            # of the receiving side (their DEALER)
+        self.identities: set[bytes] = set()
+
+
+class CoordinatorService(Service):
+    """
+    A LECO Coordinator bound to a ZeroMQ address.
+
+    @param namespace: the node's namespace.
+    @param address: where to bind the ROUTER (C{tcp://127.0.0.1:12300}; port
+        C{*} for an ephemeral port).
+    @param reactor: the reactor.
+    @param coordinators: addresses (C{host:port} or ZeroMQ) of other
+        Coordinators to federate with.
+    @param cleaning_interval: seconds between expiry passes.
+    @param expiration_time: silence after which a Component is pinged; it
+        is forgotten after three times that.
+    @param advertised: the C{host:port} other Coordinators should use for
+        us (default: the bound address).
+
+    @ivar endpoint: the bound ZeroMQ endpoint, once started.
+    @ivar port: the bound port, once started.
+    """
+
+    log = Logger()
+
+    def __init__(self, namespace: str = "lab", address: str = "tcp://127.0.0.1:12300",
+                 reactor: Any = None, coordinators: Sequence[str] = (),
+                 cleaning_interval: float = 5.0, expiration_time: float = 15.0,
+                 advertised: str | None = None) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as _reactor
+            reactor = _reactor
+        self.namespace = check_name(namespace, "namespace")
+        self.address = address
+        self.reactor = reactor
+        self.coordinators = list(coordinators)
+        self.cleaning_interval = cleaning_interval
+        self.expiration_time = expiration_time
+        self.advertised = advertised
+        self.endpoint: str | None = None
+        self.port: int | None = None
+        self._me = namespace.encode()
+        self._full = self._me + b".COORDINATOR"
+        self._local: dict[bytes, _Local] = {}
+        self._nodes: dict[bytes, _NodeLink] = {}        # namespace -> link (signed in)
+        self._waiting: dict[str, _NodeLink] = {}        # address -> link (signing in)
+        self._node_ids: dict[bytes, list[Any]] = {}     # ROUTER identity -> [ns, heartbeat]
+        self._global: dict[bytes, list[str]] = {}
+        self._router: ZSocket | None = None
+        self._cleaner: LoopingCall | None = None
+        self._next_id = 0
+        # context of the request being handled by our own RPC methods
+        self._ctx_identity = b""
+        self._ctx_sender = b""
+        self._ctx_cid = b""
+        self.server = RPCServer(lambda: self._full.decode())
+        for name, fn, doc in [
+            ("pong", self._rpc_pong, "Respond in order to test the connection."),
+            ("set_log_level", self._rpc_set_log_level, "Set the log level."),
+            ("shut_down", self._rpc_shut_down, "Sign out from other Coordinators and stop."),
+            ("sign_in", self._rpc_sign_in, "Sign in a Component."),
+            ("sign_out", self._rpc_sign_out, "Sign out a Component."),
+            ("coordinator_sign_in", self._rpc_coordinator_sign_in,
+             "Sign in another Coordinator."),
+            ("coordinator_sign_out", self._rpc_coordinator_sign_out,
+             "Sign out another Coordinator."),
+            ("add_nodes", self._rpc_add_nodes, "Connect to other Coordinators."),
+            ("send_nodes", self._rpc_send_nodes, "The known nodes and their addresses."),
+            ("record_components", self._rpc_record_components,
+             "Record the Components of another node."),
+            ("send_local_components", self._rpc_send_local_components,
+             "The names of the local Components."),
+            ("send_global_components", self._rpc_send_global_components,
+             "The names of all Components by namespace."),
+            ("remove_expired_addresses", self._rpc_remove_expired_addresses,
+             "Run one expiry pass."),
+        ]:
+            self.server.register(name, fn, doc)
+
+    # -- service ----------------------------------------------------------------------
+
+    def startService(self) -> None:
+        """Bind the ROUTER, start expiry, connect to the configured Coordinators."""
+        self._router = ZSocket(self.reactor, zmq.ROUTER, self._on_router)
+        self.endpoint = self._router.bind(self.address)
+        self.port = int(self.endpoint.rsplit(":", 1)[1])
+        if self.advertised is None:
+            self.advertised = node_address(self.endpoint)
+        Service.startService(self)
+        self.log.info("LECO Coordinator {namespace} listening on {endpoint}",
+                      namespace=self.namespace, endpoint=self.endpoint)
+        self._cleaner = LoopingCall(self.remove_expired, self.expiration_time)
+        self._cleaner.clock = self.reactor
+        self._cleaner.start(self.cleaning_interval, now=False)
+        for address in self.coordinators:
+            self.connect_node(address)
+
+    def stopService(self) -> Deferred[None]:
+        """Sign out from the other Coordinators, then close every socket."""
+        Service.stopService(self)
+        if self._cleaner is not None and self._cleaner.running:
+            self._cleaner.stop()
+        links = list(self._nodes.values())
+        for link in links:
+            self._send_request(link, "coordinator_sign_out")
+        d: Deferred[Any] = deferLater(self.reactor, 0.05 if links else 0, lambda: None)
+
+        def close(_: Any) -> None:
+            for link in list(self._nodes.values()) + list(self._waiting.values()):
+                link.socket.close()
+            self._nodes.clear()
+            self._waiting.clear()
+            self._node_ids.clear()
+            self._local.clear()
+            if self._router is not None:
+                self._router.close()
+                self._router = None
+
+        return d.addCallback(close)
+
+    # -- directory views ----------------------------------------------------------------
+
+    def local_names(self) -> list[str]:
+        """The names of the Components signed in here."""
+        return [n.decode("ascii", "replace") for n in self._local]
+
+    def nodes(self) -> dict[str, str]:
+        """Namespace to C{host:port} of every node known, ourselves included."""
+        out = {self.namespace: self.advertised or node_address(self.address)}
+        for ns, link in self._nodes.items():
+            out[ns.decode("ascii", "replace")] = link.address
+        return out
+
+    def global_components(self) -> dict[str, list[str]]:
+        """Namespace to Component names, ourselves included."""
+        out = {ns.decode("ascii", "replace"): list(names) for ns, names in self._global.items()}
+        out[self.namespace] = self.local_names()
+        return out
+
+    # -- routing --------------------------------------------------------------------------
+
+    def _on_router(self, frames: list[bytes]) -> None:
+        n = len(frames)
+        if n < 5 or frames[1] != VERSION_BYTE or len(frames[4]) != HEADER_LENGTH \
+                or not frames[3]:
+            self._malformed(frames)
+            return
+        identity = frames[0]
+        receiver = frames[2]
+        sender = frames[3]
+        now = self.reactor.seconds()
+        s_ns, s_nm = split_name(sender)
+        # 1. authenticate / heartbeat
+        if not s_ns or s_ns == self._me:
+            entry = self._local.get(s_nm)
+            if entry is not None:
+                if entry.identity != identity:
+                    self.log.warn("{sender!r} used a name signed in by another connection",
+                                  sender=sender)
+                    self._reply_identity(identity, sender, frames[4][:16],
+                                         encode_error(None, DUPLICATE_NAME))
+                    return
+                entry.heartbeat = now
+            elif not (n > 5 and (b'"sign_in"' in frames[5] or b'"sign_out"' in frames[5])):
+                self.log.info("message from {sender!r}, which did not sign in", sender=sender)
+                self._reply_identity(identity, sender, frames[4][:16],
+                                     encode_error(None, NOT_SIGNED_IN))
+                return
+        else:
+            node = self._node_ids.get(identity)
+            if node is not None:
+                node[1] = now
+            elif not (s_nm == _COORDINATOR and n > 5 and b"coordinator_sign_" in frames[5]):
+                self.log.info("message from {sender!r} of an unknown node", sender=sender)
+                self._reply_identity(identity, sender, frames[4][:16],
+                                     encode_error(None, NOT_SIGNED_IN))
+                return
+        # 2. route
+        r_ns, r_nm = split_name(receiver)
+        if receiver == _COORDINATOR or receiver == self._full:
+            if n > 5:
+                self._handle_own(identity, frames)
+            return
+        if not r_ns or r_ns == self._me:
+            target = self._local.get(r_nm)
+            if target is None:
+                self.log.info("{sender!r} addressed unknown {receiver!r}", sender=sender,
+                              receiver=receiver)
+                self._route_error(sender, frames[4][:16], RECEIVER_UNKNOWN,
+                                  receiver.decode("utf-8", "replace"))
+                return
+            frames[0] = target.identity
+            self._router.send(frames)  # type: ignore[union-attr]
+            return
+        link = self._nodes.get(r_ns)
+        if link is None:
+            self.log.info("{sender!r} addressed {receiver!r} of unknown node", sender=sender,
+                          receiver=receiver)
+            self._route_error(sender, frames[4][:16], NODE_UNKNOWN,
+                              r_ns.decode("utf-8", "replace"))
+            return
+        link.socket.send(frames[1:])
+
+    def _malformed(self, frames: list[bytes]) -> None:
+        """Answer a malformed message if it names a sender, log it in any case."""
+        identity = frames[0] if frames else b""
+        reason = self._malformed_reason(frames)
+        self.log.warn("dropped malformed LECO message from identity {identity}: {reason}",
+                      identity=identity.hex(), reason=reason)
+        if len(frames) >= 5 and frames[3] and self._router is not None:
+            head = frames[4]
+            cid = head[:16] if len(head) >= 16 else conversation_id()
+            self._reply_identity(identity, frames[3], cid, encode_error(
+                None, INVALID_REQUEST, None, {"reason": reason, "data": None}))
+
+    @staticmethod
+    def _malformed_reason(frames: list[bytes]) -> str:
+        if len(frames) < 5:
+            return f"{max(len(frames) - 1, 0)} frames, at least 4 needed"
+        if frames[1] != VERSION_BYTE:
+            return f"unsupported version frame {bytes(frames[1][:8])!r}"
+        if len(frames[4]) != HEADER_LENGTH:
+            return f"header of {len(frames[4])} bytes, {HEADER_LENGTH} needed"
+        return "empty sender frame"
+
+    def _reply_identity(self, identity: bytes, receiver: bytes, cid: bytes, payload: bytes
+                        ) -> None:
+        if self._router is not None:
+            self._router.send([identity, VERSION_BYTE, receiver, self._full,
+                               cid + MESSAGE_ID + _JSON, payload])
+
+    def _route_error(self, receiver: bytes, cid: bytes, code: int, data: Any) -> None:
+        self._deliver([VERSION_BYTE, receiver, self._full, cid + MESSAGE_ID + _JSON,
+                       encode_error(None, code, None, data)])
+
+    def _deliver(self, message: list[bytes]) -> None:
+        """Route a message we originate (no identity) by its receiver frame."""
+        receiver = message[1]
+        r_ns, r_nm = split_name(receiver)
+        if not r_ns or r_ns == self._me:
+            target = self._local.get(r_nm)
+            if target is not None and self._router is not None:
+                self._router.send([target.identity, *message])
+            else:
+                self.log.info("cannot deliver to {receiver!r}: not signed in",
+                              receiver=receiver)
+            return
+        link = self._nodes.get(r_ns)
+        if link is not None:
+            link.socket.send(message)
+        else:
+            self.log.info("cannot deliver to {receiver!r}: unknown node", receiver=receiver)
+
+    # -- own methods --------------------------------------------------------------------
+
+    def _handle_own(self, identity: bytes, frames: list[bytes]) -> None:
+        head = frames[4]
+        sender = frames[3]
+        if head[19] != 1:
+            self.log.warn("ignored message of type {type} from {sender!r} to the Coordinator",
+                          type=head[19], sender=sender)
+            return
+        payload = frames[5]
+        if b'"method"' not in payload:
+            self._own_response(sender, payload)
+            return
+        self._ctx_identity, self._ctx_sender, self._ctx_cid = identity, sender, head[:16]
+        try:
+            out = self.server.handle(payload, frames[6:], sender.decode("ascii", "replace"))
+        finally:
+            reply_sender = self._ctx_sender
+            self._ctx_identity = self._ctx_sender = self._ctx_cid = b""
+        if isinstance(out, Deferred):  # our methods are synchronous
+            out.addErrback(lambda f: self.log.failure("Coordinator method failed", f))
+            return
+        response, _ = out
+        if response is None:
+            return
+        s_ns, _ = split_name(reply_sender)
+        reply = [VERSION_BYTE, reply_sender, self._full, head[:16] + MESSAGE_ID + _JSON,
+                 response]
+        if not s_ns or s_ns == self._me:
+            if self._router is not None:
+                self._router.send([identity, *reply])
+        else:
+            self._deliver(reply)
+
+    def _own_response(self, sender: bytes, payload: bytes) -> None:
+        try:
+            obj = json.loads(payload)
+        except (ValueError, UnicodeDecodeError):
+            self.log.warn("invalid JSON from {sender!r} to the Coordinator", sender=sender)
+            return
+        items = obj if isinstance(obj, list) else [obj]
+        for item in items:
+            if isinstance(item, dict) and "error" in item:
+                self.log.error("error from {sender!r}: {error!r}", sender=sender,
+                               error=item["error"])
+            elif isinstance(item, dict) and item.get("result") is not None:
+                self.log.info("unexpected result from {sender!r}: {result!r}", sender=sender,
+                              result=item.get("result"))
+
+    def _rpc_pong(self, params: Any, frames: list[bytes]) -> None:
+        return None
+
+    def _rpc_set_log_level(self, params: Any, frames: list[bytes]) -> None:
+        level = params.get("level") if isinstance(params, dict) else \
+            (params[0] if isinstance(params, list) and params else None)
+        if level not in _LEVELS:
+            raise InvalidValue(f"level must be one of {', '.join(_LEVELS)}, got {level!r}")
+        logging.getLogger("twisted_lab").setLevel(level)
+        return None
+
+    def _rpc_shut_down(self, params: Any, frames: list[bytes]) -> None:
+        self.log.info("shut down requested by {sender!r}", sender=self._ctx_sender)
+        self.reactor.callLater(0, self._shut_down)
+        return None
+
+    def _shut_down(self) -> None:
+        if self.running:
+            parent = self.parent
+            if parent is not None:
+                self.disownServiceParent()
+            else:
+                self.stopService()
+
+    def _rpc_sign_in(self, params: Any, frames: list[bytes]) -> None:
+        s_ns, s_nm = split_name(self._ctx_sender)
+        if s_ns and s_ns != self._me:
+            raise InvalidValue("sign in at the Coordinator of your own node")
+        entry = self._local.get(s_nm)
+        if entry is not None and entry.identity != self._ctx_identity:
+            raise InvalidValue("the name is already taken")  # unreachable: auth step
+        self._local[s_nm] = _Local(self._ctx_identity, self.reactor.seconds())
+        if entry is None:
+            self.log.info("Component {name} signed in", name=s_nm.decode("ascii", "replace"))
+            self._publish_directory()
+        return None
+
+    def _rpc_sign_out(self, params: Any, frames: list[bytes]) -> None:
+        _, s_nm = split_name(self._ctx_sender)
+        entry = self._local.get(s_nm)
+        if entry is None:
+            return None
+        if entry.identity != self._ctx_identity:
+            raise InvalidValue("identities do not match")
+        del self._local[s_nm]
+        self.log.info("Component {name} signed out", name=s_nm.decode("ascii", "replace"))
+        self._publish_directory()
+        return None
+
+    def _rpc_coordinator_sign_in(self, params: Any, frames: list[bytes]) -> None:
+        s_ns, s_nm = split_name(self._ctx_sender)
+        if s_nm != _COORDINATOR or not s_ns or s_ns == self._me:
+            raise InvalidValue("only other Coordinators may use coordinator_sign_in")
+        for identity, node in list(self._node_ids.items()):
+            if node[0] == s_ns and identity != self._ctx_identity:
+                del self._node_ids[identity]  # it reconnected: keep the newest
+        self._node_ids[self._ctx_identity] = [s_ns, self.reactor.seconds()]
+        self.log.info("Coordinator of node {namespace} signed in",
+                      namespace=s_ns.decode("ascii", "replace"))
+        self._ctx_sender = _COORDINATOR  # reply to the bare name, via the ROUTER
+        return None
+
+    def _rpc_coordinator_sign_out(self, params: Any, frames: list[bytes]) -> None:
+        s_ns, s_nm = split_name(self._ctx_sender)
+        node = self._node_ids.get(self._ctx_identity)
+        if node is None or node[0] != s_ns:
+            raise InvalidValue("identities do not match: you are not that Coordinator")
+        del self._node_ids[self._ctx_identity]
+        link = self._nodes.pop(s_ns, None)
+        if link is not None:
+            self._send_request(link, "coordinator_sign_out", id=100, cid=self._ctx_cid)
+            link.socket.close()  # the linger period still delivers the answer
+        self.log.info("Coordinator of node {namespace} signed out",
+                      namespace=s_ns.decode("ascii", "replace"))
+        return None
+
+    def _rpc_add_nodes(self, params: Any, frames: list[bytes]) -> None:
+        nodes = params.get("nodes") if isinstance(params, dict) else \
+            (params[0] if isinstance(params, list) and params else None)
+        if not isinstance(nodes, dict):
+            raise InvalidValue("add_nodes needs nodes: {namespace: 'host:port'}")
+        for ns, address in nodes.items():
+            if isinstance(ns, str) and isinstance(address, str):
+                self.connect_node(address, ns)
+        return None
+
+    def _rpc_send_nodes(self, params: Any, frames: list[bytes]) -> dict[str, str]:
+        return self.nodes()
+
+    def _rpc_record_components(self, params: Any, frames: list[bytes]) -> None:
+        components = params.get("components") if isinstance(params, dict) else \
+            (params[0] if isinstance(params, list) and params else None)
+        if not isinstance(components, list):
+            raise InvalidValue("record_components needs components: [names]")
+        s_ns, _ = split_name(self._ctx_sender)
+        self._global[s_ns] = [str(c) for c in components]
+        return None
+
+    def _rpc_send_local_components(self, params: Any, frames: list[bytes]) -> list[str]:
+        return self.local_names()
+
+    def _rpc_send_global_components(self, params: Any, frames: list[bytes]
+                                    ) -> dict[str, list[str]]:
+        return self.global_components()
+
+    def _rpc_remove_expired_addresses(self, params: Any, frames: list[bytes]) -> None:
+        expiration = params.get("expiration_time") if isinstance(params, dict) else \
+            (params[0] if isinstance(params, list) and params else None)
+        if not isinstance(expiration, (int, float)) or isinstance(expiration, bool):
+            raise InvalidValue("remove_expired_addresses needs expiration_time: seconds")
+        self.remove_expired(float(expiration))
+        return None
+
+    # -- expiry ----------------------------------------------------------------------
+
+    def remove_expired(self, expiration_time: float) -> None:
+        """
+        One expiry pass: ping what was silent longer than C{expiration_time},
+        forget what was silent longer than three times that.
+        """
+        now = self.reactor.seconds()
+        removed = False
+        for name, entry in list(self._local.items()):
+            silent = now - entry.heartbeat
+            if silent > 3 * expiration_time:
+                del self._local[name]
+                removed = True
+                self.log.info("Component {name} expired", name=name.decode("ascii", "replace"))
+            elif silent > expiration_time and self._router is not None:
+                self._router.send([entry.identity, VERSION_BYTE, self._me + b"." + name,
+                                   self._full, conversation_id() + MESSAGE_ID + _JSON,
+                                   encode_request(0, "pong")])
+        for identity, node in list(self._node_ids.items()):
+            silent = now - node[1]
+            ns = node[0]
+            if silent > 3 * expiration_time:
+                del self._node_ids[identity]
+                link = self._nodes.pop(ns, None)
+                if link is not None:
+                    link.socket.close()
+                self.log.info("node {namespace} is unresponsive; removed",
+                              namespace=ns.decode("ascii", "replace"))
+            elif silent > expiration_time:
+                link = self._nodes.get(ns)
+                if link is not None:
+                    link.socket.send([VERSION_BYTE, ns + b".COORDINATOR", self._full,
+                                      conversation_id() + MESSAGE_ID + _JSON,
+                                      encode_request(0, "pong")])
+        for address, link in list(self._waiting.items()):
+            if now - link.heartbeat > 3 * expiration_time:
+                del self._waiting[address]
+                link.socket.close()
+                self.log.info("no answer from a Coordinator at {address}; giving up",
+                              address=address)
+        if removed:
+            self._publish_directory()
+
+    # -- federation --------------------------------------------------------------------
+
+    def connect_node(self, address: str, namespace: str | None = None) -> bool:
+        """
+        Open a DEALER to another Coordinator and sign in there.
+
+        @param address: C{host:port} or a ZeroMQ address.
+        @param namespace: its namespace if known (it is learnt from the answer).
+        @return: C{False} if it is ourselves, known, or already being signed in to.
+        """
+        hostport = node_address(address)
+        if namespace is not None and (namespace.encode() == self._me
+                                      or namespace.encode() in self._nodes):
+            return False
+        if hostport == self.advertised or hostport in self._waiting:
+            return False
+        if any(link.address == hostport for link in self._nodes.values()):
+            return False
+        link = _NodeLink(hostport, b"", None, self.reactor.seconds())  # type: ignore[arg-type]
+        link.socket = ZSocket(self.reactor, zmq.DEALER,
+                              lambda frames: self._on_dealer(link, frames))
+        link.socket.connect(zmq_address(hostport))
+        self._waiting[hostport] = link
+        self.log.info("signing in to the Coordinator at {address}", address=hostport)
+        self._send_request(link, "coordinator_sign_in", receiver=_COORDINATOR)
+        return True
+
+    def _send_request(self, link: _NodeLink, method: str, params: Any = None,
+                      receiver: bytes | None = None, id: int | None = None,
+                      cid: bytes | None = None) -> None:
+        if id is None:
+            self._next_id += 1
+            id = self._next_id
+        link.socket.send([VERSION_BYTE, receiver or link.namespace + b".COORDINATOR",
+                          self._full, (cid or conversation_id()) + MESSAGE_ID + _JSON,
+                          encode_request(id, method, params)])
+
+    def _on_dealer(self, link: _NodeLink, frames: list[bytes]) -> None:
+        if len(frames) < 5 or frames[0] != VERSION_BYTE or len(frames[3]) != HEADER_LENGTH:
+            self.log.warn("malformed message on the DEALER to {address}", address=link.address)
+            return
+        try:
+            obj = json.loads(frames[4])
+        except (ValueError, UnicodeDecodeError):
+            self.log.warn("invalid JSON on the DEALER to {address}", address=link.address)
+            return
+        if link.address in self._waiting and self._waiting[link.address] is link:
+            if isinstance(obj, dict) and "result" in obj and obj["result"] is None:
+                self._finish_node_sign_in(link, frames[2])
+            elif isinstance(obj, dict) and "error" in obj:
+                self.log.error("signing in to the Coordinator at {address} failed: {error!r}",
+                               address=link.address, error=obj["error"])
+                del self._waiting[link.address]
+                link.socket.close()
+            return
+        # answers to our requests (directory updates, pongs): nothing to do
+        if isinstance(obj, dict) and "error" in obj:
+            self.log.info("node {namespace} answered with an error: {error!r}",
+                          namespace=link.namespace, error=obj["error"])
+
+    def _finish_node_sign_in(self, link: _NodeLink, sender: bytes) -> None:
+        del self._waiting[link.address]
+        ns, _ = split_name(sender)
+        if not ns or ns == self._me or ns in self._nodes:
+            self.log.warn("Coordinator at {address} is node {namespace!r}: already known",
+                          address=link.address, namespace=ns)
+            link.socket.close()
+            return
+        link.namespace = ns
+        self._nodes[ns] = link
+        self.log.info("linked to node {namespace} at {address}",
+                      namespace=ns.decode("ascii", "replace"), address=link.address)
+        link.socket.send([VERSION_BYTE, ns + b".COORDINATOR", self._full,
+                          conversation_id() + MESSAGE_ID + _JSON, dumps([
+                              {"method": "add_nodes", "params": {"nodes": self.nodes()},
+                               "jsonrpc": "2.0"},
+                              {"method": "record_components",
+                               "params": {"components": self.local_names()},
+                               "jsonrpc": "2.0"}])])
+
+    def _publish_directory(self) -> None:
+        if not self._nodes:
+            return
+        nodes = self.nodes()
+        names = self.local_names()
+        for ns, link in self._nodes.items():
+            self._next_id += 2
+            link.socket.send([VERSION_BYTE, ns + b".COORDINATOR", self._full,
+                              conversation_id() + MESSAGE_ID + _JSON, dumps([
+                                  {"id": self._next_id - 1, "method": "add_nodes",
+                                   "params": {"nodes": nodes}, "jsonrpc": "2.0"},
+                                  {"id": self._next_id, "method": "record_components",
+                                   "params": {"components": names}, "jsonrpc": "2.0"}])])

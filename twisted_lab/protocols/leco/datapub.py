@@ -1,0 +1,193 @@
+# -*- test-case-name: tests.test_leco_datapub -*-
+"""
+The LECO data protocol: C{topic | header(17) | payload...} over PUB/SUB.
+
+  - L{ProxyService}: the XSUB/XPUB proxy (publishers connect to the XSUB
+    port, 11100 by default; subscribers to the XPUB port, 11099), run on
+    the reactor;
+  - L{DataPublisher}: a PUB socket connected to the proxy's XSUB port;
+  - L{RegistryPublisher}: publishes exported devices' events: parameter
+    changes as C{{"<parameter>": value}}, new positions as
+    C{{"position": x}}, grabs as C{{"<device>": {signals...}}} with each
+    channel's raw array in an additional binary frame.  The topic is the
+    device actor's full name (C{lab.stage}); the header type is 1 (JSON).
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+import zmq
+from twisted.application.service import Service
+from twisted.logger import Logger
+
+from twisted_lab.data import Export
+from twisted_lab.events import CHANGED, DATA, LabEvent
+from twisted_lab.protocols.leco.actor import to_json
+from twisted_lab.protocols.leco.message import JSON, conversation_id
+from twisted_lab.protocols.leco.rpc import dumps
+from twisted_lab.protocols.leco.zsocket import ZSocket
+from twisted_lab.registry import DeviceRegistry
+
+__all__ = ["ProxyService", "DataPublisher", "RegistryPublisher", "data_frames",
+           "export_frames", "INLINE_LIMIT"]
+
+#: Exports with at most this many values also carry them inline in the JSON.
+INLINE_LIMIT = 1000
+_TYPE = bytes([JSON])
+
+
+def data_frames(topic: bytes, value: Any, binary: list[bytes] | None = None,
+                message_type: int = JSON) -> list[bytes]:
+    """The frames of one data message carrying C{value} as JSON."""
+    return [topic, conversation_id() + bytes([message_type]), dumps(value), *(binary or [])]
+
+
+def export_frames(device: str, export: Export) -> tuple[dict[str, Any], list[bytes]]:
+    """
+    The JSON content and binary frames for a grab: one frame per channel
+    (C-order raw bytes, little-endian dtype named in the JSON).
+    """
+    frames: list[bytes] = []
+    signals = []
+    total = sum(int(np.asarray(a).size) for s in export.signals for a in s.data)
+    for signal in export.signals:
+        channels = []
+        for array in signal.data:
+            a = np.ascontiguousarray(array)
+            if a.dtype.byteorder == ">":
+                a = a.astype(a.dtype.newbyteorder("<"))
+            channels.append({"dtype": a.dtype.str, "shape": list(a.shape), "frame": len(frames)})
+            frames.append(a.tobytes())
+        entry = {"name": signal.name, "kind": signal.kind, "dim": signal.dim,
+                 "units": signal.units, "labels": list(signal.labels),
+                 "timestamp": signal.timestamp, "channels": channels}
+        if total <= INLINE_LIMIT:
+            entry["data"] = [np.asarray(a).tolist() for a in signal.data]
+        signals.append(entry)
+    return {device: {"name": export.name, "timestamp": export.timestamp,
+                     "signals": signals}}, frames
+
+
+class ProxyService(Service):
+    """
+    The data proxy: XSUB bound at C{xsub} (publishers), XPUB at C{xpub}
+    (subscribers), forwarding both ways on the reactor.
+
+    @ivar xsub_endpoint: the bound XSUB endpoint, once started.
+    @ivar xpub_endpoint: the bound XPUB endpoint, once started.
+    """
+
+    log = Logger()
+
+    def __init__(self, reactor: Any, xsub: str = "tcp://127.0.0.1:11100",
+                 xpub: str = "tcp://127.0.0.1:11099") -> None:
+        self.reactor = reactor
+        self.xsub_address, self.xpub_address = xsub, xpub
+        self.xsub_endpoint: str | None = None
+        self.xpub_endpoint: str | None = None
+        self._xsub: ZSocket | None = None
+        self._xpub: ZSocket | None = None
+
+    def startService(self) -> None:
+        self._xsub = ZSocket(self.reactor, zmq.XSUB, self._from_publishers)
+        self._xpub = ZSocket(self.reactor, zmq.XPUB, self._from_subscribers)
+        self.xsub_endpoint = self._xsub.bind(self.xsub_address)
+        self.xpub_endpoint = self._xpub.bind(self.xpub_address)
+        Service.startService(self)
+        self.log.info("LECO data proxy: publishers {xsub}, subscribers {xpub}",
+                      xsub=self.xsub_endpoint, xpub=self.xpub_endpoint)
+
+    def _from_publishers(self, frames: list[bytes]) -> None:
+        if self._xpub is not None:
+            self._xpub.send(frames)
+
+    def _from_subscribers(self, frames: list[bytes]) -> None:
+        if self._xsub is not None:
+            self._xsub.send(frames)
+
+    def stopService(self) -> None:
+        Service.stopService(self)
+        for sock in (self._xsub, self._xpub):
+            if sock is not None:
+                sock.close()
+        self._xsub = self._xpub = None
+
+
+class DataPublisher:
+    """
+    A PUB socket connected to a data proxy's XSUB port.
+
+    @param address: the proxy's XSUB address.
+    """
+
+    log = Logger()
+
+    def __init__(self, reactor: Any, address: str = "tcp://127.0.0.1:11100") -> None:
+        self.socket = ZSocket(reactor, zmq.PUB, lambda frames: None)
+        self.socket.connect(address)
+
+    def publish(self, topic: str | bytes, value: Any, binary: list[bytes] | None = None) -> bool:
+        """Publish C{value} (JSON) under C{topic}, with optional binary frames."""
+        t = topic.encode() if isinstance(topic, str) else topic
+        return self.socket.send(data_frames(t, value, binary))
+
+    def close(self) -> None:
+        """Close the socket."""
+        self.socket.close()
+
+
+class RegistryPublisher(Service):
+    """
+    Publish the events of exported devices on the data protocol.
+
+    @param topics: registry device name → topic (the actor's full name), or
+        a callable returning it (evaluated per event: the namespace is
+        learnt at sign-in).
+    """
+
+    log = Logger()
+
+    def __init__(self, registry: DeviceRegistry, reactor: Any, address: str,
+                 topics: Mapping[str, str]) -> None:
+        self.registry = registry
+        self.reactor = reactor
+        self.address = address
+        self.topics = dict(topics)
+        self.publisher: DataPublisher | None = None
+        self._unsubscribe: Any = None
+
+    def startService(self) -> None:
+        Service.startService(self)
+        self.publisher = DataPublisher(self.reactor, self.address)
+        self._unsubscribe = self.registry.subscribe(self.on_event)
+
+    def stopService(self) -> None:
+        Service.stopService(self)
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self.publisher is not None:
+            self.publisher.close()
+            self.publisher = None
+
+    def on_event(self, event: LabEvent) -> None:
+        """Publish one registry event if it concerns an exported device."""
+        entry = self.topics.get(event.device)
+        if entry is None or self.publisher is None:
+            return
+        topic = (entry() if callable(entry) else entry).encode()
+        if event.kind == CHANGED:
+            value: Any = {event.parameter: to_json(event.value)}
+            binary: list[bytes] = []
+        elif event.kind == DATA and isinstance(event.value, Export):
+            value, binary = export_frames(event.device, event.value)
+        elif event.kind == DATA:
+            value, binary = {event.parameter or event.device: to_json(event.value)}, []
+        else:
+            return
+        try:
+            self.publisher.socket.send(data_frames(topic, value, binary))
+        except Exception:
+            self.log.failure("publishing {kind} of {device} failed", kind=event.kind,
+                             device=event.device)

@@ -1,0 +1,136 @@
+# -*- test-case-name: tests.test_leco_plugin -*-
+"""
+The C{[leco]} config section: a Coordinator (with federation), actors
+exporting registry devices, a Director importing remote actors, and the
+data protocol (proxy and publisher).
+
+Example::
+
+    [leco]
+    coordinator = true            # run our own Coordinator
+    host = "127.0.0.1"
+    port = 12300
+    namespace = "lab"
+    federate = ["192.0.2.7:12300"]  # other Coordinators (ours or pyleco's)
+    export = ["stage", "camera"]    # registry devices offered as actors
+    data_proxy = true               # run the XSUB/XPUB proxy
+    data_publish_port = 11100
+    data_subscribe_port = 11099
+
+    [[leco.remote]]
+    name = "oven"                 # registry name
+    actor = "N2.oven"             # LECO name of the remote actor
+    kind = "generic"              # or pymodaq_actuator / pymodaq_detector
+    parameters = ["temperature"]
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application.service import IService, MultiService
+from zope.interface import implementer
+
+from twisted_lab.interfaces import IProtocolPlugin
+from twisted_lab.options import Option
+from twisted_lab.registry import DeviceRegistry
+
+__all__ = ["LecoPlugin", "plugin", "make_service"]
+
+_REMOTE = {
+    "name": Option(str, doc="Registry name of the imported device."),
+    "actor": Option(str, "", "LECO name of the remote actor (default: name)."),
+    "kind": Option(str, "generic", "generic, pymodaq_actuator or pymodaq_detector.",
+                   choices=("generic", "pymodaq_actuator", "pymodaq_detector")),
+    "parameters": Option(list, [], "Parameter names to describe (generic).",
+                         items={"*": Option(str)}),
+    "actions": Option(list, [], "Action names to describe (generic).",
+                      items={"*": Option(str)}),
+}
+
+OPTIONS: dict[str, Option] = {
+    "coordinator": Option(bool, True, "Run a LECO Coordinator."),
+    "host": Option(str, "127.0.0.1", "Interface the Coordinator binds (and components use)."),
+    "port": Option(int, 12300, "Coordinator port."),
+    "namespace": Option(str, "lab", "Namespace of our Coordinator's node."),
+    "connect": Option(str, "", "ZeroMQ address of the Coordinator our actors and director "
+                               "use (default: ours, tcp://host:port)."),
+    "federate": Option(list, [], "Other Coordinators (host:port) to link with.",
+                       items={"*": Option(str)}),
+    "export": Option(list, [], "Registry devices offered as LECO actors.",
+                     items={"*": Option(str)}),
+    "pymodaq_methods": Option(bool, True, "Actors also offer the PyMoDAQ method set."),
+    "remote": Option(list, [], "Remote actors imported as registry devices.", items=_REMOTE),
+    "director_name": Option(str, "twisted_lab_director", "Component name of our director."),
+    "timeout": Option(float, 2.0, "Deadline of requests to remote actors (s)."),
+    "data_proxy": Option(bool, True, "Run the data protocol's XSUB/XPUB proxy."),
+    "data_publish": Option(bool, True, "Publish exported devices' data and changes."),
+    "data_host": Option(str, "127.0.0.1", "Interface of the data proxy."),
+    "data_publish_port": Option(int, 11100, "Proxy port publishers connect to (XSUB)."),
+    "data_subscribe_port": Option(int, 11099, "Proxy port subscribers connect to (XPUB)."),
+}
+
+
+def make_service(registry: DeviceRegistry, section: dict[str, Any], reactor: Any
+                 ) -> MultiService:
+    """Build the LECO service tree from a validated C{[leco]} section."""
+    from twisted_lab.protocols.leco.actor import DeviceActor
+    from twisted_lab.protocols.leco.coordinator import CoordinatorService
+    from twisted_lab.protocols.leco.datapub import ProxyService, RegistryPublisher
+    from twisted_lab.protocols.leco.director import DirectorService
+
+    top = MultiService()
+    top.setName("leco")
+    host, port = section["host"], section["port"]
+    connect = section["connect"] or f"tcp://{host}:{port}"
+    if section["coordinator"]:
+        coordinator = CoordinatorService(section["namespace"], f"tcp://{host}:{port}", reactor,
+                                         coordinators=section["federate"])
+        coordinator.setName("coordinator")
+        coordinator.setServiceParent(top)
+    if section["data_proxy"]:
+        proxy = ProxyService(reactor,
+                             f"tcp://{section['data_host']}:{section['data_publish_port']}",
+                             f"tcp://{section['data_host']}:{section['data_subscribe_port']}")
+        proxy.setName("data-proxy")
+        proxy.setServiceParent(top)
+    topics: dict[str, Any] = {}
+    for name in section["export"]:
+        actor = DeviceActor(registry, name, connect, reactor,
+                            pymodaq=section["pymodaq_methods"])
+        actor.setName(f"actor-{name}")
+        actor.setServiceParent(top)
+        topics[name] = lambda actor=actor: actor.full_name
+    if section["remote"]:
+        director = DirectorService(registry, section["remote"], connect, reactor,
+                                   section["director_name"], section["timeout"])
+        director.setName("director")
+        director.setServiceParent(top)
+    if section["data_publish"] and topics:
+        publisher = RegistryPublisher(
+            registry, reactor,
+            f"tcp://{section['data_host']}:{section['data_publish_port']}", topics)
+        publisher.setName("data-publisher")
+        publisher.setServiceParent(top)
+    return top
+
+
+@implementer(IProtocolPlugin)
+class LecoPlugin:
+    """The C{[leco]} protocol plugin."""
+
+    name = "leco"
+    description = "LECO over ZeroMQ: Coordinator, actors, directors (pyleco, PyMoDAQ 5)."
+    options = OPTIONS
+
+    def default_section(self, device_names: list[str]) -> dict[str, Any]:
+        """Our Coordinator on 127.0.0.1:12300, namespace C{lab}, every device an actor."""
+        return {"coordinator": True, "host": "127.0.0.1", "port": 12300, "namespace": "lab",
+                "export": list(device_names)}
+
+    def make_service(self, registry: DeviceRegistry, section: dict[str, Any], reactor: Any
+                     ) -> IService:
+        """Build the service (see L{make_service})."""
+        return make_service(registry, section, reactor)
+
+
+plugin = LecoPlugin()
