@@ -28,7 +28,8 @@ class PluginTests(SynchronousTestCase):
         """Each plugin provides IDevicePlugin (and IPlugin) with Option schemas."""
         names = [p.type_name for p in DEVICE_PLUGINS]
         self.assertEqual(names, ["sim.stage", "sim.powermeter", "sim.spectrometer",
-                                 "sim.camera", "sim.la4", "visa", "python"])
+                                 "sim.camera", "sim.la4", "visa", "python",
+                                 "adapter.actuator", "adapter.detector"])
         for plugin in DEVICE_PLUGINS:
             verifyObject(IDevicePlugin, plugin)
             self.assertTrue(IPlugin.providedBy(plugin))

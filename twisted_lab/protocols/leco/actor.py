@@ -29,6 +29,7 @@ from twisted_lab.data import Axis, Export, Signal
 from twisted_lab.errors import InvalidValue
 from twisted_lab.leases import Owner
 from twisted_lab.protocols.leco.component import DEFAULT_COORDINATOR, Component
+from twisted_lab.protocols.leco.locking import register_lock_methods
 from twisted_lab.registry import DeviceRegistry
 
 __all__ = ["DeviceActor", "to_json", "register_pymodaq"]
@@ -122,6 +123,7 @@ class DeviceActor(Component):
         self.register_method("describe", self.describe,
                              "The device's parameters and actions (twisted_lab extension).")
         self.pymodaq = register_pymodaq(self, registry, device_name) if pymodaq else None
+        self.locking = register_lock_methods(self, registry, device_name)
 
     def _owner(self) -> Owner:
         return Owner("leco", self.caller or "?")

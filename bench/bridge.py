@@ -1,0 +1,222 @@
+"""
+Bridge benchmark: what one bridge hop costs, in one run.
+
+    python bench/bridge.py [--calls N] [--frames F]
+
+1. Latency of one bridge hop (a pyleco 0.6 Actor in a subprocess, pyleco venv,
+   signed in to our Coordinator; mean of N sequential reads of its C{value}):
+     direct   pyleco Director.get_parameters (subprocess) -> pyleco actor
+     bridged  our PlestyClient.query -> our PLESTY server -> our LECO director
+              (RemoteActorDevice) -> the same pyleco actor
+   The added latency is bridged - direct (the two clients differ: a blocking
+   pyleco Communicator vs our Twisted PLESTY client, both on loopback).
+2. 2048x2048 float64 frames (32 MiB) through PyMoDAQ -> LECO, one process:
+     PyMoDAQ leg  instrument (our PyMoDAQ 4 client role, GRABBER) -> our
+                  PyMoDAQ server role: grab() on the imported device
+     LECO leg     our actor over the instrument device directly -> our LECO
+                  director (PyMoDAQ 5 method set, send_data_grab): grab()
+     chained      instrument -> PyMoDAQ server role -> our actor -> LECO
+                  director: grab() on the director's device
+   Frames per second, sequential grabs.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+PYLECO_DIRECT = r"""
+import json, sys, time
+from pyleco.directors.director import Director
+port, actor, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+d = Director(actor=actor, host="127.0.0.1", port=port, name="bench_direct", timeout=5)
+for _ in range(20):
+    d.get_parameters(["value"])
+t = time.perf_counter()
+for _ in range(n):
+    d.get_parameters(["value"])
+print(json.dumps({"mean": (time.perf_counter() - t) / n}))
+d.communicator.close()
+"""
+
+
+def _mean_time(samples: list[float]) -> float:
+    return sum(samples) / len(samples)
+
+
+async def latency(reactor: Any, calls: int) -> dict[str, float]:
+    from twisted.internet.threads import deferToThread
+
+    from tests.peers import peer_env, peer_python
+    from twisted_lab.protocols.leco.coordinator import CoordinatorService
+    from twisted_lab.protocols.leco.director import DirectorService
+    from twisted_lab.protocols.plesty.client import PlestyClient
+    from twisted_lab.protocols.plesty.server import PlestyServerService
+    from twisted_lab.registry import DeviceRegistry
+
+    coordinator = CoordinatorService("BB", "tcp://127.0.0.1:*", reactor)
+    coordinator.startService()
+    port = coordinator.endpoint.rsplit(":", 1)[1]
+    py, env = str(peer_python("pyleco")), peer_env("pyleco")
+    actor = subprocess.Popen([py, os.path.join(ROOT, "tests", "peers", "pyleco_driver.py"),
+                              "actor", port, "bactor"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    try:
+        line = await deferToThread(actor.stdout.readline)  # type: ignore[union-attr]
+        if not line.startswith("READY"):
+            raise RuntimeError(f"pyleco actor did not start: {line!r}")
+        out = await deferToThread(subprocess.run, [py, "-c", PYLECO_DIRECT, port, "bactor",
+                                                   str(calls)],
+                                  capture_output=True, text=True, env=env, timeout=300)
+        import json
+        if out.returncode:
+            raise RuntimeError(out.stderr[-2000:])
+        direct = json.loads(out.stdout.strip().splitlines()[-1])["mean"]
+
+        registry = DeviceRegistry(reactor)
+        director = DirectorService(registry, [{"name": "remote", "actor": "bactor",
+                                               "kind": "generic", "parameters": ["value"],
+                                               "actions": []}],
+                                   coordinator.endpoint, reactor, "bench_director", 5.0)
+        director.startService()
+        device = await registry.when_registered("remote")
+        server = PlestyServerService(registry, "remote", "tcp://127.0.0.1:*", reactor)
+        server.startService()
+        client = PlestyClient(reactor, server.address, timeout=5.0)
+        await client.connect()
+        for _ in range(20):
+            await client.query("value")
+        t = time.perf_counter()
+        for _ in range(calls):
+            await client.query("value")
+        bridged = (time.perf_counter() - t) / calls
+        # the director leg alone (our RemoteActorDevice.get, no PLESTY)
+        t = time.perf_counter()
+        for _ in range(calls):
+            await device.get("value")
+        director_only = (time.perf_counter() - t) / calls
+        await client.close()
+        server.stopService()
+        await director.stopService()
+    finally:
+        actor.stdin.close()  # type: ignore[union-attr]
+        try:
+            actor.wait(10)
+        except subprocess.TimeoutExpired:
+            actor.kill()
+        await coordinator.stopService()
+    return {"direct": direct, "bridged": bridged, "director_only": director_only}
+
+
+async def frames(reactor: Any, count: int) -> dict[str, float]:
+    import numpy as np
+    from twisted.internet.endpoints import TCP4ServerEndpoint
+
+    from twisted_lab.data import Export, Signal
+    from twisted_lab.protocols.leco.actor import DeviceActor
+    from twisted_lab.protocols.leco.coordinator import CoordinatorService
+    from twisted_lab.protocols.leco.director import DirectorService
+    from twisted_lab.protocols.pymodaq.client import PyMoDAQClientFactory, PyMoDAQExportService
+    from twisted_lab.protocols.pymodaq.server import PyMoDAQServerFactory
+    from twisted_lab.registry import DeviceRegistry
+    from twisted_lab.testing import FakeDetector
+
+    frame = np.random.default_rng(1).random((2048, 2048))
+    export = Export("frame", [Signal("frame", [frame], kind="DataFromPlugins")])
+    instrument = DeviceRegistry(reactor)
+    instrument.register(FakeDetector("frame", export))
+    # PyMoDAQ: the instrument's client role -> our server role
+    lab = DeviceRegistry(reactor)
+    server = PyMoDAQServerFactory(lab, reactor, call_timeout=60.0, rules=[{"name": "cam"}])
+    port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(server)
+    export_service = PyMoDAQExportService(
+        reactor, f"tcp:127.0.0.1:{port.getHost().port}",
+        PyMoDAQClientFactory(instrument, "frame", "GRABBER"))
+    export_service.startService()
+    cam = await lab.when_registered("cam")
+    while not cam.online:
+        from twisted.internet.task import deferLater
+        await deferLater(reactor, 0.02, lambda: None)
+    # LECO: actors for the imported camera and for the instrument directly
+    coordinator = CoordinatorService("BF", "tcp://127.0.0.1:*", reactor)
+    coordinator.startService()
+    actors = [DeviceActor(lab, "cam", coordinator.endpoint, reactor, timeout=60.0),
+              DeviceActor(instrument, "frame", coordinator.endpoint, reactor, name="direct",
+                          timeout=60.0)]
+    for a in actors:
+        a.startService()
+        await a.when_signed_in()
+    far = DeviceRegistry(reactor)
+    director = DirectorService(far, [
+        {"name": "chained", "actor": "cam", "kind": "pymodaq_detector",
+         "parameters": [], "actions": []},
+        {"name": "leco_only", "actor": "direct", "kind": "pymodaq_detector",
+         "parameters": [], "actions": []}], coordinator.endpoint, reactor, "bench_far", 60.0)
+    director.startService()
+
+    async def rate(device: Any) -> float:
+        got = await device.grab()
+        got = got if isinstance(got, Export) else Export("x", [got])
+        data = np.asarray(got.signals[0].data[0])
+        assert data.shape == (2048, 2048) and np.array_equal(data, frame), "frame altered"
+        t = time.perf_counter()
+        for _ in range(count):
+            await device.grab()
+        return count / (time.perf_counter() - t)
+
+    result = {"pymodaq": await rate(cam),
+              "leco": await rate(await far.when_registered("leco_only")),
+              "chained": await rate(await far.when_registered("chained"))}
+    await director.stopService()
+    for a in actors:
+        await a.stopService()
+    await coordinator.stopService()
+    await export_service.stopService()
+    server.stop()
+    await port.stopListening()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--frames", type=int, default=10)
+    args = parser.parse_args()
+    from twisted.internet import defer, task
+
+    async def run(reactor: Any) -> None:
+        lat = await latency(reactor, args.calls)
+        fps = await frames(reactor, args.frames)
+        ms = {k: v * 1e3 for k, v in lat.items()}
+        print(f"1. one bridge hop, mean of {args.calls} sequential reads of a pyleco actor's "
+              f"'value' (pyleco actor in a subprocess, our Coordinator):")
+        print(f"   direct   pyleco Director -> pyleco actor:                       "
+              f"{ms['direct']:7.3f} ms")
+        print(f"   bridged  PLESTY query -> our PLESTY server -> our LECO director "
+              f"-> pyleco actor: {ms['bridged']:7.3f} ms  ({ms['bridged'] / ms['direct']:.2f}x)")
+        print(f"   (our LECO director -> pyleco actor alone, in process:            "
+              f"{ms['director_only']:7.3f} ms)")
+        print(f"   added by the bridge hop: {ms['bridged'] - ms['direct']:+.3f} ms per call")
+        print(f"2. 2048x2048 float64 frames (32 MiB), {args.frames} sequential grabs each, "
+              f"one process:")
+        print(f"   PyMoDAQ leg alone  instrument -> our PyMoDAQ server role:   "
+              f"{fps['pymodaq']:6.2f} frames/s")
+        print(f"   LECO leg alone     our actor -> our LECO director:          "
+              f"{fps['leco']:6.2f} frames/s")
+        print(f"   PyMoDAQ -> LECO    instrument -> server role -> actor -> director: "
+              f"{fps['chained']:6.2f} frames/s  "
+              f"({fps['chained'] / min(fps['pymodaq'], fps['leco']):.2f}x the slower leg; "
+              f"legs in series predict "
+              f"{1 / (1 / fps['pymodaq'] + 1 / fps['leco']):.2f} frames/s)")
+
+    task.react(lambda reactor: defer.Deferred.fromCoroutine(run(reactor)))
+
+
+if __name__ == "__main__":
+    main()
