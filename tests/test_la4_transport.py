@@ -4,14 +4,17 @@ Tests for L{twisted_lab.protocols.la4.transport}: one JSON document per connecti
 """
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
-from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
+from twisted.internet.error import ConnectionRefusedError, TimeoutError
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock, deferLater
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from twisted_lab.errors import ProtocolError
@@ -202,3 +205,82 @@ class SendTests(TestCase):
         await port.stopListening()
         with self.assertRaises(Exception):
             await send_message(reactor, "127.0.0.1", number, b"{}")
+
+
+class _Collect(Protocol):
+    """Collects every byte of a connection; C{factory.done} fires with them at EOF."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    def dataReceived(self, data: bytes) -> None:
+        self.chunks.append(data)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.factory.done.callback(b"".join(self.chunks))
+
+
+class DirectSendTests(TestCase):
+    """The bare-socket path L{send_message} takes for IP literals on a real reactor."""
+
+    async def test_not_synchronous(self) -> None:
+        """The result never fires before L{send_message} returns (callers may re-enter)."""
+        factory = DocumentFactory(RecordingHandler(), reactor)
+        port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
+        self.addCleanup(port.stopListening)
+        d = send_message(reactor, "127.0.0.1", port.getHost().port, b"{}")
+        self.assertFalse(d.called)
+        await d
+
+    async def test_refused_is_connection_refused(self) -> None:
+        """A closed port fails with Twisted's ConnectionRefusedError, as connectTCP does."""
+        factory = DocumentFactory(RecordingHandler(), reactor)
+        port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
+        number = port.getHost().port
+        await port.stopListening()
+        with self.assertRaises(ConnectionRefusedError):
+            await send_message(reactor, "127.0.0.1", number, b"{}")
+
+    async def test_large_message_waits_for_the_socket(self) -> None:
+        """A message larger than the socket buffers is written in parts, intact."""
+        factory = Factory.forProtocol(_Collect)
+        factory.done = Deferred()
+        port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
+        self.addCleanup(port.stopListening)
+        data = bytes(range(256)) * (64 * 1024)  # 16 MiB
+        await send_message(reactor, "127.0.0.1", port.getHost().port, data, timeout=30)
+        received = await factory.done
+        self.assertEqual(len(received), len(data))
+        self.assertEqual(received, data)
+
+    async def test_timeout(self) -> None:
+        """A connect that cannot complete (listen queue full) fails within the timeout."""
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        address = listener.getsockname()
+        fillers = []
+        for _ in range(4):  # fill the accept queue: further SYNs are dropped
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(address)
+            self.addCleanup(filler.close)
+            fillers.append(filler)
+        await deferLater(reactor, 0.05)
+        with self.assertRaises(TimeoutError):
+            await send_message(reactor, "127.0.0.1", address[1], b"{}", timeout=0.3)
+
+    def test_host_name_uses_connect_tcp(self) -> None:
+        """A host name is resolved by connectTCP, with the timeout (not the bare path)."""
+        memory = MemoryReactorClock()
+        d = send_message(memory, "localhost", 5000, b"{}", timeout=2.0)
+        self.assertEqual([(h, p, t) for h, p, _f, t, _b in memory.tcpClients],
+                         [("localhost", 5000, 2.0)])
+        self.assertFalse(d.called)
+
+    def test_other_reactors_use_connect_tcp(self) -> None:
+        """A reactor that is not a POSIX one (here a test reactor) gets connectTCP."""
+        memory = MemoryReactorClock()
+        send_message(memory, "127.0.0.1", 5000, b"{}")
+        self.assertEqual(len(memory.tcpClients), 1)

@@ -17,6 +17,7 @@ only when C{allow_raw_cmd} is set.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -353,6 +354,7 @@ def _normal_host(host: str) -> str:
     return "127.0.0.1" if host == "localhost" else host
 
 
+@functools.lru_cache(maxsize=64)
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)

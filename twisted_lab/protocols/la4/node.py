@@ -183,6 +183,9 @@ class SimulatedNode(Service):
     """
 
     log = Logger()
+    #: Log a debug line per command run (a log event costs as much as the
+    #: command itself, so it is off by default).
+    trace_commands = False
 
     def __init__(self, reactor: Any, clock: IReactorTime | None = None, *,
                  port: int = 5000, interface: str = "127.0.0.1", ip: str = "",
@@ -228,6 +231,7 @@ class SimulatedNode(Service):
         self._running_command = False
         self._command_wait: Deferred[None] | None = None
         self._listening: IListeningPort | None = None
+        self._bound_port = port
         self._waiters: list[Deferred[int]] = []
         self._heartbeat = LoopingCall(self._tick)
         self._heartbeat.clock = self.clock
@@ -243,7 +247,7 @@ class SimulatedNode(Service):
     def port(self) -> int:
         """The port actually listened on (the configured one until listening)."""
         if self._listening is not None:
-            return int(getattr(self._listening.getHost(), "port"))
+            return self._bound_port
         return self.listen_port
 
     def startService(self) -> None:
@@ -255,6 +259,7 @@ class SimulatedNode(Service):
         d.addCallbacks(self._listening_on, self._listen_failed)
 
     def _listening_on(self, port: IListeningPort) -> None:
+        self._bound_port = int(getattr(port.getHost(), "port"))
         self._listening = port
         self.log.info("simulated LA4 node {id} listening on {interface}:{port}", id=self.id,
                       interface=self.interface, port=self.port)
@@ -401,8 +406,9 @@ class SimulatedNode(Service):
             return
         self.handled.append(("cmd", True))
         output, messages = self.board.execute(line)
-        self.log.debug("LA4 node: ran {steps} step(s) for {peer}", steps=len(line.steps),
-                       peer=host)
+        if self.trace_commands:  # off the hot path unless asked for
+            self.log.debug("LA4 node: ran {steps} step(s) for {peer}", steps=len(line.steps),
+                           peer=host)
         self._deliver(host, command.port, OutputEvent(output=output, **self._base()))
         for text in messages if self.boardio_messages else ():
             self._deliver(host, command.port, MessageEvent(message=text, **self._base()))
