@@ -44,7 +44,7 @@ class _Base(SynchronousTestCase):
     def remote(self, kind: str = "pymodaq_actuator", actor: str = "mock") -> Any:
         device = make_remote(self.component, self.registry, "remote_" + actor, actor, kind,
                              self.clock, timeout=1.0)
-        self.addCleanup(device.stop)
+        self.addCleanup(device.stop_polling)
         return device
 
     def cb(self, method: str, params: Any, frames: list[bytes] | None = None,

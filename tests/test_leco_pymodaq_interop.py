@@ -154,8 +154,8 @@ class WeDirectPyMoDAQTests(_Interop):
                                reactor, timeout=2.0)
         detector = make_remote(component, registry, "mock_camera", "pmd5_viewer",
                                "pymodaq_detector", reactor, timeout=2.0)
-        self.addCleanup(actuator.stop)
-        self.addCleanup(detector.stop)
+        self.addCleanup(actuator.stop_polling)
+        self.addCleanup(detector.stop_polling)
         for _ in range(50):
             if actuator.settings_xml and detector.settings_xml:
                 break

@@ -210,7 +210,7 @@ class _RemoteMixin:
 
     # -- liveness --------------------------------------------------------------
 
-    def start(self) -> Deferred[Any]:
+    def start_polling(self) -> Deferred[Any]:
         """Introduce ourselves to the actor and start checking that it lives."""
         if self._ping is None:
             self._ping = LoopingCall(self._check)
@@ -219,7 +219,7 @@ class _RemoteMixin:
                 lambda f: self.log.failure("liveness check of {actor}", f, actor=self.actor))
         return self._introduce()
 
-    def stop(self) -> None:
+    def stop_polling(self) -> None:
         """Stop the liveness checks and fail pending calls (the device stays registered)."""
         if self._ping is not None and self._ping.running:
             self._ping.stop()
@@ -421,5 +421,5 @@ def make_remote(component: Any, registry: DeviceRegistry, name: str, actor: str,
     router = _router(component)
     router.devices[actor] = device
     registry.register(device)
-    device.start()
+    device.start_polling()
     return device
