@@ -1,0 +1,323 @@
+"""
+Benchmark of the PyMoDAQ TCP/IP protocol (run from the repo root):
+
+    python bench/pymodaq.py [--frames 20] [--round-trips 3000]
+
+In one run, over 127.0.0.1, each side in its own process:
+
+  1. 2048×2048 float64 frames (C{Send Data 2D} → C{Done} + DataToExport),
+     our server role ↔ our client role, against raw blocking sockets moving
+     the same bytes, and against PyMoDAQ 4.4.11's own socket code on both
+     ends (in the pymodaq4 venv; see C{tests/peers/pymodaq4_bench.py});
+  2. 1000-point float64 array round trips (C{Send Data 1D} → C{Done} + DTE):
+     ours against raw sockets and against PyMoDAQ's own code;
+  3. small command round trips (C{get_actuator_value} ↔ C{position_is}),
+     ours against a plain Twisted C{Int32StringReceiver} echo.
+
+It prints each figure and the ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+SHAPE = (2048, 2048)
+POINTS = 1000
+
+
+# -- children ------------------------------------------------------------------
+
+
+def child_ours(kind: str, port: int, *shape: int) -> None:
+    """Our client role exporting a detector (of C{shape}) or an actuator."""
+    import numpy as np
+    from twisted.internet import reactor
+
+    from twisted_lab.data import Export, Signal
+    from twisted_lab.protocols.pymodaq.client import PyMoDAQClientFactory, PyMoDAQExportService
+    from twisted_lab.registry import DeviceRegistry
+    from twisted_lab.testing import FakeActuator, FakeDetector
+
+    registry = DeviceRegistry(reactor)
+    if kind == "camera":
+        image = np.random.default_rng(0).random(shape)
+        registry.register(FakeDetector("dev", Export("dev", [Signal("dev", [image])])))
+    else:
+        registry.register(FakeActuator("dev", units="mm"))
+    factory = PyMoDAQClientFactory(registry, "dev")
+    PyMoDAQExportService(reactor, f"tcp:host=127.0.0.1:port={port}", factory).startService()
+    seen = [False]
+
+    def check() -> None:
+        if factory.connections:
+            seen[0] = True
+        elif seen[0] and reactor.running:
+            reactor.stop()
+
+    from twisted.internet.task import LoopingCall
+    LoopingCall(check).start(0.1)
+    reactor.run()
+
+
+def child_raw(port: int, size: int) -> None:
+    """Answer each 16-byte request with C{size} bytes, blocking sockets."""
+    payload = os.urandom(size)
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    while True:
+        request = b""
+        while len(request) < 16:
+            chunk = sock.recv(16 - len(request))
+            if not chunk:
+                return
+            request += chunk
+        sock.sendall(payload)
+
+
+def child_echo(port: int) -> None:
+    """A plain Twisted Int32StringReceiver echo, connecting to C{port}."""
+    from twisted.internet import reactor
+    from twisted.internet.protocol import ClientFactory
+    from twisted.protocols.basic import Int32StringReceiver
+
+    class Echo(Int32StringReceiver):
+        def connectionMade(self) -> None:
+            self.transport.setTcpNoDelay(True)
+
+        def stringReceived(self, data: bytes) -> None:
+            self.sendString(data)
+
+        def connectionLost(self, reason: Any) -> None:
+            if reactor.running:
+                reactor.stop()
+
+    factory = ClientFactory()
+    factory.protocol = Echo
+    reactor.connectTCP("127.0.0.1", port, factory)
+    reactor.run()
+
+
+def spawn(*args: Any) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.Popen([sys.executable, os.path.abspath(__file__), "--child",
+                             *map(str, args)], env=env)
+
+
+# -- anchors ---------------------------------------------------------------------
+
+
+def raw_round_trips(size: int, count: int) -> float:
+    """Seconds for C{count} request → C{size}-byte reply exchanges, raw sockets."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    child = spawn("raw", listener.getsockname()[1], size)
+    sock, _ = listener.accept()
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    start = time.perf_counter()
+    for _ in range(count):
+        sock.sendall(b"x" * 16)
+        got = 0
+        while got < size:
+            got += sock.recv_into(view[got:], size - got)
+    seconds = time.perf_counter() - start
+    sock.close()
+    listener.close()
+    child.wait()
+    return seconds
+
+
+def pymodaq_round_trips(mode: str, count: int, *shape: int) -> dict[str, Any] | None:
+    """PyMoDAQ's own socket code on both ends (None when the peer is missing)."""
+    try:
+        from tests.peers import PeerMissing, peer_env, peer_python
+        python = str(peer_python("pymodaq4"))
+    except PeerMissing as e:
+        print(f"  (PyMoDAQ anchor unavailable: {e})")
+        return None
+    script = os.path.join(ROOT, "tests", "peers", "pymodaq4_bench.py")
+    out = subprocess.run([python, script, mode, str(count), *map(str, shape)],
+                         env=peer_env("pymodaq4"), capture_output=True, text=True,
+                         timeout=600)
+    if out.returncode:
+        print(f"  (PyMoDAQ anchor failed: {out.stderr[-500:]})")
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# -- ours ----------------------------------------------------------------------
+
+
+def run_ours(frames: int, round_trips: int) -> dict[str, float]:
+    """Every measurement that needs our reactor, in one reactor run."""
+    from twisted.internet import reactor, task
+    from twisted.internet.defer import Deferred, ensureDeferred
+    from twisted.internet.endpoints import TCP4ServerEndpoint
+    from twisted.internet.protocol import Factory
+    from twisted.protocols.basic import Int32StringReceiver
+
+    from twisted_lab.protocols.pymodaq.server import PyMoDAQServerFactory
+    from twisted_lab.registry import DeviceRegistry
+
+    results: dict[str, float] = {}
+
+    async def imported(kind: str, *shape: int) -> Any:
+        registry = DeviceRegistry(reactor)
+        factory = PyMoDAQServerFactory(registry, reactor, call_timeout=60)
+        port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
+        child = spawn(kind, port.getHost().port, *shape)
+        while not registry.names():
+            await task.deferLater(reactor, 0.02)
+        device = await registry.get(registry.names()[0])
+        while not device.online:
+            await task.deferLater(reactor, 0.02)
+        return device, port, factory, child
+
+    async def close(port: Any, factory: Any, child: subprocess.Popen[bytes]) -> None:
+        factory.stop()
+        await port.stopListening()
+        await reap(child)
+
+    async def reap(child: subprocess.Popen[bytes]) -> None:
+        for _ in range(200):
+            if child.poll() is not None:
+                return
+            await task.deferLater(reactor, 0.05)
+        child.kill()
+
+    async def echo_anchor() -> float:
+        got: list[Deferred[None]] = []
+
+        class Sender(Int32StringReceiver):
+            def connectionMade(self) -> None:
+                self.transport.setTcpNoDelay(True)
+                connected.callback(self)
+
+            def stringReceived(self, data: bytes) -> None:
+                got.pop(0).callback(None)
+
+        connected: Deferred[Any] = Deferred()
+        port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
+            Factory.forProtocol(Sender))
+        child = spawn("echo", port.getHost().port)
+        sender = await connected
+        start = time.perf_counter()
+        for _ in range(round_trips):
+            d: Deferred[None] = Deferred()
+            got.append(d)
+            sender.sendString(b"get_actuator_val")
+            await d
+        seconds = time.perf_counter() - start
+        sender.transport.loseConnection()
+        await port.stopListening()
+        await reap(child)
+        return seconds
+
+    async def main() -> None:
+        device, port, factory, child = await imported("camera", *SHAPE)
+        await device.grab()
+        start = time.perf_counter()
+        for _ in range(frames):
+            export = await device.grab()
+        results["frames"] = time.perf_counter() - start
+        assert export[0].shape == SHAPE
+        await close(port, factory, child)
+
+        device, port, factory, child = await imported("camera", POINTS)
+        await device.grab()
+        start = time.perf_counter()
+        for _ in range(round_trips):
+            await device.grab()
+        results["array"] = time.perf_counter() - start
+        await close(port, factory, child)
+
+        device, port, factory, child = await imported("stage")
+        await device.position()
+        start = time.perf_counter()
+        for _ in range(round_trips):
+            await device.position()
+        results["position"] = time.perf_counter() - start
+        await close(port, factory, child)
+
+        results["echo"] = await echo_anchor()
+
+    def done(result: Any) -> Any:
+        reactor.stop()
+        return result
+
+    ensureDeferred(main()).addBoth(done).addErrback(lambda f: f.printTraceback())
+    reactor.run()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=20)
+    parser.add_argument("--round-trips", type=int, default=3000)
+    parser.add_argument("--pymodaq-frames", type=int, default=1)
+    parser.add_argument("--pymodaq-round-trips", type=int, default=50)
+    options = parser.parse_args()
+    frame_bytes = SHAPE[0] * SHAPE[1] * 8
+    array_bytes = POINTS * 8
+
+    ours = run_ours(options.frames, options.round_trips)
+    raw_frames = raw_round_trips(frame_bytes, options.frames)
+    raw_array = raw_round_trips(array_bytes + 260, options.round_trips)
+    pmd_frames = pymodaq_round_trips("frames", options.pymodaq_frames, *SHAPE)
+    pmd_array = pymodaq_round_trips("array", options.pymodaq_round_trips, POINTS)
+
+    def gbps(seconds: float, count: int) -> float:
+        return frame_bytes * count / seconds / 1e9
+
+    ours_gbps = gbps(ours["frames"], options.frames)
+    raw_gbps = gbps(raw_frames, options.frames)
+    print(f"2048x2048 float64 frames ({frame_bytes / 2**20:.0f} MiB each):")
+    print(f"  ours (server <-> client role): {options.frames / ours['frames']:8.1f} frames/s "
+          f"{ours_gbps:6.2f} GB/s")
+    print(f"  raw blocking sockets:          {options.frames / raw_frames:8.1f} frames/s "
+          f"{raw_gbps:6.2f} GB/s")
+    print(f"  ratio ours/raw: {ours_gbps / raw_gbps:.2f}x (target >= 0.3x)")
+    if pmd_frames:
+        pmd_gbps = gbps(pmd_frames["seconds"], pmd_frames["count"])
+        print(f"  PyMoDAQ 4.4.11 socket code:    "
+              f"{pmd_frames['count'] / pmd_frames['seconds']:8.2f} frames/s "
+              f"{pmd_gbps * 1000:6.1f} MB/s")
+        print(f"  ratio ours/PyMoDAQ: {ours_gbps / pmd_gbps:.0f}x (target >= 100x)")
+
+    n = options.round_trips
+    print(f"{POINTS}-point float64 array round trips (Send Data 1D -> Done + DTE):")
+    print(f"  ours:                 {n / ours['array']:9.0f} /s")
+    print(f"  raw blocking sockets: {n / raw_array:9.0f} /s   ratio ours/raw "
+          f"{raw_array / ours['array']:.2f}x")
+    if pmd_array:
+        rate = pmd_array["count"] / pmd_array["seconds"]
+        print(f"  PyMoDAQ 4.4.11 code:  {rate:9.1f} /s   ratio ours/PyMoDAQ "
+              f"{n / ours['array'] / rate:.0f}x")
+    print("small command round trips (get_actuator_value <-> position_is):")
+    print(f"  ours:                         {n / ours['position']:9.0f} /s")
+    print(f"  Twisted Int32StringReceiver echo: {n / ours['echo']:9.0f} /s   ratio ours/echo "
+          f"{ours['echo'] / ours['position']:.2f}x (target >= 0.7x)")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--child":
+        role, rest = sys.argv[2], [int(a) for a in sys.argv[3:]]
+        if role in ("camera", "stage"):
+            child_ours(role, *rest)
+        elif role == "raw":
+            child_raw(*rest)
+        elif role == "echo":
+            child_echo(*rest)
+    else:
+        main()

@@ -1,0 +1,1 @@
+PyMoDAQ 4.x TCP/IP protocol in both roles: import connecting PyMoDAQ instruments as devices (server role, default 127.0.0.1:6341) and export registry devices to a PyMoDAQ main computer (client role); wire versions 4.1–4.4 and legacy.

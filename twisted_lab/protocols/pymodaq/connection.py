@@ -1,0 +1,240 @@
+# -*- test-case-name: tests.test_pymodaq_protocol -*-
+"""
+What both PyMoDAQ roles share: one connection that parses with
+L{MessageParser} and writes encoded chunk lists without copying big arrays.
+
+Twisted transports take only C{bytes}, and C{writeSequence} joins its pieces
+into one string before sending; so big messages are written by
+L{ChunkWriter}, a pull producer that hands the transport one slice of at
+most L{ChunkWriter.SLICE} bytes of each array's memory at a time (one copy
+into the slice; the transport then sends it as is), while small messages
+are joined and written at once.
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Sequence
+
+from errno import EWOULDBLOCK
+
+from twisted.internet import main, tcp
+from twisted.internet.interfaces import IPullProducer
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from twisted_lab.errors import ProtocolError
+from twisted_lab.protocols.pymodaq.codec import (DEFAULT_VERSION, Chunk, Encoder, WireVersion,
+                                                 version)
+from twisted_lab.protocols.pymodaq.parser import (DEFAULT_MAX_SIZE, Grammar, Message,
+                                                  MessageParser, encode_message)
+
+__all__ = ["ChunkWriter", "PyMoDAQConnection"]
+
+
+@implementer(IPullProducer)
+class ChunkWriter:
+    """
+    Writes chunk lists to a transport in order, big ones as a pull producer.
+
+    @cvar DIRECT: messages up to this size are joined and written at once.
+    @cvar SLICE: the most bytes handed to the transport per pull.
+    """
+
+    DIRECT = 1 << 20
+    SLICE = 4 << 20
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+        self._queue: deque[Chunk] = deque()
+        self._producing = False
+
+    def write(self, chunks: Sequence[Chunk]) -> None:
+        """Queue a message's chunks for sending."""
+        if not self._producing:
+            size = 0
+            for chunk in chunks:
+                size += len(chunk) if isinstance(chunk, bytes) else chunk.nbytes
+            if size <= self.DIRECT:
+                self.transport.write(b"".join(chunks))
+                return
+            self._queue.extend(chunks)
+            self._producing = True
+            self.transport.registerProducer(self, False)
+            return
+        self._queue.extend(chunks)
+
+    def resumeProducing(self) -> None:
+        """Hand the transport the next slice."""
+        queue = self._queue
+        pieces: list[bytes] = []
+        size = 0
+        while queue and size < self.SLICE:
+            chunk = queue.popleft()
+            room = self.SLICE - size
+            if isinstance(chunk, memoryview) and chunk.nbytes > room:
+                pieces.append(chunk[:room].tobytes())
+                queue.appendleft(chunk[room:])
+                size += room
+            else:
+                piece = chunk if isinstance(chunk, bytes) else chunk.tobytes()
+                pieces.append(piece)
+                size += len(piece)
+        if pieces:
+            self.transport.write(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+        if not queue:
+            self._producing = False
+            self.transport.unregisterProducer()
+
+    def stopProducing(self) -> None:
+        """The connection is gone: drop what is left."""
+        self._queue.clear()
+        self._producing = False
+
+
+class PyMoDAQConnection(Protocol):
+    """
+    A PyMoDAQ TCP/IP connection: parses incoming messages with C{grammar} and
+    calls L{message_received} for each; L{send} encodes and writes.
+
+    A malformed stream cannot be resynchronised: it is logged with its reason
+    and the connection is closed (other connections are not affected).
+
+    @ivar wire: the peer's L{WireVersion}.
+    @ivar max_size: the largest message accepted.
+    """
+
+    log = Logger()
+    grammar: dict[str, Grammar] = {}
+
+    def __init__(self, wire: str | WireVersion = DEFAULT_VERSION,
+                 max_size: int = DEFAULT_MAX_SIZE) -> None:
+        self.wire = version(wire)
+        self.max_size = max_size
+        self.encoder = Encoder(self.wire)
+        self.parser = MessageParser(self.grammar, self.wire, max_size)
+        self.writer: ChunkWriter | None = None
+        self.closing = False
+
+    @property
+    def peer(self) -> str:
+        """The peer's address as C{host:port}."""
+        if self.transport is None:
+            return "?"
+        address = self.transport.getPeer()
+        host = getattr(address, "host", None)
+        return f"{host}:{getattr(address, 'port', '')}" if host else str(address)
+
+    @property
+    def peer_host(self) -> str:
+        """The peer's host."""
+        if self.transport is None:
+            return "?"
+        return str(getattr(self.transport.getPeer(), "host", "local"))
+
+    def connectionMade(self) -> None:
+        """Disable Nagle (commands are small and latency-bound)."""
+        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_no_delay is not None:
+            try:
+                set_no_delay(True)
+            except OSError:
+                pass
+        self.writer = ChunkWriter(self.transport)
+        if isinstance(self.transport, tcp.Connection):
+            self._read_into_arrays(self.transport)
+
+    def _read_into_arrays(self, transport: tcp.Connection) -> None:
+        """
+        Make the transport receive the data of big arrays straight into
+        their memory (C{recv_into}), and send in bigger slices.
+
+        Twisted's C{doRead} receives 64 KiB C{bytes} objects that the parser
+        would copy again; while the parser collects a large array, this
+        C{doRead} reads into the array instead.  Anything else (and every
+        other transport) goes through Twisted's own C{doRead}.
+        """
+        original = transport.doRead
+        sock = transport.socket
+        parser = self.parser
+
+        def doRead() -> Any:
+            view = parser.fill_view()
+            if view is None or self.closing:
+                return original()
+            try:
+                n = sock.recv_into(view)
+            except OSError as e:
+                if e.args[0] == EWOULDBLOCK:
+                    return None
+                return main.CONNECTION_LOST
+            if not n:
+                return main.CONNECTION_DONE
+            try:
+                messages = parser.filled(n)
+            except ProtocolError as e:
+                self.protocol_error(self.explain(e))
+                return None
+            self._dispatch(messages)
+            return None
+
+        transport.doRead = doRead  # type: ignore[method-assign]
+        transport.SEND_LIMIT = ChunkWriter.SLICE
+
+    def dataReceived(self, data: bytes) -> None:
+        """Feed the parser; handle each complete message."""
+        if self.closing:
+            return
+        try:
+            messages = self.parser.feed(data)
+        except ProtocolError as e:
+            self.protocol_error(self.explain(e))
+            return
+        self._dispatch(messages)
+
+    def _dispatch(self, messages: list[Message]) -> None:
+        for message in messages:
+            if self.closing:
+                return
+            try:
+                self.message_received(message)
+            except ProtocolError as e:
+                self.protocol_error(str(e))
+                return
+            except Exception:
+                self.log.failure("handling {command} from {peer} failed",
+                                 command=message.command, peer=self.peer)
+        if messages:
+            try:
+                self.parser.feed(b"")
+            except ProtocolError as e:
+                self.protocol_error(self.explain(e))
+
+    def explain(self, error: ProtocolError) -> str:
+        """The reason logged for a stream error (subclasses add context)."""
+        return str(error)
+
+    def protocol_error(self, reason: str) -> None:
+        """Log why the stream is unusable and close this connection."""
+        self.log.warn("closing PyMoDAQ connection from {peer}: {reason}", peer=self.peer,
+                      reason=reason)
+        self.closing = True
+        if self.transport is not None:
+            self.transport.loseConnection()
+
+    def message_received(self, message: Message) -> None:
+        """Handle one message (subclasses)."""
+        raise NotImplementedError
+
+    def send(self, command: str, *args: Any) -> None:
+        """Encode and write one message."""
+        if self.writer is None or self.closing:
+            return
+        self.writer.write(encode_message(command, *args, wire=self.encoder))
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:
+        """Drop queued output."""
+        self.closing = True
+        if self.writer is not None:
+            self.writer.stopProducing()

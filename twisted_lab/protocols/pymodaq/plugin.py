@@ -1,0 +1,130 @@
+# -*- test-case-name: tests.test_pymodaq_plugin -*-
+"""
+The C{[pymodaq]} config section: listeners (server role, importing PyMoDAQ
+instruments) and exports (client role, serving registry devices to a PyMoDAQ
+main computer).
+
+Example::
+
+    [pymodaq]
+    listen = ["tcp:6341:interface=127.0.0.1"]
+    version = "4.4"
+
+    [[pymodaq.export]]
+    device = "camera"
+    server = "tcp:host=192.168.1.10:port=6341"
+    role = "GRABBER"
+
+    [[pymodaq.import]]
+    name = "spectro_pc"
+    host = "192.168.1.20"
+    type = "GRABBER"
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application import strports
+from twisted.application.service import IService, MultiService
+from twisted.internet.defer import Deferred
+from zope.interface import implementer
+
+from twisted_lab.interfaces import IProtocolPlugin
+from twisted_lab.options import Option
+from twisted_lab.protocols.pymodaq.client import PyMoDAQClientFactory, PyMoDAQExportService
+from twisted_lab.protocols.pymodaq.codec import VERSIONS
+from twisted_lab.protocols.pymodaq.parser import DEFAULT_MAX_SIZE
+from twisted_lab.protocols.pymodaq.server import PyMoDAQServerFactory
+from twisted_lab.registry import DeviceRegistry
+
+__all__ = ["PyMoDAQPlugin", "PyMoDAQService", "plugin", "DEFAULT_LISTEN", "DEFAULT_SERVER"]
+
+#: The default listener: PyMoDAQ's port, loopback only.
+DEFAULT_LISTEN = "tcp:6341:interface=127.0.0.1"
+#: The default PyMoDAQ main computer of an export.
+DEFAULT_SERVER = "tcp:host=127.0.0.1:port=6341"
+
+_VERSION = Option(str, "4.4", "PyMoDAQ wire version: 4.4, 4.3, 4.2, 4.1.3, 4.1 or legacy (≤ 4.0)",
+                  choices=tuple(VERSIONS))
+
+_EXPORT = {
+    "device": Option(str, doc="the registry device to export"),
+    "server": Option(str, DEFAULT_SERVER, "client endpoint of the PyMoDAQ main computer"),
+    "role": Option(str, "", "GRABBER or ACTUATOR; empty: ACTUATOR for actuators, else GRABBER",
+                   choices=("", "GRABBER", "ACTUATOR")),
+    "version": Option(str, "", "wire version for this server (empty: the section's)",
+                      choices=("",) + tuple(VERSIONS)),
+}
+
+_IMPORT = {
+    "name": Option(str, doc="the device name to give a matching client"),
+    "host": Option(str, "", "match the client's address (empty: any)"),
+    "type": Option(str, "", "match GRABBER or ACTUATOR (empty: any)",
+                   choices=("", "GRABBER", "ACTUATOR")),
+    "contains": Option(str, "", "match a text in the client's settings (empty: any)"),
+}
+
+
+class PyMoDAQService(MultiService):
+    """The listeners and exports; closes client connections on stop."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.server_factories: list[PyMoDAQServerFactory] = []
+
+    def stopService(self) -> Deferred[None]:
+        """Stop listening and exporting; drop connected PyMoDAQ clients."""
+        d: Deferred[None] = super().stopService()
+        for factory in self.server_factories:
+            factory.stop()
+        return d
+
+
+@implementer(IProtocolPlugin)
+class PyMoDAQPlugin:
+    """PyMoDAQ 4.x TCP/IP, both roles."""
+
+    name = "pymodaq"
+    description = "PyMoDAQ 4.x TCP/IP: import connecting clients, export devices to a server"
+    options = {
+        "listen": Option(list, [DEFAULT_LISTEN], "server endpoints PyMoDAQ clients connect to",
+                         items={"*": Option(str)}),
+        "version": _VERSION,
+        "max_message_size": Option(int, DEFAULT_MAX_SIZE,
+                                   "largest message accepted (bytes); bigger closes the connection"),
+        "call_timeout": Option(float, 10.0, "seconds a call to an imported client waits"),
+        "grab_dim": Option(str, "2D", "grab command sent to GRABBER clients: Send Data <dim>",
+                           choices=("0D", "1D", "2D", "ND")),
+        "export": Option(list, [], "registry devices served to PyMoDAQ main computers",
+                         items=_EXPORT),
+        "import": Option(list, [], "names for connecting clients, first match wins",
+                         items=_IMPORT),
+    }
+
+    def default_section(self, device_names: list[str]) -> dict[str, Any]:
+        """Listen on 6341 (loopback); no exports (no PyMoDAQ main computer by default)."""
+        return {"listen": [DEFAULT_LISTEN], "export": []}
+
+    def make_service(self, registry: DeviceRegistry, section: dict[str, Any],
+                     reactor: Any) -> IService:
+        """The listeners and export connections of a validated section."""
+        top = PyMoDAQService()
+        top.setName("pymodaq")
+        version = section["version"]
+        max_size = section["max_message_size"]
+        if section["listen"]:
+            factory = PyMoDAQServerFactory(registry, reactor, version, max_size,
+                                           section["call_timeout"], section["import"],
+                                           section["grab_dim"])
+            top.server_factories.append(factory)
+            for description in section["listen"]:
+                strports.service(description, factory, reactor=reactor).setServiceParent(top)
+        for export in section["export"]:
+            client = PyMoDAQClientFactory(registry, export["device"], export["role"],
+                                          export["version"] or version, max_size)
+            PyMoDAQExportService(reactor, export["server"], client).setServiceParent(top)
+        return top
+
+
+#: The plugin instance.
+plugin = PyMoDAQPlugin()

@@ -1,0 +1,275 @@
+# -*- test-case-name: tests.test_pymodaq_server -*-
+"""
+Devices imported from PyMoDAQ clients that connected to our server role.
+
+A L{RemoteGrabber} (a C{GRABBER} client) or L{RemoteActuator} (an
+C{ACTUATOR} client) mirrors the client's settings as parameters (setting one
+sends C{set_info}) and turns each registry call into a command whose reply it
+awaits with a deadline.  PyMoDAQ replies carry no request id, so the waiters
+of each reply kind form a queue; a call that timed out keeps its place so
+that its late reply is not taken for the next call's.
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any, Sequence
+
+from twisted.internet.defer import Deferred, TimeoutError
+from twisted.python.failure import Failure
+
+from twisted_lab.data import Export, Signal
+from twisted_lab.description import Description, Parameter
+from twisted_lab.devices.base import BaseActuator, BaseDetector, BaseDevice
+from twisted_lab.errors import DeviceOffline, DeviceTimeout
+from twisted_lab.events import DATA, LabEvent
+from twisted_lab.protocols.pymodaq.settings_xml import RemoteSetting, setting_xml
+
+if TYPE_CHECKING:
+    from twisted_lab.protocols.pymodaq.server import PyMoDAQServerProtocol
+
+__all__ = ["RemoteDeviceMixin", "RemoteGrabber", "RemoteActuator", "INFO_PREFIX"]
+
+#: Free-form C{Info} entries become read-only parameters named C{info.<name>}.
+INFO_PREFIX = "info."
+
+
+class _Waiter:
+    __slots__ = ("deferred", "expired")
+
+    def __init__(self) -> None:
+        self.deferred: Deferred[Any] = Deferred()
+        self.expired = False
+
+
+class RemoteDeviceMixin:
+    """
+    What both remote device kinds share: the connection, settings and replies.
+
+    @ivar connection: the live L{PyMoDAQServerProtocol}, or C{None} while offline.
+    @ivar client_type: C{"GRABBER"} or C{"ACTUATOR"}.
+    @ivar peer: the address of the client (latest connection).
+    """
+
+    connection: PyMoDAQServerProtocol | None
+    name: str
+    _values: dict[str, Any]
+    _description: Description
+
+    def _init_remote(self, client_type: str, clock: Any, timeout: float) -> None:
+        self.client_type = client_type
+        self.connection = None
+        self.peer = ""
+        self._clock = clock
+        self.timeout = timeout
+        self._settings: dict[str, RemoteSetting] = {}
+        self._infos: dict[str, str] = {}
+        self._replies: dict[str, deque[_Waiter]] = {}
+
+    # -- settings --------------------------------------------------------------
+
+    def replace_settings(self, settings: Sequence[RemoteSetting]) -> None:
+        """Mirror a whole settings tree (C{Infos})."""
+        self._settings = {s.parameter.name: s for s in settings}
+        self._rebuild()
+        for setting in settings:
+            self.changed(setting.parameter.name, setting.value)  # type: ignore[attr-defined]
+
+    def update_settings(self, settings: Sequence[RemoteSetting]) -> None:
+        """Update (or add) some settings (C{Info_xml})."""
+        new = [s for s in settings if s.parameter.name not in self._settings]
+        for setting in settings:
+            self._settings[setting.parameter.name] = setting
+        if new:
+            self._rebuild()
+        for setting in settings:
+            self._values[setting.parameter.name] = setting.value
+            self.changed(setting.parameter.name, setting.value)  # type: ignore[attr-defined]
+
+    def update_info(self, name: str, value: str) -> None:
+        """Record a free-form C{Info} entry."""
+        is_new = name not in self._infos
+        self._infos[name] = value
+        if is_new:
+            self._rebuild()
+        self._values[INFO_PREFIX + name] = value
+        self.changed(INFO_PREFIX + name, value)  # type: ignore[attr-defined]
+
+    def _parameters(self) -> list[Parameter]:
+        parameters = [s.parameter for s in self._settings.values()]
+        parameters += [Parameter(INFO_PREFIX + n, "str", readonly=True, doc="Info from the client")
+                       for n in self._infos]
+        return parameters
+
+    def _rebuild(self) -> None:
+        parameters = self._parameters()
+        for setting in self._settings.values():
+            self._values.setdefault(setting.parameter.name, setting.value)
+            self._values[setting.parameter.name] = setting.value
+        old = self._description
+        self._description = self._build_description(  # type: ignore[attr-defined]
+            parameters, list(old.actions.values()), old.doc)
+
+    def write_parameter(self, name: str, value: Any) -> Any:
+        """Send C{set_info} with the new value (PyMoDAQ sends no reply)."""
+        setting = self._settings[name]
+        connection = self._live()
+        connection.send("set_info", list(setting.path), setting_xml(setting, value))
+        self._values[name] = value
+        return None
+
+    # -- commands and replies --------------------------------------------------
+
+    def _live(self) -> PyMoDAQServerProtocol:
+        if self.connection is None:
+            raise DeviceOffline(f"PyMoDAQ client {self.name!r} is not connected")
+        return self.connection
+
+    def command(self, command: str, reply: str | None, *args: Any) -> Deferred[Any]:
+        """
+        Send a command; fire with the payload of its C{reply} (or C{None}).
+
+        @raise DeviceTimeout: (as a failure) no reply within C{timeout}.
+        """
+        connection = self._live()
+        if reply is None:
+            connection.send(command, *args)
+            return Deferred.fromCoroutine(_none())
+        waiter = _Waiter()
+        self._replies.setdefault(reply, deque()).append(waiter)
+        connection.send(command, *args)
+        d = waiter.deferred
+        d.addTimeout(self.timeout, self._clock)
+
+        def timed_out(failure: Failure) -> Failure:
+            if failure.check(TimeoutError):
+                waiter.expired = True
+                raise DeviceTimeout(f"PyMoDAQ client {self.name!r} did not answer {command} "
+                                    f"within {self.timeout} s")
+            return failure
+
+        return d.addErrback(timed_out)
+
+    def reply_received(self, reply: str, value: Any) -> bool:
+        """
+        Give a reply to the oldest call waiting for it.
+
+        @return: C{False} when no call waited (an unsolicited reply).
+        """
+        queue = self._replies.get(reply)
+        while queue:
+            waiter = queue.popleft()
+            if waiter.expired:
+                return True
+            if not waiter.deferred.called:
+                waiter.deferred.callback(value)
+                return True
+        return False
+
+    def attach(self, connection: PyMoDAQServerProtocol) -> None:
+        """A (new) connection serves this device: go online."""
+        self.connection = connection
+        self.peer = connection.peer
+        self.set_online(True)  # type: ignore[attr-defined]
+
+    def detach(self, connection: PyMoDAQServerProtocol) -> None:
+        """Its connection is gone: fail the pending calls, go offline."""
+        if self.connection is not connection:
+            return
+        self.connection = None
+        replies, self._replies = self._replies, {}
+        for queue in replies.values():
+            for waiter in queue:
+                if not waiter.deferred.called:
+                    waiter.deferred.errback(DeviceOffline(
+                        f"PyMoDAQ client {self.name!r} disconnected"))
+        self.set_online(False)  # type: ignore[attr-defined]
+
+
+async def _none() -> None:
+    return None
+
+
+class RemoteGrabber(RemoteDeviceMixin, BaseDetector):
+    """
+    A PyMoDAQ C{GRABBER} client as a detector: C{grab} sends C{Send Data xD}.
+
+    @param dim: the suffix of the grab command (C{"2D"}; PyMoDAQ clients grab
+        on any of them).
+    """
+
+    def __init__(self, name: str, clock: Any, timeout: float = 10.0, dim: str = "2D") -> None:
+        self._init_remote("GRABBER", clock, timeout)
+        self.grab_command = f"Send Data {dim}"
+        BaseDetector.__init__(self, name, doc="A PyMoDAQ GRABBER client")
+
+    def _grab(self) -> Deferred[Export]:
+        return self.command(self.grab_command, "Done")
+
+    def data_received(self, export: Export) -> None:
+        """An unsolicited C{Done}: report it as data."""
+        self.emit(LabEvent(DATA, self.name, None, export))
+
+
+class RemoteActuator(RemoteDeviceMixin, BaseActuator):
+    """
+    A PyMoDAQ C{ACTUATOR} client: moves are C{move_*} commands answered by
+    C{move_done}; the position is C{get_actuator_value} → C{position_is}.
+    """
+
+    def __init__(self, name: str, clock: Any, timeout: float = 10.0) -> None:
+        self._init_remote("ACTUATOR", clock, timeout)
+        self.current: float | None = None
+        BaseActuator.__init__(self, name, doc="A PyMoDAQ ACTUATOR client")
+
+    def replace_settings(self, settings: Sequence[RemoteSetting]) -> None:
+        """Mirror the settings; take the position units from C{units}."""
+        super().replace_settings(settings)
+        self._units_from_settings()
+
+    def update_settings(self, settings: Sequence[RemoteSetting]) -> None:
+        """Update settings; C{units} changes the position units."""
+        super().update_settings(settings)
+        self._units_from_settings()
+
+    def _units_from_settings(self) -> None:
+        units = self._settings.get("units")
+        if units is not None and isinstance(units.value, str) and units.value != self.units:
+            self.units = units.value
+            self._rebuild()
+
+    def _build_description(self, parameters: Any, actions: Any, doc: str) -> Description:
+        return Description.build(self.name, parameters, actions, kind=self.kind, doc=doc,
+                                 units=self.units)
+
+    def _target(self, value: float) -> Signal:
+        return Signal.scalar(self.name, float(value), units=self.units, kind="DataActuator")
+
+    def _moved(self, reply: Deferred[Any]) -> Deferred[float]:
+        return super()._moved(reply.addCallback(self._position_of))
+
+    def _position_of(self, signal: Signal) -> float:
+        self.current = signal.value()
+        return self.current
+
+    def _move_abs(self, position: float) -> Deferred[Any]:
+        return self.command("move_abs", "move_done", self._target(position))
+
+    def _move_rel(self, step: float) -> Deferred[Any]:
+        return self.command("move_rel", "move_done", self._target(step))
+
+    def _move_home(self) -> Deferred[Any]:
+        return self.command("move_home", "move_done")
+
+    def _position(self) -> Deferred[float]:
+        return self.command("get_actuator_value", "position_is").addCallback(self._position_of)
+
+    def _stop(self) -> Any:
+        self.command("stop_motion", None)
+        return self.current if self.current is not None else float("nan")
+
+    def position_received(self, signal: Signal) -> None:
+        """An unsolicited position: remember and report it."""
+        self.emit(LabEvent(DATA, self.name, "position", self._position_of(signal)))
+
+
+RemoteDevice = BaseDevice  # for type annotations of either kind
