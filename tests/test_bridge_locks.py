@@ -176,18 +176,13 @@ class Lab(CoordinatorMixin):
     async def hit_pymodaq4_move_abs(self) -> str | None:
         """
         The main computer's C{move_abs}: on a lease conflict our client role
-        does not move and sends no C{move_done}; it sends C{Info} (path
-        C{stage.move_abs}, text C{"LeaseConflict: …locked by <holder>"}), so the
-        main computer's move times out and the text is its C{info.stage.move_abs}.
+        does not move; it sends C{Info} (path C{stage.move_abs}, text
+        C{"LeaseConflict: …locked by <holder>"}, stored by the main side as
+        C{info.stage.move_abs}) and then C{move_done} at the unchanged position.
         """
         value = self.next_value()
-        try:
-            await self.main_stage.move_abs(value)
-        except DeviceTimeout:
-            if self.stage.current == value:
-                # it moved: the main side took our move_done for an earlier,
-                # refused call (see test_pymodaq4_wire)
-                return await self._moved(value, None)
+        reached = await self.main_stage.move_abs(value)
+        if reached != value:
             info = await self.main_stage.get("info.stage.move_abs")
             self.assertTrue(info.startswith("LeaseConflict: "), info)  # type: ignore[attr-defined]
             return await self._moved(value, info)
@@ -352,20 +347,17 @@ class LecoLockingTests(Lab, TestCase):
     async def test_pymodaq4_wire(self) -> None:
         """
         What a PyMoDAQ main computer sees when its move_abs hits a lock: no
-        move_done and no motion; an C{Info} naming the holder (our server role
-        stores it as C{info.stage.move_abs}); its call times out.  Because no
-        move_done answers the refused move, the main side's reply matching is
-        one behind from then on: each later move_done is taken for the call
-        before it, so every later call times out although the stage moves.
-        (A known defect, reported: the client role should answer a refused
-        move with move_done at the current position.)
+        motion; an C{Info} naming the holder (our server role stores it as
+        C{info.stage.move_abs}), then C{move_done} at the unchanged position,
+        so the main side's reply matching stays in step and later moves work.
         """
         self.registry.acquire(Owner("api", "holder"), ["stage"])
-        await self.assertFailure(self.main_stage.move_abs(5.0), DeviceTimeout)
+        before = self.stage.current
+        self.assertEqual(await self.main_stage.move_abs(5.0), before)
         self.assertEqual(self.stage.moves, [])
         self.assertEqual(await self.main_stage.get("info.stage.move_abs"),
                          "LeaseConflict: resource 'stage/position' is locked by api:holder")
         self.registry.release_owner(Owner("api", "holder"))
         for position in (6.0, 7.0):
-            await self.assertFailure(self.main_stage.move_abs(position), DeviceTimeout)
+            self.assertEqual(await self.main_stage.move_abs(position), position)
         self.assertEqual(self.stage.moves, [6.0, 7.0])

@@ -114,13 +114,15 @@ class ClientTests(SynchronousTestCase):
         self.assertEqual((reply.command, reply.args[0].value()), ("move_done", 0.0))
 
     def test_lease_conflict(self) -> None:
-        """A move refused by another owner's lease is answered with an Info error."""
+        """A move refused by another owner's lease is answered with an Info error, then
+        move_done at the unchanged position (PyMoDAQ matches replies by order)."""
         self.registry.leases.acquire(Owner("plesty", "someone"), ["stage"])
         proto, transport, parser = self.connect("stage")
         self.received(transport, parser)
         with capturedLogs() as events:
             proto.dataReceived(msg("move_abs", 1.0))
-        (reply,) = self.received(transport, parser)
+        reply, done = self.received(transport, parser)
+        self.assertEqual((done.command, done.args[0].value()), ("move_done", 0.0))
         self.assertEqual(reply.command, "Info")
         self.assertEqual(reply.args[0], "stage.move_abs")
         self.assertIn("LeaseConflict: resource 'stage/position' is locked by plesty:someone",

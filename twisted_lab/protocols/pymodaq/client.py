@@ -175,6 +175,25 @@ class PyMoDAQClientProtocol(PyMoDAQConnection):
                 await self._set_info(*message.args)
         except LabError as e:
             self._report(command, e)
+            if command in _MOVES:
+                await self._answer_refused_move(device_or_none=self._device)
+
+    async def _answer_refused_move(self, device_or_none: Any) -> None:
+        """
+        A move was refused (a lease, a limit, an offline device): still answer
+        C{move_done} with the position where the actuator stays, because the
+        PyMoDAQ main computer matches replies by order and would otherwise
+        credit the next move's reply to this one.
+        """
+        if device_or_none is None:
+            return
+        try:
+            position = await device_or_none.position()
+        except LabError as e:
+            self.log.warn("cannot read the position of {device} after a refused move: {reason}",
+                          device=self.factory.device_name, reason=e.message)
+            return
+        self.send("move_done", self._position(device_or_none, position))
 
     def _report(self, command: str, error: LabError) -> None:
         self.log.warn("{command} from PyMoDAQ server {peer} failed: {code}: {reason}",

@@ -133,8 +133,6 @@ class PyMoDAQServerProtocol(PyMoDAQConnection):
         except LabError as e:
             self.protocol_error(f"cannot register the client: {e}")
             return
-        if settings:
-            self.device.replace_settings(settings)
         self.device.attach(self)
         self.log.info("PyMoDAQ {type} client {peer} is device {device}",
                       type=self.client_type, peer=self.peer, device=self.device.name)
@@ -208,7 +206,9 @@ class PyMoDAQServerFactory(Factory):
                    settings: Sequence[RemoteSetting]) -> Any:
         """
         The device a new connection serves: its offline device of the same
-        name and type if any, else a new one under a unique name.
+        name and type if any, else a new one under a unique name.  The
+        settings are mirrored before a new device is registered, so that
+        exporters woken by its registration see them all at once.
         """
         base = self._base_name(proto, client_type, settings)
         for i in range(1, 1000):
@@ -216,6 +216,8 @@ class PyMoDAQServerFactory(Factory):
             ours = self.devices.get(name)
             if ours is not None:
                 if ours.connection is None and ours.client_type == client_type:
+                    if settings:
+                        ours.replace_settings(settings)
                     return ours
                 continue
             if name in self.registry.names():
@@ -225,6 +227,8 @@ class PyMoDAQServerFactory(Factory):
             else:
                 device = RemoteActuator(name, self.clock, self.call_timeout)
             device.set_online(False)
+            if settings:
+                device.replace_settings(settings)
             self.registry.register(device)
             self.devices[name] = device
             return device
