@@ -181,6 +181,10 @@ def main() -> None:
         server.wait(10)
 
     anchor = next(iter(results.values()))
+    print("topology: rows 1-2: one server process runs the Coordinator and the actor, a "
+          "separate caller process makes sequential calls; row 3: pyleco's Coordinator and "
+          "our actor are two processes (different venvs), so one more process than the "
+          "anchor; pyleco's Communicator waits in zmq poll (no sleeps)")
     print(f"{'stack':66s} {'calls/s':>9s} {'p50 us':>8s} {'p99 us':>8s} {'8MiB GB/s':>10s}")
     for name, r in results.items():
         print(f"{name:66s} {r['calls_per_s']:9.0f} {r['p50_us']:8.0f} {r['p99_us']:8.0f} "
