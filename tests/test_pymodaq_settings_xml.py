@@ -69,3 +69,14 @@ class SettingsXmlTests(SynchronousTestCase):
         """Malformed XML or values raise L{ProtocolError}."""
         self.assertRaises(ProtocolError, parse_settings, "<a")
         self.assertRaises(ProtocolError, parse_settings, '<s type="group"><x type="float">abc</x></s>')
+
+    def test_hostile_literals(self) -> None:
+        """A peer's list value or limits that is huge or deeply nested is kept as text or
+        ignored, never evaluated and never an unhandled error."""
+        deep = "[" * 5000 + "]" * 5000
+        self.assertEqual(parse_value("list", deep), deep)
+        huge = "[" + "1," * 40000 + "]"
+        self.assertEqual(parse_value("list", huge), huge)
+        xml = f'<s type="group"><x type="float" limits="{deep}">1.5</x></s>'
+        (setting,) = parse_settings(xml)
+        self.assertEqual((setting.value, setting.parameter.minimum), (1.5, None))

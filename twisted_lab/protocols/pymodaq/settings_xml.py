@@ -73,6 +73,25 @@ def value_text(kind: str, value: Any) -> str:
     return str(value)
 
 
+#: The longest literal (a list value, a limits attribute) read from a peer.
+MAX_LITERAL = 65536
+
+
+def _literal(text: str) -> Any:
+    """
+    Read a Python literal sent by a peer (PyMoDAQ writes lists and limits as
+    their C{repr}): never evaluated as code, bounded in size and depth.
+
+    @raise ValueError: not a literal, too long, or too deeply nested.
+    """
+    if len(text) > MAX_LITERAL:
+        raise ValueError(f"literal of {len(text)} characters is longer than {MAX_LITERAL}")
+    try:
+        return ast.literal_eval(text)
+    except (SyntaxError, TypeError, RecursionError, MemoryError) as e:
+        raise ValueError(f"not a literal: {type(e).__name__}") from None
+
+
 def parse_value(kind: str, text: str | None) -> Any:
     """
     The value of an element of PyMoDAQ type C{kind} and text C{text}.
@@ -92,12 +111,11 @@ def parse_value(kind: str, text: str | None) -> Any:
             if match:
                 cast, inner = match.groups()
                 if cast == "str":
-                    value = ast.literal_eval(inner)
-                    return str(value)
+                    return str(_literal(inner))
                 return int(inner) if cast == "int" else float(inner)
             try:
-                return ast.literal_eval(text)
-            except (ValueError, SyntaxError):
+                return _literal(text)
+            except ValueError:
                 return text
     except (ValueError, SyntaxError) as e:
         raise ProtocolError(f"{text[:40]!r} is not a {kind} value ({e})") from None
@@ -169,8 +187,8 @@ def _leaf(element: ET.Element, path: tuple[str, ...]) -> RemoteSetting:
     limits_text = element.get("limits")
     if limits_text:
         try:
-            limits = ast.literal_eval(limits_text)
-        except (ValueError, SyntaxError):
+            limits = _literal(limits_text)
+        except ValueError:
             limits = None
         if kind == "list" and isinstance(limits, (list, tuple)):
             choices = tuple(limits)
