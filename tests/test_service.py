@@ -4,10 +4,11 @@ Tests for L{twisted_lab.service}: building, starting and stopping a lab.
 """
 from __future__ import annotations
 
-from twisted.internet.task import Clock
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet import reactor
+from twisted.internet.task import Clock, deferLater
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from twisted_lab.config import parse_config
+from twisted_lab.config import default_config, parse_config
 from twisted_lab.errors import LabError
 from twisted_lab.leases import Owner
 from twisted_lab.registry import DeviceRegistry
@@ -62,3 +63,35 @@ class BuildServiceTests(SynchronousTestCase):
     def test_same_registry_twice_refused(self) -> None:
         """Building the same devices into one registry twice is refused (duplicate names)."""
         self.assertRaises(LabError, build_service, self.registry, self.config, self.clock)
+
+
+class LiveLabTests(TestCase):
+    """The built-in simulated lab on the real reactor: starts, serves, stops clean."""
+
+    timeout = 60
+
+    async def test_default_lab_start_stop(self) -> None:
+        """build_service(default_config()) registers all five devices (la4 through its
+        protocol), listens on every default loopback port, and stopping it closes
+        every port and leaves nothing behind in the reactor (trial checks)."""
+        from tests.test_lab_process import PORTS, connectable
+
+        busy = [name for name, port in PORTS.items() if connectable(port)]
+        self.assertEqual(busy, [], "default ports already in use: another lab is running")
+        registry = DeviceRegistry(reactor)
+        lab = build_service(registry, default_config(), reactor)
+        lab.startService()
+        try:
+            la4 = await registry.when_registered("la4").addTimeout(10, reactor)
+            for _ in range(100):
+                if la4.online:
+                    break
+                await deferLater(reactor, 0.1)
+            self.assertTrue(la4.online)
+            self.assertEqual(sorted(registry.names()),
+                             ["camera", "la4", "powermeter", "spectrometer", "stage"])
+            for name, port in PORTS.items():
+                self.assertTrue(connectable(port), name)
+        finally:
+            await lab.stopService()
+        self.assertEqual([name for name, port in PORTS.items() if connectable(port)], [])
