@@ -327,14 +327,12 @@ class MorePairTests(BridgeMixin, TestCase):
 
     async def test_pymodaq4_reexport_keeps_viewer_connection(self) -> None:
         """
-        KNOWN BUG (fails): when the instrument connects after our export
-        connection is up, the viewer plugin must get the instrument's settings
-        without errors.  Today our server role registers the device before it
-        mirrors the C{Infos} settings (pymodaq/server.py C{_attach}), so our
-        client role sends an empty C{Infos} and then one C{Info_xml} per
-        setting (pymodaq/client.py C{_device_event}); pymodaq 4.4's
-        C{read_info_xml} raises "Invalid path for TCP server settings" on a
-        path it never got, and the viewer drops our connection (we reconnect).
+        Regression: when the instrument connects after our export connection
+        is up, the viewer plugin gets the instrument's settings without
+        errors.  Our server role mirrors the C{Infos} settings before it
+        registers the device, so our client role's C{Infos} carries them all
+        (it used to send an empty one, then C{Info_xml} paths pymodaq 4.4's
+        C{read_info_xml} rejected, and the viewer dropped the connection).
         """
         viewer, _, _ = await self.reexport_pymodaq4()
         viewer.send(op="wait_client")
