@@ -19,7 +19,7 @@ from twisted_lab.protocols.leco.component import Component
 from twisted_lab.protocols.leco.coordinator import CoordinatorService
 from twisted_lab.protocols.leco.message import conversation_id
 from twisted_lab.protocols.leco.rpc import encode_request
-from twisted_lab.protocols.leco.zsocket import ZSocket
+from twisted_lab.protocols.zmqutil import open_connection
 
 
 def sleep(seconds: float) -> Deferred[None]:
@@ -32,7 +32,7 @@ class RawDealer:
 
     def __init__(self, address: str) -> None:
         self.received: list[list[bytes]] = []
-        self.socket = ZSocket(reactor, zmq.DEALER, self.received.append)
+        self.socket = open_connection(reactor, zmq.DEALER, self.received.append)
         self.socket.connect(address)
 
     def send(self, frames: list[bytes]) -> None:

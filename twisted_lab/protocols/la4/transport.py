@@ -323,7 +323,8 @@ _NOT_YET = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOTCONN, errno.EIN
 
 def _connect_error(number: int, text: str | None = None) -> Exception:
     """The Twisted exception C{connectTCP} reports for an C{errno}."""
-    return neterror.getConnectError((number, text or os.strerror(number)))
+    error: Exception = neterror.getConnectError((number, text or os.strerror(number)))
+    return error
 
 
 @implementer(IWriteDescriptor)
@@ -396,7 +397,7 @@ class _DirectSend:
     def _wait(self) -> None:
         if not self._waiting:
             self._waiting = True
-            self.reactor.addWriter(self)  # type: ignore[arg-type]
+            self.reactor.addWriter(self)
         if self._timer is None:
             self._timer = self.reactor.callLater(self.timeout, self._timed_out)
 
@@ -411,7 +412,7 @@ class _DirectSend:
         self._reported = True
         if self._waiting:
             self._waiting = False
-            self.reactor.removeWriter(self)  # type: ignore[arg-type]
+            self.reactor.removeWriter(self)
         if self._timer is not None:
             if self._timer.active():
                 self._timer.cancel()

@@ -26,7 +26,9 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
 
 from twisted_lab.data import Axis, Export, Signal
+from twisted_lab.description import Description
 from twisted_lab.errors import InvalidValue
+from twisted_lab.interfaces import IDevice
 from twisted_lab.leases import Owner
 from twisted_lab.protocols.leco.component import DEFAULT_COORDINATOR, Component
 from twisted_lab.protocols.leco.locking import register_lock_methods
@@ -175,8 +177,9 @@ class DeviceActor(Component):
 
     def describe(self, params: Any, frames: list[bytes]) -> Deferred[dict[str, Any]]:
         """The device's description as a dict."""
-        device = self.registry.lookup(self.device_name)
-        return device.describe().addCallback(lambda description: description.as_dict())
+        device: IDevice = self.registry.lookup(self.device_name)
+        described: Deferred[Description] = device.describe()
+        return described.addCallback(Description.as_dict)
 
 
 def _first_error(failure: Any) -> Any:

@@ -28,7 +28,7 @@ from twisted_lab.protocols.leco.message import (COORDINATOR, JSON, MESSAGE_ID, N
 from twisted_lab.protocols.leco.rpc import (DUPLICATE_NAME, NOT_SIGNED_IN, RPCServer,
                                             encode_notification, encode_request,
                                             remote_error)
-from twisted_lab.protocols.leco.zsocket import ZSocket
+from twisted_lab.protocols.zmqutil import ZmqConnection, open_connection
 
 __all__ = ["Component", "DEFAULT_COORDINATOR"]
 
@@ -62,6 +62,8 @@ class Component(Service):
     """
 
     log = Logger()
+    #: the bare Component name (L{Service} allows C{None}; ours is set at construction)
+    name: str
 
     def __init__(self, name: str, coordinator: str = DEFAULT_COORDINATOR, reactor: Any = None,
                  timeout: float = 5.0, heartbeat_interval: float = 10.0,
@@ -80,7 +82,7 @@ class Component(Service):
         self.server = RPCServer(lambda: self.full_name)
         self._name_b = name.encode()
         self._sender = self._name_b
-        self._socket: ZSocket | None = None
+        self._socket: ZmqConnection | None = None
         self._pending: dict[bytes, _Pending] = {}
         self._next_id = 0
         self._last_sent = 0.0
@@ -154,7 +156,7 @@ class Component(Service):
     def startService(self) -> None:
         """Connect, sign in, start heartbeats."""
         Service.startService(self)
-        self._socket = ZSocket(self.reactor, zmq.DEALER, self._on_frames)
+        self._socket = open_connection(self.reactor, zmq.DEALER, self._on_frames)
         self._socket.connect(self.coordinator)
         self._heartbeat = LoopingCall(self._beat)
         self._heartbeat.clock = self.reactor

@@ -30,7 +30,7 @@ from twisted_lab.protocols.leco.message import (HEADER_LENGTH, MESSAGE_ID, VERSI
 from twisted_lab.protocols.leco.rpc import (DUPLICATE_NAME, INVALID_REQUEST, NODE_UNKNOWN,
                                             NOT_SIGNED_IN, RECEIVER_UNKNOWN, RPCServer, dumps,
                                             encode_error, encode_request)
-from twisted_lab.protocols.leco.zsocket import ZSocket
+from twisted_lab.protocols.zmqutil import ZmqConnection, open_connection
 
 __all__ = ["CoordinatorService", "zmq_address", "node_address"]
 
@@ -70,7 +70,7 @@ class _Local:
 class _NodeLink:
     """Our DEALER to another Coordinator, and what we know of that node."""
 
-    def __init__(self, address: str, namespace: bytes, socket: ZSocket, now: float) -> None:
+    def __init__(self, address: str, namespace: bytes, socket: ZmqConnection, now: float) -> None:
         self.address = address          # host:port
         self.namespace = namespace      # b"" while signing in
         self.socket = socket
@@ -123,7 +123,7 @@ class CoordinatorService(Service):
         self._waiting: dict[str, _NodeLink] = {}        # address -> link (signing in)
         self._node_ids: dict[bytes, list[Any]] = {}     # ROUTER identity -> [ns, heartbeat]
         self._global: dict[bytes, list[str]] = {}
-        self._router: ZSocket | None = None
+        self._router: ZmqConnection | None = None
         self._cleaner: LoopingCall | None = None
         self._next_id = 0
         # context of the request being handled by our own RPC methods
@@ -158,7 +158,7 @@ class CoordinatorService(Service):
 
     def startService(self) -> None:
         """Bind the ROUTER, start expiry, connect to the configured Coordinators."""
-        self._router = ZSocket(self.reactor, zmq.ROUTER, self._on_router)
+        self._router = open_connection(self.reactor, zmq.ROUTER, self._on_router)
         self.endpoint = self._router.bind(self.address)
         self.port = int(self.endpoint.rsplit(":", 1)[1])
         if self.advertised is None:
@@ -553,7 +553,7 @@ class CoordinatorService(Service):
         if any(link.address == hostport for link in self._nodes.values()):
             return False
         link = _NodeLink(hostport, b"", None, self.reactor.seconds())  # type: ignore[arg-type]
-        link.socket = ZSocket(self.reactor, zmq.DEALER,
+        link.socket = open_connection(self.reactor, zmq.DEALER,
                               lambda frames: self._on_dealer(link, frames))
         link.socket.connect(zmq_address(hostport))
         self._waiting[hostport] = link

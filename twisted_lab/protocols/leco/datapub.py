@@ -26,7 +26,7 @@ from twisted_lab.events import CHANGED, DATA, LabEvent
 from twisted_lab.protocols.leco.actor import to_json
 from twisted_lab.protocols.leco.message import JSON, conversation_id
 from twisted_lab.protocols.leco.rpc import dumps
-from twisted_lab.protocols.leco.zsocket import ZSocket
+from twisted_lab.protocols.zmqutil import ZmqConnection, open_connection
 from twisted_lab.registry import DeviceRegistry
 
 __all__ = ["ProxyService", "DataPublisher", "RegistryPublisher", "data_frames",
@@ -86,12 +86,12 @@ class ProxyService(Service):
         self.xsub_address, self.xpub_address = xsub, xpub
         self.xsub_endpoint: str | None = None
         self.xpub_endpoint: str | None = None
-        self._xsub: ZSocket | None = None
-        self._xpub: ZSocket | None = None
+        self._xsub: ZmqConnection | None = None
+        self._xpub: ZmqConnection | None = None
 
     def startService(self) -> None:
-        self._xsub = ZSocket(self.reactor, zmq.XSUB, self._from_publishers)
-        self._xpub = ZSocket(self.reactor, zmq.XPUB, self._from_subscribers)
+        self._xsub = open_connection(self.reactor, zmq.XSUB, self._from_publishers)
+        self._xpub = open_connection(self.reactor, zmq.XPUB, self._from_subscribers)
         self.xsub_endpoint = self._xsub.bind(self.xsub_address)
         self.xpub_endpoint = self._xpub.bind(self.xpub_address)
         Service.startService(self)
@@ -124,7 +124,7 @@ class DataPublisher:
     log = Logger()
 
     def __init__(self, reactor: Any, address: str = "tcp://127.0.0.1:11100") -> None:
-        self.socket = ZSocket(reactor, zmq.PUB, lambda frames: None)
+        self.socket = open_connection(reactor, zmq.PUB, lambda frames: None)
         self.socket.connect(address)
 
     def publish(self, topic: str | bytes, value: Any, binary: list[bytes] | None = None) -> bool:

@@ -175,7 +175,12 @@ def _position_of(value: Any, frames: Sequence[bytes], what: str) -> float:
 def _settled(d: Deferred[Any]) -> Failure | None:
     """The failure of a Deferred that already failed (consumed), else C{None}."""
     box: list[Any] = []
-    d.addBoth(lambda r: (box.append(r), r)[1])
+
+    def keep(result: Any) -> Any:
+        box.append(result)
+        return result
+
+    d.addBoth(keep)
     if box and isinstance(box[0], Failure):
         failure: Failure = box[0]
         d.addErrback(lambda f: None)

@@ -321,7 +321,8 @@ class RPCServer:
             return encode_error(response.get("id"), INTERNAL_ERROR, None,
                                 f"TypeError: result not JSON serializable: {e}"), []
 
-    def _batch(self, items: list[Any], peer: str) -> Any:
+    def _batch(self, items: list[Any], peer: str
+               ) -> tuple[bytes | None, list[bytes]] | Deferred[tuple[bytes | None, list[bytes]]]:
         if not items:
             return encode_error(None, INVALID_REQUEST, None,
                                 {"reason": "empty batch", "data": []}), []

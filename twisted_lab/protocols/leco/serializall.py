@@ -121,7 +121,7 @@ def _encode_array(array: np.ndarray, parts: list[Any]) -> None:
     for n in array.shape:
         parts.append(_U32.pack(n))
     contiguous = np.ascontiguousarray(array)
-    parts.append(memoryview(contiguous.reshape(-1)).cast("B") if contiguous.size else b"")
+    parts.append(contiguous.reshape(-1).data.cast("B") if contiguous.size else b"")
 
 
 def _encode_seq(name: str, items: Any, parts: list[Any], depth: int) -> None:

@@ -96,7 +96,8 @@ class _Request:
 class _ClientConnection(ZmqConnection):
     def __init__(self, reactor: Any, socket: zmq.Socket[Any], client: PlestyClient) -> None:
         self.client = client
-        super().__init__(reactor, socket)
+        # replies as uncopied frames: array results are views on them
+        super().__init__(reactor, socket, copy=False)
 
     def logPrefix(self) -> str:
         return f"PlestyClient({self.client.address})"

@@ -2,8 +2,9 @@
 """
 The PLESTY server: one ROUTER socket per exported registry device.
 
-L{PlestyServerConnection} is the thin socket half (it reads every pending
-message per reactor wakeup and sends replies zero-copy);
+L{PlestyServerConnection} is the thin socket half (the shared
+L{twisted_lab.protocols.zmqutil.ZmqConnection} reader: every pending message
+per reactor wakeup, requests as C{bytes}, array replies sent zero-copy);
 L{twisted_lab.protocols.plesty.handler.PlestyHandler} is the pure half.
 """
 from __future__ import annotations
@@ -36,8 +37,8 @@ class PlestyServerConnection(ZmqConnection):
     def logPrefix(self) -> str:
         return f"PlestyServer({self.handler.device_name})"
 
-    def messageReceived(self, frames: list[zmq.Frame]) -> None:
-        d = Deferred.fromCoroutine(self.handler.handle([f.bytes for f in frames]))
+    def messageReceived(self, frames: list[bytes]) -> None:
+        d = Deferred.fromCoroutine(self.handler.handle(frames))
         d.addCallback(self._reply)
         d.addErrback(lambda f: self.log.failure("answering a request to {device} failed", f,
                                                 device=self.handler.device_name))
