@@ -5,6 +5,7 @@ routing, errors, expiry, own methods, federation and bad input.
 """
 from __future__ import annotations
 
+import errno
 import json
 from typing import Any
 
@@ -276,8 +277,17 @@ class ExpiryTests(CoordinatorMixin, TestCase):
         a = await self.component("a", coordinator, heartbeat_interval=0.2)
         a.register_method("x", lambda p, f: "ok")
         await coordinator.stopService()
-        second = CoordinatorService("N1", endpoint, reactor)
-        second.startService()
+        # libzmq closes the old socket in its own thread: the port may still be
+        # taken for a moment (as after any process restart); retry the bind.
+        for attempt in range(50):
+            second = CoordinatorService("N1", endpoint, reactor)
+            try:
+                second.startService()
+                break
+            except zmq.ZMQError as e:
+                if e.errno != errno.EADDRINUSE or attempt == 49:
+                    raise
+                await sleep(0.1)
         self.addCleanup(second.stopService)
         waited = 0
         while "a" not in second.local_names() and waited < 50:

@@ -159,7 +159,12 @@ class CoordinatorService(Service):
     def startService(self) -> None:
         """Bind the ROUTER, start expiry, connect to the configured Coordinators."""
         self._router = open_connection(self.reactor, zmq.ROUTER, self._on_router)
-        self.endpoint = self._router.bind(self.address)
+        try:
+            self.endpoint = self._router.bind(self.address)
+        except zmq.ZMQError:
+            self._router.close()  # nothing left on the reactor: the caller may retry
+            self._router = None
+            raise
         self.port = int(self.endpoint.rsplit(":", 1)[1])
         if self.advertised is None:
             self.advertised = node_address(self.endpoint)
