@@ -1,7 +1,12 @@
 """
 Benchmark of the PyMoDAQ TCP/IP protocol (run from the repo root):
 
-    python bench/pymodaq.py [--frames 20] [--round-trips 3000]
+    python bench/pymodaq.py [--frames 20] [--round-trips 3000] [--no-pymodaq]
+                            [--only commands]
+
+C{--no-pymodaq} skips the slow PyMoDAQ-own-code anchor (about 110 s per
+frame); C{--only commands} runs only part 3 (small command round trips
+against the echo anchor, interleaved C{--repeats} times).
 
 In one run, over 127.0.0.1, each side in its own process:
 
@@ -159,7 +164,8 @@ def pymodaq_round_trips(mode: str, count: int, *shape: int) -> dict[str, Any] | 
 # -- ours ----------------------------------------------------------------------
 
 
-def run_ours(frames: int, round_trips: int) -> dict[str, float]:
+def run_ours(frames: int, round_trips: int, commands_only: bool = False,
+             repeats: int = 1) -> dict[str, float]:
     """Every measurement that needs our reactor, in one reactor run."""
     from twisted.internet import reactor, task
     from twisted.internet.defer import Deferred, ensureDeferred
@@ -224,7 +230,23 @@ def run_ours(frames: int, round_trips: int) -> dict[str, float]:
         await reap(child)
         return seconds
 
+    async def commands() -> None:
+        device, port, factory, child = await imported("stage")
+        await device.position()
+        start = time.perf_counter()
+        for _ in range(round_trips):
+            await device.position()
+        seconds = time.perf_counter() - start
+        results["position"] = min(results.get("position", seconds), seconds)
+        await close(port, factory, child)
+        seconds = await echo_anchor()
+        results["echo"] = min(results.get("echo", seconds), seconds)
+
     async def main() -> None:
+        if commands_only:
+            for _ in range(repeats):
+                await commands()
+            return
         device, port, factory, child = await imported("camera", *SHAPE)
         await device.grab()
         start = time.perf_counter()
@@ -242,15 +264,8 @@ def run_ours(frames: int, round_trips: int) -> dict[str, float]:
         results["array"] = time.perf_counter() - start
         await close(port, factory, child)
 
-        device, port, factory, child = await imported("stage")
-        await device.position()
-        start = time.perf_counter()
-        for _ in range(round_trips):
-            await device.position()
-        results["position"] = time.perf_counter() - start
-        await close(port, factory, child)
-
-        results["echo"] = await echo_anchor()
+        for _ in range(repeats):
+            await commands()
 
     def done(result: Any) -> Any:
         reactor.stop()
@@ -267,15 +282,28 @@ def main() -> None:
     parser.add_argument("--round-trips", type=int, default=3000)
     parser.add_argument("--pymodaq-frames", type=int, default=1)
     parser.add_argument("--pymodaq-round-trips", type=int, default=50)
+    parser.add_argument("--no-pymodaq", action="store_true",
+                        help="skip the (slow) PyMoDAQ-own-code anchors")
+    parser.add_argument("--only", choices=["commands"],
+                        help="run only the small command round trips")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="interleaved runs of ours and the echo (best of each kept)")
     options = parser.parse_args()
     frame_bytes = SHAPE[0] * SHAPE[1] * 8
     array_bytes = POINTS * 8
+    n = options.round_trips
 
-    ours = run_ours(options.frames, options.round_trips)
+    ours = run_ours(options.frames, options.round_trips, options.only == "commands",
+                    options.repeats)
+    if options.only == "commands":
+        print_commands(n, ours)
+        return
     raw_frames = raw_round_trips(frame_bytes, options.frames)
     raw_array = raw_round_trips(array_bytes + 260, options.round_trips)
-    pmd_frames = pymodaq_round_trips("frames", options.pymodaq_frames, *SHAPE)
-    pmd_array = pymodaq_round_trips("array", options.pymodaq_round_trips, POINTS)
+    pmd_frames = pmd_array = None
+    if not options.no_pymodaq:
+        pmd_frames = pymodaq_round_trips("frames", options.pymodaq_frames, *SHAPE)
+        pmd_array = pymodaq_round_trips("array", options.pymodaq_round_trips, POINTS)
 
     def gbps(seconds: float, count: int) -> float:
         return frame_bytes * count / seconds / 1e9
@@ -295,7 +323,6 @@ def main() -> None:
               f"{pmd_gbps * 1000:6.1f} MB/s")
         print(f"  ratio ours/PyMoDAQ: {ours_gbps / pmd_gbps:.0f}x (target >= 100x)")
 
-    n = options.round_trips
     print(f"{POINTS}-point float64 array round trips (Send Data 1D -> Done + DTE):")
     print(f"  ours:                 {n / ours['array']:9.0f} /s")
     print(f"  raw blocking sockets: {n / raw_array:9.0f} /s   ratio ours/raw "
@@ -304,6 +331,11 @@ def main() -> None:
         rate = pmd_array["count"] / pmd_array["seconds"]
         print(f"  PyMoDAQ 4.4.11 code:  {rate:9.1f} /s   ratio ours/PyMoDAQ "
               f"{n / ours['array'] / rate:.0f}x")
+    print_commands(n, ours)
+
+
+def print_commands(n: int, ours: dict[str, float]) -> None:
+    """Print the small command round trip figures."""
     print("small command round trips (get_actuator_value <-> position_is):")
     print(f"  ours:                         {n / ours['position']:9.0f} /s")
     print(f"  Twisted Int32StringReceiver echo: {n / ours['echo']:9.0f} /s   ratio ours/echo "

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs
@@ -102,6 +103,37 @@ class ClientTests(SynchronousTestCase):
                          [("move_done", 1.5, "mm"), ("move_done", 1.75, "mm"),
                           ("position_is", 1.75, "mm"), ("position_is", 1.75, "mm"),
                           ("move_done", 0.0, "mm")])
+
+    def test_slow_position_keeps_order(self) -> None:
+        """
+        A position query whose answer is not ready at once holds later
+        commands back: the replies keep the order of the commands.
+        """
+        pending: list[Deferred[float]] = []
+        self.stage._position = lambda: pending.append(Deferred()) or pending[-1]
+        proto, transport, parser = self.connect("stage")
+        self.received(transport, parser)
+        proto.dataReceived(msg("get_actuator_value") + msg("move_abs", 2.0))
+        self.assertEqual(self.received(transport, parser), [])
+        pending[0].callback(1.0)
+        replies = self.received(transport, parser)
+        self.assertEqual([(m.command, m.args[0].value(), m.args[0].name) for m in replies],
+                         [("position_is", 1.0, "stage"), ("move_done", 2.0, "stage")])
+
+    def test_position_failure_reported(self) -> None:
+        """A position query on an offline device is answered with an Info error."""
+        proto, transport, parser = self.connect("stage")
+        self.received(transport, parser)
+        self.stage.set_online(False)
+        with capturedLogs():
+            proto.dataReceived(msg("get_actuator_value"))
+        (reply,) = self.received(transport, parser)
+        self.assertEqual(reply.command, "Info")
+        self.assertIn("offline", reply.args[1])
+        self.stage.set_online(True)
+        proto.dataReceived(msg("check_position"))
+        (reply,) = self.received(transport, parser)
+        self.assertEqual((reply.command, reply.args[0].units), ("position_is", "mm"))
 
     def test_stop_jumps_the_queue(self) -> None:
         """stop_motion stops a running move; the move then reports where it stopped."""

@@ -212,6 +212,75 @@ class VersionTests(SynchronousTestCase):
         self.assertTrue(np.shares_memory(np.asarray(out[-1]), array))
 
 
+class PositionFastPathTests(SynchronousTestCase):
+    """The one-channel 0D fast paths give what the general code gives."""
+
+    def test_actuator_bytes_match_signal(self) -> None:
+        """Encoder.actuator encodes as a Signal.scalar DataActuator does, in every 4.x version."""
+        for name, wire in VERSIONS.items():
+            if wire.legacy:
+                continue
+            signal = Signal.scalar("dev", -2.5, units="mm", kind="DataActuator", timestamp=7.0)
+            self.assertEqual(Encoder(wire).actuator(-2.5, "dev", "mm", timestamp=7.0),
+                             encode("signal", signal, wire), name)
+
+    def test_fast_encode_matches_general(self) -> None:
+        """
+        A 0D signal takes the cached-template encoding; its bytes equal those
+        of the same signal given a second (unused) channel removed, i.e. the
+        general field-by-field layout, checked by decoding field by field.
+        """
+        signal = Signal("p", [np.array([3.25])], labels=["x"], units="um",
+                        kind="DataFromPlugins", timestamp=1.5, origin="o")
+        for wire in VERSIONS.values():
+            if wire.legacy:
+                continue
+            data = encode("signal", signal, wire)
+            reader = Reader(data, wire=wire)
+            self.assertEqual(reader.string(), "DataFromPlugins")
+            self.assertEqual(reader.scalar(), 1.5)
+            self.assertEqual(reader.string(), "p")
+            if wire.units:
+                self.assertEqual(reader.string(), "um")
+            self.assertEqual([reader.string() for _ in range(3)], ["raw", "Data0D", "uniform"])
+            self.assertEqual(reader.u32(), 1)
+            self.assertEqual(reader.element().tolist(), [3.25])
+            self.assertEqual(reader.list(), ["x"])
+            self.assertEqual(reader.string(), "o")
+            self.assertEqual(reader.list(), [])
+            self.assertEqual(reader.list(), [])
+            if wire.errors:
+                self.assertEqual(reader.list(), [])
+            if wire.extra:
+                self.assertEqual(reader.list(), [])
+            self.assertTrue(reader.at_end())
+
+    def test_cached_layout(self) -> None:
+        """
+        A reader decoding several positions of one device (the cached layout)
+        returns each one's own value and timestamp, and other layouts still
+        decode in full.
+        """
+        enc = Encoder()
+        two = Signal("p", [np.array([1.0]), np.array([2.0])], kind="DataActuator")
+        data = (enc.actuator(1.0, "dev", "mm", timestamp=1.0)
+                + enc.actuator(float("nan"), "dev", "mm", timestamp=2.0)
+                + encode("signal", two) + enc.actuator(3.0, "dev", "m", timestamp=3.0)
+                + ACTUATOR)
+        reader = Reader(data)
+        got = [reader.signal() for _ in range(5)]
+        self.assertTrue(reader.at_end())
+        self.assertEqual([(s.value(), s.timestamp, s.units) for s in got[:1]],
+                         [(1.0, 1.0, "mm")])
+        self.assertTrue(np.isnan(got[1].value()))
+        self.assertEqual(got[1].timestamp, 2.0)
+        self.assertEqual(got[2], two)
+        self.assertEqual((got[3].value(), got[3].units), (3.0, "m"))
+        self.assertEqual(got[4], decode("signal", ACTUATOR))
+        self.assertEqual(got[0], decode("signal", enc.actuator(1.0, "dev", "mm", timestamp=1.0)))
+        self.assertIsNot(got[0].labels, got[1].labels)
+
+
 class BadInputTests(SynchronousTestCase):
     """Malformed primitives fail with a specific L{ProtocolError}."""
 

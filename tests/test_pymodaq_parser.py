@@ -146,6 +146,81 @@ class LargeFrameTests(SynchronousTestCase):
         self.assertLess(parser.attempts, 200)
 
 
+class LinearWorkTests(SynchronousTestCase):
+    """Parsing work is linear in the bytes received, however they are split."""
+
+    def test_many_tiny_elements_in_small_chunks(self) -> None:
+        """
+        A message holding a 200 000-element list of scalars, fed in 1 KiB
+        chunks, makes the parser examine about as many bytes as when it is
+        fed all at once (a parser that re-read the message from its start on
+        each chunk would examine about 2800 times more), is read from its
+        start once, and decodes to the same message.
+        """
+        signal = Signal("s", [np.zeros(1)], extra={"values": [0.5] * 200_000})
+        data = join(encode_message("Done", Export("e", [signal])))
+        whole = MessageParser(TO_SERVER)
+        [at_once] = whole.feed(data)
+        chunked = MessageParser(TO_SERVER)
+        out: list[Message] = []
+        for i in range(0, len(data), 1024):
+            out.extend(chunked.feed(data[i:i + 1024]))
+        self.assertEqual(repr(out), repr([at_once]))
+        self.assertEqual(len(out[0].args[0][0].extra["values"]), 200_000)
+        self.assertGreaterEqual(whole.examined, len(data) - 20)
+        self.assertLess(chunked.examined, 1.1 * whole.examined)
+        self.assertEqual(chunked.attempts, 1)
+        self.assertLess(chunked.steps, 2 * (len(data) // 1024 + 1))
+        self.assertEqual(chunked.buffered, 0)
+
+    def test_resumed_reads_byte_by_byte(self) -> None:
+        """
+        Fed one byte at a time, a message is started over only while its
+        8-byte command arrives, and the payload bytes examined stay within a
+        small factor of its size.
+        """
+        signal = Signal("s", [np.arange(3.0)], extra={"v": [1, "a", [2.0, [b"x"]]] * 50})
+        data = join(encode_message("Done", Export("e", [signal, signal])))
+        parser = MessageParser(TO_SERVER)
+        out = [m for i in range(len(data)) for m in parser.feed(data[i:i + 1])]
+        self.assertEqual(repr(out), repr(MessageParser(TO_SERVER).feed(data)))
+        self.assertLessEqual(parser.attempts, 8)
+        self.assertLess(parser.examined, 3 * len(data))
+
+    def test_nesting_limit(self) -> None:
+        """
+        Lists nested deeper than MAX_DEPTH are refused with a ProtocolError
+        (not a RecursionError), all at once and byte by byte.
+        """
+        nested: list = [1.0]
+        for _ in range(200):
+            nested = [nested]
+        data = join(encode_message("Done", Export("e", [Signal("s", [np.zeros(1)],
+                                                               extra={"n": nested})])))
+        with self.assertRaises(ProtocolError) as caught:
+            MessageParser(TO_SERVER).feed(data)
+        self.assertIn("nested more than", str(caught.exception))
+        parser = MessageParser(TO_SERVER)
+        with self.assertRaises(ProtocolError):
+            for i in range(len(data)):
+                parser.feed(data[i:i + 1])
+
+    def test_size_limit_while_resuming(self) -> None:
+        """
+        A message growing past the limit element by element is refused once
+        it does, while its bytes arrive in small chunks.
+        """
+        signal = Signal("s", [np.zeros(1)], extra={"values": [0.5] * 2000})
+        data = join(encode_message("Done", Export("e", [signal])))
+        parser = MessageParser(TO_SERVER, max_size=len(data) - 1)
+        with self.assertRaises(MessageTooLarge):
+            for i in range(0, len(data), 100):
+                parser.feed(data[i:i + 100])
+        exact = MessageParser(TO_SERVER, max_size=len(data))
+        out = [m for i in range(0, len(data), 100) for m in exact.feed(data[i:i + 100])]
+        self.assertEqual(len(out), 1)
+
+
 class BadStreamTests(SynchronousTestCase):
     """Malformed streams raise a specific L{ProtocolError}."""
 

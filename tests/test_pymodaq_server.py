@@ -316,6 +316,33 @@ class BadInputTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(d2), 3.0)
         self.assert_good_works()
 
+    def test_staggered_deadlines(self) -> None:
+        """
+        Each call has its own deadline (one timer per device serves them
+        all): a later call times out later than an earlier one, and a
+        cancelled call keeps its place so its late reply is not taken for
+        the next call's.
+        """
+        d1 = self.stage.position()
+        self.clock.advance(2.0)
+        d2 = self.stage.position()
+        self.clock.advance(3.1)
+        self.failureResultOf(d1, DeviceTimeout)
+        self.assertNoResult(d2)
+        self.clock.advance(2.0)
+        self.failureResultOf(d2, DeviceTimeout)
+        d3 = self.stage.position()
+        d3.cancel()
+        self.failureResultOf(d3)
+        d4 = self.stage.position()
+        for late in (1.0, 2.0, 3.0):  # the late replies of d1, d2 and d3
+            self.good.send(msg("position_is", position(late)))
+        self.assertNoResult(d4)
+        self.good.send(msg("position_is", position(4.0)))
+        self.assertEqual(self.successResultOf(d4), 4.0)
+        self.clock.advance(10)
+        self.assert_good_works()
+
     def test_garbage_xml(self) -> None:
         """Infos that is not XML closes that connection with the parse error."""
         self.assert_closed_with(msg("GRABBER") + msg("Infos", "<not xml"),

@@ -42,6 +42,7 @@ ROLES = ("GRABBER", "ACTUATOR")
 SETTINGS_ROOT = "settings"
 _UNITS = Parameter("units", "str", readonly=True, doc="Units:")
 _MOVES = ("move_abs", "move_rel", "move_home")
+_POSITION_QUERIES = frozenset(("get_actuator_value", "check_position"))
 
 
 class PyMoDAQClientProtocol(PyMoDAQConnection):
@@ -135,11 +136,51 @@ class PyMoDAQClientProtocol(PyMoDAQConnection):
             assert self.transport is not None
             self.transport.loseConnection()
             return
-        if message.command == "stop_motion":
+        command = message.command
+        if command in _POSITION_QUERIES and not self._lock.locked and self._device is not None:
+            self._answer_position(command, self._device)
+            return
+        if command == "stop_motion":
             d = ensureDeferred(self._handle(message))
         else:
             d = self._lock.run(lambda: ensureDeferred(self._handle(message)))
-        d.addErrback(self._log_failure, message.command)
+        d.addErrback(self._log_failure, command)
+
+    def _answer_position(self, command: str, device: Any) -> None:
+        """
+        Answer a position query with nothing queued before it (the common
+        case, kept free of coroutines): the reply goes out at once if the
+        position is known at once; otherwise later commands wait for it.
+        """
+        d = device.position()
+        if d.called and not d.paused and not d.callbacks:
+            result = d.result
+            if not isinstance(result, Failure):
+                self._send_position(result, device)
+                return
+        done: list[Any] = []
+        d.addCallbacks(self._send_position, self._position_failed, callbackArgs=(device,),
+                       errbackArgs=(command,))
+        d.addBoth(done.append)
+        if not done:
+            self._lock.locked = True  # as DeferredLock.acquire does, without a Deferred
+            d.addBoth(self._release)
+
+    def _send_position(self, position: Any, device: Any) -> None:
+        if isinstance(position, Signal):
+            self.send("position_is", position)
+        else:
+            self.send_position("position_is", float(position), self.factory.device_name,
+                               getattr(device, "units", ""))
+
+    def _position_failed(self, failure: Failure, command: str) -> None:
+        if failure.check(LabError):
+            self._report(command, failure.value)
+        else:
+            self._log_failure(failure, command)
+
+    def _release(self, result: Any) -> None:
+        self._lock.release()
 
     def _log_failure(self, failure: Failure, command: str) -> None:
         self.log.failure("answering {command} from {peer} failed", failure, command=command,

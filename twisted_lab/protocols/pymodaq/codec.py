@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import builtins
 import struct
+import time
 from dataclasses import dataclass
-from typing import Any, List, NamedTuple, Sequence, Union
+from typing import Any, Callable, Generator, List, NamedTuple, Sequence, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -30,11 +31,14 @@ from twisted_lab.errors import InvalidValue, ProtocolError
 __all__ = [
     "WireVersion", "VERSIONS", "DEFAULT_VERSION", "version", "Chunk", "Incomplete", "Fill",
     "ParameterWithPath", "Reader", "Encoder", "join", "chunks_size", "parse_dtype",
-    "MAX_NDIM",
+    "MAX_NDIM", "MAX_DEPTH", "Pull",
 ]
 
 #: A piece of an encoded message.
 Chunk = Union[bytes, memoryview]
+#: A resumable read: yields how many more bytes (beyond the reader's
+#: position) it needs, or a L{Fill}; returns the value read.
+Pull = Generator[Union[int, "Fill"], Any, Any]
 
 _U32 = struct.Struct("!I")
 #: Arrays with more dimensions than this are refused (numpy's own limit is 64).
@@ -109,15 +113,23 @@ class Incomplete(Exception):
         self.need = need
 
 
-class Fill(Exception):
+class Fill:
     """
-    A large array's raw data start at buffer offset C{at}; the caller should
-    collect its C{nbytes} directly into an array (see L{Reader.fills}).
+    Yielded by a pull reader (L{Reader.pull}) when a large array's raw data
+    are not all buffered: the driver collects its C{nbytes} directly into an
+    array of bytes and sends that array back into the generator.
     """
 
-    def __init__(self, at: int, nbytes: int) -> None:
-        self.at = at
+    __slots__ = ("nbytes",)
+
+    def __init__(self, nbytes: int) -> None:
         self.nbytes = nbytes
+
+
+#: Composite list elements may nest at most this deep (deeper is refused,
+#: before Python's recursion limit could be reached).
+MAX_DEPTH = 32
+_NESTED = frozenset(("list", "dwa", "dte", "parameter"))
 
 
 _DTYPES: dict[str, np.dtype[Any]] = {}
@@ -178,6 +190,54 @@ def _string(text: str) -> bytes:
     if len(text) <= 32 and len(_STRINGS) < 1024:
         _STRINGS[text] = out
     return out
+
+
+#: After the distribution: one channel, tagged "array", a float64 array of shape (1,).
+_ONE_F8_CHANNEL = (_U32.pack(1) + _string("array") + _string("<f8") + _U32.pack(8)
+                   + _U32.pack(1) + _U32.pack(1))
+#: The labels list of one channel, up to its label.
+_ONE_LABEL = _U32.pack(1) + _string("string")
+#: Encoded C{DataWithAxes} pieces of 0D one-channel signals (see L{_scalar_parts}).
+_SCALAR_PARTS: dict[tuple[Any, ...], tuple[builtins.bytes, builtins.bytes, builtins.bytes]] = {}
+_NATIVE_F8 = np.dtype(np.float64)
+
+
+def _scalar_parts(wire: WireVersion, kind: str, name: str, units: str, source: str, dim: str,
+                  distribution: str, label: str,
+                  origin: str) -> tuple[builtins.bytes, builtins.bytes, builtins.bytes]:
+    """
+    The constant parts of a one-channel float64 0D signal without axes,
+    errors, extra attributes or navigation: what precedes the timestamp, what
+    lies between it and the value, and what follows the value (cached).
+    """
+    key = (wire.units, wire.errors, wire.extra, kind, name, units, source, dim, distribution,
+           label, origin)
+    parts = _SCALAR_PARTS.get(key)
+    if parts is None:
+        middle = [_string(name)]
+        if wire.units:
+            middle.append(_string(units))
+        middle += [_string(source), _string(dim), _string(distribution), _ONE_F8_CHANNEL]
+        tail = _ONE_LABEL + _string(label) + _string(origin) + b"\0" * (
+            8 + 4 * wire.errors + 4 * wire.extra)
+        parts = (_string(kind) + _F8_HEADER, b"".join(middle), tail)
+        if len(_SCALAR_PARTS) < 256:
+            _SCALAR_PARTS[key] = parts
+    return parts
+
+
+def _string_at(buf: Any, p: int, end: int) -> tuple[str | None, int]:
+    """The string at C{p} and the offset after it, or C{(None, -1)} (short, not UTF-8)."""
+    q = p + 4
+    if q > end:
+        return None, -1
+    r = q + _U32.unpack_from(buf, p)[0]
+    if r > end:
+        return None, -1
+    try:
+        return str(buf[q:r], "utf-8"), r
+    except UnicodeDecodeError:
+        return None, -1
 
 
 class Encoder:
@@ -296,6 +356,16 @@ class Encoder:
     def signal(self, out: List[Chunk], signal: Signal) -> None:
         """A L{Signal} as the DataWithAxes class named by its C{kind}."""
         wire = self.wire
+        data = signal.data
+        if (len(data) == 1 and not signal.axes and not signal.errors and not signal.extra
+                and not signal.nav_indexes and data[0].shape == (1,)
+                and data[0].dtype == _NATIVE_F8 and len(signal.labels) == 1):
+            head, middle, tail = _scalar_parts(
+                wire, signal.kind, signal.name, signal.units, signal.source, signal.dim,
+                signal.distribution, str(signal.labels[0]), signal.origin)
+            out.append(b"".join((head, _F8.pack(float(signal.timestamp)), middle,
+                                 data[0].tobytes(), tail)))
+            return
         self.string(out, signal.kind)
         self.scalar(out, float(signal.timestamp))
         self.string(out, signal.name)
@@ -347,8 +417,21 @@ class Encoder:
             self.scalar(out, float(value))
             return
         if not isinstance(position, Signal):
-            position = Signal.scalar(name, float(position), units=units, kind="DataActuator")
+            out.append(self.actuator(float(position), name, units))
+            return
         self.signal(out, position)
+
+    def actuator(self, value: float, name: str = "", units: str = "",
+                 timestamp: float | None = None) -> builtins.bytes:
+        """
+        The bytes of a C{DataActuator} holding C{value} (4.x wire versions),
+        as C{Signal.scalar(name, value, units=units, kind="DataActuator")}
+        encodes, without building the L{Signal}.
+        """
+        head, middle, tail = _scalar_parts(self.wire, "DataActuator", name, units, "raw",
+                                           "Data0D", "uniform", "CH00", "")
+        stamp = time.time() if timestamp is None else timestamp
+        return b"".join((head, _F8.pack(stamp), middle, _F8.pack(value), tail))
 
     def grab_reply(self, out: List[Chunk], export: Export) -> None:
         """What follows C{Done}: an L{Export}, or (legacy) a list of its arrays."""
@@ -362,29 +445,42 @@ class Reader:
     """
     A cursor over a buffer holding PyMoDAQ primitives.
 
-    Reads raise L{Incomplete} when the buffer ends too early, and
-    L{ProtocolError} on malformed data.  An array of at least C{large} bytes
-    whose data are not all buffered raises L{Fill}; the caller then collects
-    the data and puts the array in C{fills} under its offset, and the next
-    read at that offset takes it from there (consuming no buffer bytes).
+    Plain reads (C{string()}, C{signal()}, ...) raise L{Incomplete} when the
+    buffer ends too early, and L{ProtocolError} on malformed data.
+
+    Resumable reads (L{pull}) are generators for data that arrive in pieces:
+    each C{yield} asks its driver for more bytes (an C{int}: how many beyond
+    L{pos} it needs) or for a large array's data (a L{Fill}: the driver
+    collects them outside the buffer and sends the array back); the driver
+    may drop the bytes before L{pos} from the buffer between steps (it then
+    lowers L{pos}).  A pull reader tries each item with the plain read first
+    and descends into the item only when that fails, so every byte is
+    examined a bounded number of times however the data are split
+    (L{examined} counts them).
 
     @ivar buf: the buffer (C{bytes}, C{bytearray} or C{memoryview}).
     @ivar pos: the current offset.
     @ivar end: the end of valid data.
+    @ivar large: arrays of at least this many bytes that are not all
+        buffered are collected outside the buffer by pull reads (L{Fill}).
+    @ivar examined: bytes examined by pull reads and their plain attempts.
+    @ivar depth: current nesting of composite list elements.
     """
 
-    __slots__ = ("buf", "pos", "end", "wire", "fills", "large")
+    __slots__ = ("buf", "pos", "end", "wire", "large", "examined", "depth", "_layout")
 
     def __init__(self, buf: Any, pos: int = 0, end: int | None = None,
                  wire: str | WireVersion = DEFAULT_VERSION,
-                 fills: dict[int, npt.NDArray[np.uint8]] | None = None,
                  large: int | None = None) -> None:
         self.buf = buf
         self.pos = pos
         self.end = len(buf) if end is None else end
         self.wire = version(wire)
-        self.fills = fills
         self.large = large
+        self.examined = 0
+        self.depth = 0
+        #: The last position layout read (see L{_scalar_signal}).
+        self._layout: tuple[builtins.bytes, builtins.bytes, builtins.bytes, Signal] | None = None
 
     def at_end(self) -> bool:
         """C{True} when every byte was read."""
@@ -452,9 +548,9 @@ class Reader:
         A scalar: C{float}, C{int} or C{complex} for those kinds, else a numpy scalar.
         """
         p = self.pos
-        if self.buf[p:p + 15] == _F8_HEADER and p + 23 <= self.end:
-            self.pos = p + 23
-            value: float = _F8.unpack_from(self.buf, p + 15)[0]
+        if self.buf[p:p + 11] == _F8_HEADER and p + 19 <= self.end:
+            self.pos = p + 19
+            value: float = _F8.unpack_from(self.buf, p + 11)[0]
             return value
         dtype = parse_dtype(self.string())
         n = self.u32()
@@ -471,8 +567,7 @@ class Reader:
             return complex(item)
         return item
 
-    def ndarray(self) -> npt.NDArray[Any]:
-        """An array (at least 1-D)."""
+    def _array_header(self) -> tuple[np.dtype[Any], int, tuple[int, ...]]:
         dtype = parse_dtype(self.string())
         nbytes = self.u32()
         ndim = self.u32()
@@ -485,20 +580,19 @@ class Reader:
         if count * dtype.itemsize != nbytes:
             raise ProtocolError(f"array of shape {shape} and dtype {dtype.str} needs "
                                 f"{count * dtype.itemsize} bytes, the message says {nbytes}")
+        return dtype, nbytes, shape
+
+    def ndarray(self) -> npt.NDArray[Any]:
+        """An array (at least 1-D)."""
+        dtype, nbytes, shape = self._array_header()
         p = self.pos
-        fills = self.fills
-        if fills is not None and p in fills:
-            data = fills[p]
-        else:
-            q = p + nbytes
-            if q > self.end:
-                if self.large is not None and nbytes >= self.large:
-                    raise Fill(p, nbytes)
-                raise Incomplete(q)
-            data = np.frombuffer(self.buf, dtype=np.uint8, count=nbytes, offset=p).copy()
-            self.pos = q
+        q = p + nbytes
+        if q > self.end:
+            raise Incomplete(q)
+        data = np.frombuffer(self.buf, dtype=np.uint8, count=nbytes, offset=p).copy()
+        self.pos = q
         array = data.view(dtype).reshape(shape)
-        return array if ndim else array.reshape(1)
+        return array if shape else array.reshape(1)
 
     def list(self) -> List[Any]:
         """A count, then tagged elements."""
@@ -521,18 +615,28 @@ class Reader:
             return bool(value)
         if tag == "bytes":
             return self.bytes()
-        if tag == "list":
-            return self.list()
         if tag == "axis":
             return self.axis()
-        if tag == "dwa":
-            return self.signal()
-        if tag == "dte":
-            return self.export()
-        if tag == "parameter":
+        if tag not in _NESTED:
+            raise ProtocolError(f"unknown list element type {tag[:40]!r}")
+        self._enter()
+        try:
+            if tag == "list":
+                return self.list()
+            if tag == "dwa":
+                return self.signal()
+            if tag == "dte":
+                return self.export()
             path = self.list()
             return ParameterWithPath([str(p) for p in path], self.bytes())
-        raise ProtocolError(f"unknown list element type {tag[:40]!r}")
+        finally:
+            self.depth -= 1
+
+    def _enter(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            self.depth -= 1
+            raise ProtocolError(f"list elements nested more than {MAX_DEPTH} deep")
 
     def _typed_list(self, tag: str, what: str) -> List[Any]:
         items: List[Any] = []
@@ -561,15 +665,15 @@ class Reader:
         label = self.string()
         units = self.string()
         data = self.ndarray()
-        index = self.scalar()
-        spread_order = self.scalar()
-        if not isinstance(index, int) or not isinstance(spread_order, int):
-            raise ProtocolError(f"axis {label!r}: index and spread order must be integers")
-        return Axis(label, units, data, index, spread_order)
+        return _make_axis(label, units, data, self.scalar(), self.scalar())
 
     def signal(self) -> Signal:
         """A DataWithAxes (any class of the family) as a L{Signal}."""
         wire = self.wire
+        if not wire.legacy:
+            fast = self._scalar_signal()
+            if fast is not None:
+                return fast
         kind = self.string()
         if kind not in SIGNAL_KINDS:
             raise ProtocolError(f"{kind[:40]!r} is not a DataWithAxes class")
@@ -589,15 +693,69 @@ class Reader:
         if wire.extra:
             for key in self._typed_list("string", "extra attribute names"):
                 extra[key] = self.element()
-        if not isinstance(timestamp, float):
-            raise ProtocolError(f"{kind} {name!r}: timestamp is not a float")
+        return _make_signal(kind, timestamp, name, units, source, dim, distribution, data,
+                            labels, origin, nav, axes, errors, extra)
+
+    def _scalar_signal(self) -> Signal | None:
+        """
+        The common layout of a position (a one-channel float64 0D signal
+        without axes, errors, extra attributes or navigation) read in one
+        go; C{None}, having consumed nothing, for anything else (incomplete,
+        another layout or malformed: the general reader then takes it).
+        """
+        buf, p, end = self.buf, self.pos, self.end
+        layout = self._layout
+        if layout is not None:
+            # The same device sends the same layout: only its timestamp and value differ.
+            head, middle, tail, template = layout
+            at = p + len(head)
+            value_at = at + 8 + len(middle)
+            after = value_at + 8 + len(tail)
+            if (after <= end and buf[p:at] == head and buf[at + 8:value_at] == middle
+                    and buf[value_at + 8:after] == tail):
+                self.pos = after
+                return _scalar_like(template, _F8.unpack_from(buf, at)[0],
+                                    _F8.unpack_from(buf, value_at)[0])
+        start = p
+        wire = self.wire
+        kind, p = _string_at(buf, p, end)
+        if p < 0 or p + 19 > end or buf[p:p + 11] != _F8_HEADER:
+            return None
+        timestamp: float = _F8.unpack_from(buf, p + 11)[0]
+        at = p + 11
+        name, p = _string_at(buf, p + 19, end)
+        units = ""
+        if wire.units and p >= 0:
+            units, p = _string_at(buf, p, end)
+        if p < 0:
+            return None
+        source, p = _string_at(buf, p, end)
+        dim, p = _string_at(buf, p, end) if p >= 0 else (None, -1)
+        distribution, p = _string_at(buf, p, end) if p >= 0 else (None, -1)
+        n = len(_ONE_F8_CHANNEL)
+        if p < 0 or p + n + 8 > end or buf[p:p + n] != _ONE_F8_CHANNEL:
+            return None
+        value: float = _F8.unpack_from(buf, p + n)[0]
+        value_at = p + n
+        p += n + 8
+        n = len(_ONE_LABEL)
+        if buf[p:p + n] != _ONE_LABEL:
+            return None
+        label, p = _string_at(buf, p + n, end)
+        origin, p = _string_at(buf, p, end) if p >= 0 else (None, -1)
+        n = 8 + 4 * wire.errors + 4 * wire.extra
+        if p < 0 or p + n > end or buf[p:p + n] != bytes(n) or kind not in SIGNAL_KINDS or not dim:
+            return None
         try:
-            return Signal(name, data, labels=labels, units=units, axes=axes,
-                          timestamp=timestamp, origin=origin, kind=kind, source=source,
-                          distribution=distribution, nav_indexes=tuple(int(i) for i in nav),
-                          errors=errors, extra=extra, dim=dim)
-        except (ValueError, TypeError) as e:
-            raise ProtocolError(f"invalid {kind}: {e}") from None
+            signal = Signal(name, [np.array((value,), dtype=np.float64)], labels=[label],
+                            units=units, timestamp=timestamp, origin=origin, kind=kind,
+                            source=source, distribution=distribution, dim=dim)
+        except (ValueError, TypeError):
+            return None
+        self.pos = p + n
+        self._layout = (bytes(buf[start:at]), bytes(buf[at + 8:value_at]),
+                        bytes(buf[value_at + 8:p + n]), signal)
+        return signal
 
     def export(self) -> Export:
         """A C{DataToExport} as an L{Export}."""
@@ -605,26 +763,230 @@ class Reader:
         timestamp = self.scalar()
         name = self.string()
         signals = self._typed_list("dwa", "DataToExport")
-        if not isinstance(timestamp, float):
-            raise ProtocolError(f"DataToExport {name!r}: timestamp is not a float")
-        return Export(name, signals, timestamp=timestamp)
+        return _make_export(name, signals, timestamp)
 
     def position(self) -> Signal:
         """A position: a C{DataActuator}, or (legacy) a scalar wrapped in one."""
         if self.wire.legacy:
-            value = self.scalar()
-            if not isinstance(value, (int, float)):
-                raise ProtocolError(f"position {value!r} is not a number")
-            return Signal.scalar("", float(value), kind="DataActuator")
+            return _legacy_position(self.scalar())
         return self.signal()
 
     def grab_reply(self) -> Export:
         """What follows C{Done}: an L{Export} (legacy: a list of arrays, one signal each)."""
         if not self.wire.legacy:
             return self.export()
-        arrays = self._typed_list("array", "Done")
-        return Export("", [Signal(f"CH{i:02d}", [a], kind="DataFromPlugins")
-                           for i, a in enumerate(arrays)])
+        return _legacy_export(self._typed_list("array", "Done"))
+
+    # -- resumable reads -------------------------------------------------------
+
+    def pull(self, method: str) -> Pull:
+        """
+        Read an item (named by its plain read method, as C{"signal"})
+        resumably: a generator for C{yield from} (see the class docstring).
+        """
+        return self._item(getattr(self, method), getattr(self, "pull_" + method, None))
+
+    def _item(self, read: Callable[[], Any], pull: Callable[[], Pull] | None) -> Pull:
+        """Try the plain read; if the data stop short, read it piece by piece."""
+        p = self.pos
+        try:
+            value = read()
+        except Incomplete:
+            self.examined += self.pos - p
+            self.pos = p
+        else:
+            self.examined += self.pos - p
+            return value
+        if pull is None:
+            return (yield from self._leaf(read))
+        return (yield from pull())
+
+    def _leaf(self, read: Callable[[], Any]) -> Pull:
+        """
+        A small item (string, scalar): retried whole once its bytes are in
+        (each retry re-reads at most a few length fields).
+        """
+        while True:
+            p = self.pos
+            try:
+                value = read()
+            except Incomplete as e:
+                self.examined += self.pos - p
+                self.pos = p
+                yield e.need - p
+            else:
+                self.examined += self.pos - p
+                return value
+
+    def pull_ndarray(self) -> Pull:
+        """An array; a large one's data are requested with a L{Fill}."""
+        dtype, nbytes, shape = yield from self._leaf(self._array_header)
+        if self.end - self.pos < nbytes and self.large is not None and nbytes >= self.large:
+            data = yield Fill(nbytes)
+        else:
+            while self.end - self.pos < nbytes:
+                yield nbytes
+            p = self.pos
+            data = np.frombuffer(self.buf, dtype=np.uint8, count=nbytes, offset=p).copy()
+            self.pos = p + nbytes
+            self.examined += nbytes
+        array = data.view(dtype).reshape(shape)
+        return array if shape else array.reshape(1)
+
+    def pull_list(self) -> Pull:
+        """A count, then tagged elements."""
+        count = yield from self._leaf(self.u32)
+        items: List[Any] = []
+        for _ in range(count):
+            items.append((yield from self._item(self.element, self.pull_element)))
+        return items
+
+    def pull_element(self) -> Pull:
+        """One tagged list element."""
+        tag = yield from self._leaf(self.string)
+        if tag in ("string", "scalar", "bool", "bytes"):
+            return (yield from self._leaf(lambda: self.tagged(tag)))
+        if tag == "array":
+            return (yield from self._item(self.ndarray, self.pull_ndarray))
+        if tag == "axis":
+            return (yield from self._item(self.axis, self.pull_axis))
+        if tag not in _NESTED:
+            raise ProtocolError(f"unknown list element type {tag[:40]!r}")
+        self._enter()
+        try:
+            if tag == "list":
+                return (yield from self._item(self.list, self.pull_list))
+            if tag == "dwa":
+                return (yield from self._item(self.signal, self.pull_signal))
+            if tag == "dte":
+                return (yield from self._item(self.export, self.pull_export))
+            path = yield from self._item(self.list, self.pull_list)
+            return ParameterWithPath([str(p) for p in path], (yield from self._leaf(self.bytes)))
+        finally:
+            self.depth -= 1
+
+    def _pull_typed_list(self, tag: str, what: str) -> Pull:
+        items: List[Any] = []
+        raw = _string(tag)
+        method = _READERS[tag]
+        read = getattr(self, method)
+        pull = getattr(self, "pull_" + method, None)
+        for _ in range((yield from self._leaf(self.u32))):
+            yield from self._leaf(lambda: self._expect(raw, what))
+            items.append((yield from self._item(read, pull)))
+        return items
+
+    def pull_axis(self) -> Pull:
+        """An C{Axis}."""
+        yield from self._leaf(lambda: self._class_name("Axis"))
+        label = yield from self._leaf(self.string)
+        units = yield from self._leaf(self.string)
+        data = yield from self._item(self.ndarray, self.pull_ndarray)
+        index = yield from self._leaf(self.scalar)
+        return _make_axis(label, units, data, index, (yield from self._leaf(self.scalar)))
+
+    def pull_signal(self) -> Pull:
+        """A DataWithAxes (any class of the family) as a L{Signal}."""
+        wire = self.wire
+        string = self.string
+        kind = yield from self._leaf(string)
+        if kind not in SIGNAL_KINDS:
+            raise ProtocolError(f"{kind[:40]!r} is not a DataWithAxes class")
+        timestamp = yield from self._leaf(self.scalar)
+        name = yield from self._leaf(string)
+        units = (yield from self._leaf(string)) if wire.units else ""
+        source = yield from self._leaf(string)
+        dim = yield from self._leaf(string)
+        distribution = yield from self._leaf(string)
+        data = yield from self._pull_typed_list("array", "data")
+        labels = yield from self._pull_typed_list("string", "labels")
+        origin = yield from self._leaf(string)
+        nav = yield from self._pull_typed_list("scalar", "nav_indexes")
+        axes = yield from self._pull_typed_list("axis", "axes")
+        errors = (yield from self._pull_typed_list("array", "errors")) if wire.errors else []
+        extra: dict[str, Any] = {}
+        if wire.extra:
+            for key in (yield from self._pull_typed_list("string", "extra attribute names")):
+                extra[key] = yield from self._item(self.element, self.pull_element)
+        return _make_signal(kind, timestamp, name, units, source, dim, distribution, data,
+                            labels, origin, nav, axes, errors, extra)
+
+    def pull_export(self) -> Pull:
+        """A C{DataToExport} as an L{Export}."""
+        yield from self._leaf(lambda: self._class_name("DataToExport"))
+        timestamp = yield from self._leaf(self.scalar)
+        name = yield from self._leaf(self.string)
+        signals = yield from self._pull_typed_list("dwa", "DataToExport")
+        return _make_export(name, signals, timestamp)
+
+    def pull_position(self) -> Pull:
+        """A position: a C{DataActuator}, or (legacy) a scalar wrapped in one."""
+        if self.wire.legacy:
+            return _legacy_position((yield from self._leaf(self.scalar)))
+        return (yield from self._item(self.signal, self.pull_signal))
+
+    def pull_grab_reply(self) -> Pull:
+        """What follows C{Done}: an L{Export} (legacy: a list of arrays, one signal each)."""
+        if not self.wire.legacy:
+            return (yield from self._item(self.export, self.pull_export))
+        return _legacy_export((yield from self._pull_typed_list("array", "Done")))
+
+
+def _scalar_like(template: Signal, timestamp: float, value: float) -> Signal:
+    """
+    A copy of a validated one-channel 0D L{Signal} with another timestamp and
+    value (what the constructor would build from the same fields, without
+    validating them again).
+    """
+    signal = object.__new__(Signal)
+    fields = signal.__dict__
+    fields.update(template.__dict__)
+    fields["data"] = [np.array((value,), dtype=np.float64)]
+    fields["timestamp"] = timestamp
+    fields["labels"] = list(template.labels)
+    fields["axes"] = []
+    fields["errors"] = []
+    fields["extra"] = {}
+    return signal
+
+
+def _make_axis(label: str, units: str, data: npt.NDArray[Any], index: Any,
+               spread_order: Any) -> Axis:
+    if not isinstance(index, int) or not isinstance(spread_order, int):
+        raise ProtocolError(f"axis {label!r}: index and spread order must be integers")
+    return Axis(label, units, data, index, spread_order)
+
+
+def _make_signal(kind: str, timestamp: Any, name: str, units: str, source: str, dim: str,
+                 distribution: str, data: List[Any], labels: List[Any], origin: str,
+                 nav: List[Any], axes: List[Any], errors: List[Any],
+                 extra: dict[str, Any]) -> Signal:
+    if not isinstance(timestamp, float):
+        raise ProtocolError(f"{kind} {name!r}: timestamp is not a float")
+    try:
+        return Signal(name, data, labels=labels, units=units, axes=axes,
+                      timestamp=timestamp, origin=origin, kind=kind, source=source,
+                      distribution=distribution, nav_indexes=tuple(int(i) for i in nav),
+                      errors=errors, extra=extra, dim=dim)
+    except (ValueError, TypeError) as e:
+        raise ProtocolError(f"invalid {kind}: {e}") from None
+
+
+def _make_export(name: str, signals: List[Signal], timestamp: Any) -> Export:
+    if not isinstance(timestamp, float):
+        raise ProtocolError(f"DataToExport {name!r}: timestamp is not a float")
+    return Export(name, signals, timestamp=timestamp)
+
+
+def _legacy_position(value: Any) -> Signal:
+    if not isinstance(value, (int, float)):
+        raise ProtocolError(f"position {value!r} is not a number")
+    return Signal.scalar("", float(value), kind="DataActuator")
+
+
+def _legacy_export(arrays: List[Any]) -> Export:
+    return Export("", [Signal(f"CH{i:02d}", [a], kind="DataFromPlugins")
+                       for i, a in enumerate(arrays)])
 
 
 def encode(method: str, value: Any, wire: str | WireVersion = DEFAULT_VERSION) -> builtins.bytes:

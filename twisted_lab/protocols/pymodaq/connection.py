@@ -26,7 +26,7 @@ from zope.interface import implementer
 
 from twisted_lab.errors import ProtocolError
 from twisted_lab.protocols.pymodaq.codec import (DEFAULT_VERSION, Chunk, Encoder, WireVersion,
-                                                 version)
+                                                 _string, version)
 from twisted_lab.protocols.pymodaq.parser import (DEFAULT_MAX_SIZE, Grammar, Message,
                                                   MessageParser, encode_message)
 
@@ -205,11 +205,9 @@ class PyMoDAQConnection(Protocol):
             except Exception:
                 self.log.failure("handling {command} from {peer} failed",
                                  command=message.command, peer=self.peer)
-        if messages:
-            try:
-                self.parser.feed(b"")
-            except ProtocolError as e:
-                self.protocol_error(self.explain(e))
+        error = self.parser.error
+        if error is not None and not self.closing:
+            self.protocol_error(self.explain(error))
 
     def explain(self, error: ProtocolError) -> str:
         """The reason logged for a stream error (subclasses add context)."""
@@ -229,9 +227,31 @@ class PyMoDAQConnection(Protocol):
 
     def send(self, command: str, *args: Any) -> None:
         """Encode and write one message."""
-        if self.writer is None or self.closing:
+        writer = self.writer
+        if writer is None or self.closing:
             return
-        self.writer.write(encode_message(command, *args, wire=self.encoder))
+        if not args and not writer._producing:
+            self.transport.write(_string(command))  # type: ignore[union-attr]
+            return
+        writer.write(encode_message(command, *args, wire=self.encoder))
+
+    def send_position(self, command: str, value: float, name: str, units: str) -> None:
+        """
+        Write a position message (C{position_is}, C{move_done}) for a plain
+        number, as C{send(command, Signal.scalar(name, value, units=units,
+        kind="DataActuator"))} would (legacy: a C{<f8} scalar).
+        """
+        writer = self.writer
+        if writer is None or self.closing:
+            return
+        if self.wire.legacy:
+            writer.write(encode_message(command, value, wire=self.encoder))
+            return
+        data = _string(command) + self.encoder.actuator(value, name, units)
+        if writer._producing:
+            writer.write((data,))
+        else:
+            self.transport.write(data)  # type: ignore[union-attr]
 
     def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:
         """Drop queued output."""

@@ -6,11 +6,13 @@ The incremental message parser and the message grammar of PyMoDAQ TCP/IP
 There is no envelope: a message is a command string followed by a payload
 whose grammar depends on the command and on the direction.
 L{MessageParser} keeps one linear buffer (a C{bytearray} consumed from the
-front, which CPython does without moving memory) and re-reads the current
-message from its start only once the buffer holds as many bytes as the last
-attempt showed it needs, so its cost is linear in the bytes received.  The
-raw data of a large array go straight from the received chunks into a
-preallocated array: they are copied once.
+front, which CPython does without moving memory).  A message whose bytes
+are all there is read in one go; otherwise its payload grammar runs as a
+resumable pull reader (L{Reader.pull}) that keeps its place and says how
+many bytes it needs next, so every byte is examined a bounded number of
+times however the stream is split (linear cost, even for a message made of
+many tiny list elements).  The raw data of a large array go straight from
+the received chunks into a preallocated array: they are copied once.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import numpy.typing as npt
 
 from twisted_lab.errors import ProtocolError
 from twisted_lab.protocols.pymodaq.codec import (DEFAULT_VERSION, Chunk, Encoder, Fill,
-                                                 Incomplete, Reader, WireVersion, version)
+                                                 Incomplete, Pull, Reader, WireVersion, version)
 
 __all__ = [
     "Message", "MessageParser", "MessageTooLarge", "UnknownCommand", "TO_SERVER", "TO_CLIENT",
@@ -68,36 +70,67 @@ class UnknownCommand(ProtocolError):
         self.command = command
 
 
-def _none(reader: Reader) -> tuple[Any, ...]:
+def _none(reader: Reader) -> Pull:
+    """No payload (recognised by the parser without running it)."""
     return ()
+    yield  # pragma: no cover (makes this a generator)
 
 
-def _path(reader: Reader) -> list[str]:
-    path = reader.list()
+def _path(reader: Reader) -> Pull:
+    path = yield from reader.pull("list")
     if not all(isinstance(p, str) for p in path):
         raise ProtocolError(f"settings path {path!r} holds non-strings")
     return path
 
 
-def _xml(reader: Reader) -> str:
-    raw = reader.bytes()
+def _xml(reader: Reader) -> Pull:
+    raw = yield from reader.pull("bytes")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ProtocolError(f"settings XML is not UTF-8 ({e})") from None
 
 
-def _path_xml(reader: Reader) -> tuple[Any, ...]:
-    return (_path(reader), _xml(reader))
+def _infos(reader: Reader) -> Pull:
+    return ((yield from _xml(reader)),)
 
 
-def _axis_3x(reader: Reader) -> tuple[Any, ...]:
+def _path_xml(reader: Reader) -> Pull:
+    path = yield from _path(reader)
+    return (path, (yield from _xml(reader)))
+
+
+def _two_strings(reader: Reader) -> Pull:
+    first = yield from reader.pull("string")
+    return (first, (yield from reader.pull("string")))
+
+
+def _grab_reply(reader: Reader) -> Pull:
+    return ((yield from reader.pull("grab_reply")),)
+
+
+def _position(reader: Reader) -> Pull:
+    return ((yield from reader.pull("position")),)
+
+
+def _axis_3x(reader: Reader) -> Pull:
     if not reader.wire.legacy:
         raise ProtocolError("x_axis/y_axis messages are not part of PyMoDAQ 4.x")
-    return (reader.ndarray(), reader.string(), reader.string())
+    array = yield from reader.pull("ndarray")
+    label = yield from reader.pull("string")
+    return (array, label, (yield from reader.pull("string")))
 
 
-Grammar = Callable[[Reader], "tuple[Any, ...]"]
+#: Plain (non-resumable) reads of the payloads worth a try before their
+#: grammar's generator (when their bytes are all there, one call reads them).
+_PLAIN: dict[Callable[..., Any], Callable[[Reader], "tuple[Any, ...]"]] = {
+    _position: lambda r: (r.position(),),
+    _grab_reply: lambda r: (r.grab_reply(),),
+}
+
+#: A message payload's grammar: a resumable read (see L{Reader.pull})
+#: returning the payload values.
+Grammar = Callable[[Reader], Pull]
 
 #: What a server receives (client → server), by command.
 TO_SERVER: dict[str, Grammar] = {
@@ -106,12 +139,12 @@ TO_SERVER: dict[str, Grammar] = {
     "Quit": _none,
     "Status": _none,
     "Server Closed": _none,
-    "Infos": lambda r: (_xml(r),),
+    "Infos": _infos,
     "Info_xml": _path_xml,
-    "Info": lambda r: (r.string(), r.string()),
-    "Done": lambda r: (r.grab_reply(),),
-    "move_done": lambda r: (r.position(),),
-    "position_is": lambda r: (r.position(),),
+    "Info": _two_strings,
+    "Done": _grab_reply,
+    "move_done": _position,
+    "position_is": _position,
     "x_axis": _axis_3x,
     "y_axis": _axis_3x,
 }
@@ -124,8 +157,8 @@ TO_CLIENT: dict[str, Grammar] = {
     "check_position": _none,
     "stop_motion": _none,
     "Quit": _none,
-    "move_abs": lambda r: (r.position(),),
-    "move_rel": lambda r: (r.position(),),
+    "move_abs": _position,
+    "move_rel": _position,
     "set_info": _path_xml,
 }
 
@@ -166,9 +199,20 @@ class MessageParser:
     """
     Cuts a byte stream into L{Message}s.
 
+    Each message is first read straight from the buffer; if its bytes stop
+    short, its payload grammar goes on as a generator that keeps its place
+    (L{Reader.pull}) and resumes when the bytes it asked for arrive, so no
+    byte is read again however finely the stream is split.  Bytes already
+    read are dropped from the buffer, and the data of large arrays are
+    collected outside it, straight into their final memory (L{fill_view}).
+
     @param grammar: L{TO_SERVER} or L{TO_CLIENT}.
     @param wire: the peer's wire version.
-    @param max_size: the largest message accepted, in bytes.
+    @param max_size: the largest message accepted, in bytes (checked as soon
+        as a length declares more).
+
+    @ivar attempts: how many times a message was read from its start (for tests).
+    @ivar steps: parse steps: plain attempts plus generator resumptions (for tests).
     """
 
     def __init__(self, grammar: dict[str, Grammar], wire: str | WireVersion = DEFAULT_VERSION,
@@ -176,22 +220,39 @@ class MessageParser:
         self.grammar = grammar
         self.wire = version(wire)
         self.max_size = max_size
-        self._large = large
         self._buf = bytearray()
-        self._need = 0
-        self._fills: dict[int, npt.NDArray[np.uint8]] = {}
-        self._filled = 0
+        self._reader = Reader(self._buf, 0, 0, self.wire, large)
+        #: Stream offset of C{_buf[0]}.
+        self._base = 0
+        #: Stream offset of the current message's start.
+        self._start = 0
+        #: Stream offset of the end of the last complete message.
+        self._done = 0
+        self._received = 0
+        self._command: str | None = None
+        self._pull: Pull | None = None
+        self._want = 0
+        self._fill: npt.NDArray[np.uint8] | None = None
         self._target: npt.NDArray[np.uint8] | None = None
-        self._target_at = 0
         self._target_len = 0
-        #: How many times a message was (re)read from its start (for tests).
         self.attempts = 0
+        self.steps = 0
         self._error: ProtocolError | None = None
 
     @property
     def buffered(self) -> int:
         """Bytes received but not yet part of a complete message."""
-        return len(self._buf) + self._filled + self._target_len
+        return self._received - self._done
+
+    @property
+    def error(self) -> ProtocolError | None:
+        """The stream error met after the messages last returned, if any."""
+        return self._error
+
+    @property
+    def examined(self) -> int:
+        """Bytes examined so far by payload reads (for tests: linear work)."""
+        return self._reader.examined
 
     def feed(self, data: bytes | memoryview) -> list[Message]:
         """
@@ -206,57 +267,75 @@ class MessageParser:
         """
         if self._error is not None:
             raise self._error
+        messages: list[Message] = []
         try:
-            return self._feed(data)
+            self._feed(data, messages)
         except ProtocolError as e:
             self._error = e
-            raise
+            if not messages:
+                raise
+        return messages
 
-    def _feed(self, data: bytes | memoryview) -> list[Message]:
+    def _feed(self, data: bytes | memoryview, messages: list[Message]) -> None:
+        self._received += len(data)
         if self._target is not None:
             data = self._collect(data)
             if self._target is not None:
-                return []
+                return
         buf = self._buf
         if data:
             buf += data
-        messages: list[Message] = []
-        pos = 0
-        while True:
-            end = len(buf)
-            if end < self._need or end == pos:
-                break
-            reader = Reader(buf, pos, end, self.wire, self._fills or None, self._large)
-            self.attempts += 1
-            try:
-                messages.append(self._message(reader))
-            except ProtocolError as e:
-                if not messages:
-                    raise
-                self._error = e
-                return messages
-            except Incomplete as e:
-                self._check_size(e.need - pos)
-                self._need = e.need - pos
-                break
-            except Fill as f:
-                self._check_size(f.at + f.nbytes - pos)
-                self._start_fill(f, pos)
-                return messages
+        reader = self._reader
+        reader.end = end = len(buf)
+        try:
+            while True:
+                pull = self._pull
+                if pull is None:
+                    if reader.pos == end or not self._begin(reader, messages):
+                        break
+                    continue
+                fill = self._fill
+                if fill is not None:
+                    self._fill = None
+                    self._base += fill.nbytes
+                elif end - reader.pos < self._want:
+                    break
+                self.steps += 1
+                try:
+                    request = pull.send(fill)
+                except StopIteration as stop:
+                    self._pull = None
+                    self._complete(reader, Message(self._command, stop.value), messages)
+                    continue
+                if not self._request(reader, request):
+                    break
+        finally:
             pos = reader.pos
-            self._need = 0
-            if self._fills:
-                self._fills = {}
-                self._filled = 0
-        if pos:
-            del buf[:pos]
-        return messages
+            if pos:
+                del buf[:pos]
+                self._base += pos
+                reader.pos = 0
+                reader.end = len(buf)
 
-    def _message(self, reader: Reader) -> Message:
-        n = reader.u32()
-        if n > _MAX_COMMAND:
-            raise ProtocolError(f"a {n}-byte string where a command was expected")
-        raw = reader.raw(n)
+    def _begin(self, reader: Reader, messages: list[Message]) -> bool:
+        """
+        Read a command and as much of its payload as is buffered.
+
+        @return: C{False} when more bytes are needed.
+        """
+        p = reader.pos
+        self._start = self._base + p
+        self.attempts += 1
+        self.steps += 1
+        try:
+            n = reader.u32()
+            if n > _MAX_COMMAND:
+                raise ProtocolError(f"a {n}-byte string where a command was expected")
+            raw = reader.raw(n)
+        except Incomplete as e:
+            reader.pos = p
+            self._check_size(e.need - p)
+            return False
         try:
             command = raw.decode("ascii")
         except UnicodeDecodeError:
@@ -264,24 +343,70 @@ class MessageParser:
         grammar = self.grammar.get(command)
         if grammar is None:
             raise UnknownCommand(command)
-        return Message(command, grammar(reader))
+        if grammar is _none:
+            self._complete(reader, Message(command, ()), messages)
+            return True
+        reader.depth = 0
+        plain = _PLAIN.get(grammar)
+        if plain is not None:
+            # The common small payloads: one plain read, no generator.
+            at = reader.pos
+            try:
+                args = plain(reader)
+            except Incomplete:
+                reader.examined += reader.pos - at
+                reader.pos = at
+            else:
+                reader.examined += reader.pos - at
+                self._complete(reader, Message(command, args), messages)
+                return True
+        pull = grammar(reader)
+        try:
+            request = next(pull)
+        except StopIteration as stop:
+            self._complete(reader, Message(command, stop.value), messages)
+            return True
+        self._command = command
+        self._pull = pull
+        return self._request(reader, request)
+
+    def _request(self, reader: Reader, request: int | Fill) -> bool:
+        """
+        The payload read asks for more bytes (or a large array's data).
+
+        @return: C{True} when it can go on with what is buffered.
+        """
+        at = self._base + reader.pos - self._start
+        if isinstance(request, Fill):
+            self._check_size(at + request.nbytes)
+            self._start_fill(reader, request.nbytes)
+            return False
+        self._check_size(at + request)
+        self._want = request
+        return reader.end - reader.pos >= request
+
+    def _complete(self, reader: Reader, message: Message, messages: list[Message]) -> None:
+        self._done = self._base + reader.pos
+        self._check_size(self._done - self._start)
+        self._want = 0
+        messages.append(message)
 
     def _check_size(self, size: int) -> None:
-        if size + self._filled > self.max_size:
-            raise MessageTooLarge(f"message of at least {size + self._filled} bytes exceeds "
+        if size > self.max_size:
+            raise MessageTooLarge(f"message of at least {size} bytes exceeds "
                                   f"the maximum of {self.max_size} bytes")
 
-    def _start_fill(self, fill: Fill, pos: int) -> None:
+    def _start_fill(self, reader: Reader, nbytes: int) -> None:
+        """Collect the next C{nbytes} into an array of their own."""
         buf = self._buf
-        if pos:
-            del buf[:pos]
-        at = fill.at - pos
-        target = np.empty(fill.nbytes, dtype=np.uint8)
+        at = reader.pos
+        target = np.empty(nbytes, dtype=np.uint8)
         have = len(buf) - at
         target[:have] = np.frombuffer(buf, dtype=np.uint8, count=have, offset=at)
         del buf[at:]
-        self._target, self._target_at, self._target_len = target, at, have
-        self._need = 0
+        reader.end = at
+        self._target, self._target_len = target, have
+        self._want = 0
 
     def fill_view(self) -> memoryview | None:
         """
@@ -298,12 +423,11 @@ class MessageParser:
         completes (as L{feed} does).
         """
         assert self._target is not None
+        self._received += n
         self._target_len += n
         if self._target_len < self._target.nbytes:
             return []
-        self._fills[self._target_at] = self._target
-        self._filled += self._target.nbytes
-        self._target = None
+        self._fill, self._target = self._target, None
         self._target_len = 0
         return self.feed(b"")
 
@@ -317,9 +441,7 @@ class MessageParser:
         self._target_len = have + take
         if self._target_len < target.nbytes:
             return b""
-        self._fills[self._target_at] = target
-        self._filled += target.nbytes
-        self._target = None
+        self._fill, self._target = target, None
         self._target_len = 0
         return memoryview(data)[take:] if take < len(data) else b""
 

@@ -14,8 +14,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any, Sequence
 
-from twisted.internet.defer import Deferred, TimeoutError
-from twisted.python.failure import Failure
+from twisted.internet.defer import Deferred, fail, succeed
 
 from twisted_lab.data import Export, Signal
 from twisted_lab.description import Description, Parameter
@@ -34,11 +33,22 @@ INFO_PREFIX = "info."
 
 
 class _Waiter:
-    __slots__ = ("deferred", "expired")
+    """
+    A call awaiting its reply; cancelling it, or its deadline passing, keeps
+    its place in the queue so that its late reply is not taken for the next
+    call's.
+    """
 
-    def __init__(self) -> None:
-        self.deferred: Deferred[Any] = Deferred()
+    __slots__ = ("deferred", "expired", "command", "deadline")
+
+    def __init__(self, command: str, deadline: float) -> None:
+        self.deferred: Deferred[Any] = Deferred(self._cancel)
         self.expired = False
+        self.command = command
+        self.deadline = deadline
+
+    def _cancel(self, deferred: Deferred[Any]) -> None:
+        self.expired = True
 
 
 class RemoteDeviceMixin:
@@ -64,6 +74,7 @@ class RemoteDeviceMixin:
         self._settings: dict[str, RemoteSetting] = {}
         self._infos: dict[str, str] = {}
         self._replies: dict[str, deque[_Waiter]] = {}
+        self._timer: Any = None
 
     # -- settings --------------------------------------------------------------
 
@@ -133,21 +144,39 @@ class RemoteDeviceMixin:
         connection = self._live()
         if reply is None:
             connection.send(command, *args)
-            return Deferred.fromCoroutine(_none())
-        waiter = _Waiter()
-        self._replies.setdefault(reply, deque()).append(waiter)
+            return succeed(None)
+        waiter = _Waiter(command, self._clock.seconds() + self.timeout)
+        queue = self._replies.get(reply)
+        if queue is None:
+            queue = self._replies[reply] = deque()
+        queue.append(waiter)
         connection.send(command, *args)
-        d = waiter.deferred
-        d.addTimeout(self.timeout, self._clock)
+        if self._timer is None:
+            self._timer = self._clock.callLater(self.timeout, self._expire)
+        return waiter.deferred
 
-        def timed_out(failure: Failure) -> Failure:
-            if failure.check(TimeoutError):
+    def _expire(self) -> None:
+        """
+        Fail the calls whose deadline passed (one timer per device: the
+        waiters of each queue are in deadline order, as the timeout is fixed).
+        """
+        self._timer = None
+        now = self._clock.seconds()
+        soonest: float | None = None
+        for queue in self._replies.values():
+            for waiter in queue:
+                if waiter.expired or waiter.deferred.called:
+                    continue
+                if waiter.deadline > now:
+                    if soonest is None or waiter.deadline < soonest:
+                        soonest = waiter.deadline
+                    break
                 waiter.expired = True
-                raise DeviceTimeout(f"PyMoDAQ client {self.name!r} did not answer {command} "
-                                    f"within {self.timeout} s")
-            return failure
-
-        return d.addErrback(timed_out)
+                waiter.deferred.errback(DeviceTimeout(
+                    f"PyMoDAQ client {self.name!r} did not answer {waiter.command} "
+                    f"within {self.timeout} s"))
+        if soonest is not None:
+            self._timer = self._clock.callLater(max(0.0, soonest - now), self._expire)
 
     def reply_received(self, reply: str, value: Any) -> bool:
         """
@@ -176,6 +205,9 @@ class RemoteDeviceMixin:
         if self.connection is not connection:
             return
         self.connection = None
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
         replies, self._replies = self._replies, {}
         for queue in replies.values():
             for waiter in queue:
@@ -183,10 +215,6 @@ class RemoteDeviceMixin:
                     waiter.deferred.errback(DeviceOffline(
                         f"PyMoDAQ client {self.name!r} disconnected"))
         self.set_online(False)  # type: ignore[attr-defined]
-
-
-async def _none() -> None:
-    return None
 
 
 class RemoteGrabber(RemoteDeviceMixin, BaseDetector):
@@ -262,6 +290,15 @@ class RemoteActuator(RemoteDeviceMixin, BaseActuator):
 
     def _position(self) -> Deferred[float]:
         return self.command("get_actuator_value", "position_is").addCallback(self._position_of)
+
+    def position(self) -> Deferred[float]:
+        """
+        Fires with the current position: the C{position} action without the
+        generic action dispatch (the hot path of position polling).
+        """
+        if not self.online or self.connection is None:
+            return fail(DeviceOffline(f"device {self.name!r} is offline"))
+        return self._position()
 
     def _stop(self) -> Any:
         self.command("stop_motion", None)
