@@ -198,6 +198,8 @@ class Action:
         @return: the argument values in declaration order, coerced to their types.
         @raise InvalidValue: too many, unknown, missing or ill-typed arguments.
         """
+        if not args and not kwargs and not self.arguments:
+            return []
         what = f"{device}.{self.name}" if device else self.name
         if len(args) > len(self.arguments):
             raise InvalidValue(

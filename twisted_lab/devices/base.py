@@ -243,8 +243,14 @@ class BaseActuator(BaseDevice):
         return self.call("stop")
 
     def position(self) -> Deferred[float]:
-        """Fires with the current position."""
-        return self.call("position")
+        """
+        Fires with the current position.  (The same as C{call("position")},
+        without the generic dispatch: position queries are the hot path of
+        actuator polling.)
+        """
+        if not self.online:
+            return fail(DeviceOffline(f"device {self.name!r} is offline"))
+        return maybeDeferred(self._position)
 
     def action_move_abs(self, position: float) -> Deferred[float]:
         return self._moved(maybeDeferred(self._move_abs, position))

@@ -153,9 +153,9 @@ class PyMoDAQClientProtocol(PyMoDAQConnection):
         position is known at once; otherwise later commands wait for it.
         """
         d = device.position()
-        if d.called and not d.paused and not d.callbacks:
+        if d.called and not d.callbacks:
             result = d.result
-            if not isinstance(result, Failure):
+            if not isinstance(result, (Failure, Deferred)):
                 self._send_position(result, device)
                 return
         done: list[Any] = []
