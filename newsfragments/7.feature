@@ -1,0 +1,1 @@
+The bridge: devices imported through one protocol are served on every other (adapters for PyMoDAQ's actuator/detector faces), leases hold across protocols (pyleco locking methods on LECO actors), an embedding example, and guides per bridge.
