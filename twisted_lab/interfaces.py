@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_devices -*-
+# -*- test-case-name: tests.test_devices_base -*-
 """
 The interfaces every device and every plugin provides.
 

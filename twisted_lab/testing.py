@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_testing -*-
+# -*- test-case-name: tests.test_devices_base -*-
 """
 Public fakes for users' own tests (and ours).
 

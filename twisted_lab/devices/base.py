@@ -248,6 +248,10 @@ class BaseActuator(BaseDevice):
         without the generic dispatch: position queries are the hot path of
         actuator polling.)
         """
+        cls = type(self)
+        if (cls.action_position is not BaseActuator.action_position
+                or cls.run_action is not BaseDevice.run_action):
+            return self.call("position")  # a subclass routes actions its own way
         if not self.online:
             return fail(DeviceOffline(f"device {self.name!r} is offline"))
         return maybeDeferred(self._position)

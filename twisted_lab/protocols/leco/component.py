@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_leco_component -*-
+# -*- test-case-name: tests.test_leco_coordinator -*-
 """
 A LECO Component: a DEALER signed in to a Coordinator.
 

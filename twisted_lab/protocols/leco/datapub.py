@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_leco_datapub -*-
+# -*- test-case-name: tests.test_leco_interop -*-
 """
 The LECO data protocol: C{topic | header(17) | payload...} over PUB/SUB.
 

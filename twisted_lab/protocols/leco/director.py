@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_leco_director -*-
+# -*- test-case-name: tests.test_leco_interop -*-
 """
 Import a remote LECO Actor (pyleco's, or one of ours) as a registry device.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_leco_plugin -*-
+# -*- test-case-name: tests.test_leco_actor -*-
 """
 The C{[leco]} config section: a Coordinator (with federation), actors
 exporting registry devices, a Director importing remote actors, and the

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_plesty_remote -*-
+# -*- test-case-name: tests.test_plesty_client -*-
 """
 Importing a PLESTY server as a registry device.
 

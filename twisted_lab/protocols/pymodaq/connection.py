@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_pymodaq_protocol -*-
+# -*- test-case-name: tests.test_pymodaq_loopback -*-
 """
 What both PyMoDAQ roles share: one connection that parses with
 L{MessageParser} and writes encoded chunk lists without copying big arrays.
