@@ -174,7 +174,7 @@ class PyMoDAQClientProtocol(PyMoDAQConnection):
                                getattr(device, "units", ""))
 
     def _position_failed(self, failure: Failure, command: str) -> None:
-        if failure.check(LabError):
+        if isinstance(failure.value, LabError):
             self._report(command, failure.value)
         else:
             self._log_failure(failure, command)

@@ -724,7 +724,7 @@ class Reader:
         timestamp: float = _F8.unpack_from(buf, p + 11)[0]
         at = p + 11
         name, p = _string_at(buf, p + 19, end)
-        units = ""
+        units: str | None = ""
         if wire.units and p >= 0:
             units, p = _string_at(buf, p, end)
         if p < 0:
@@ -746,6 +746,9 @@ class Reader:
         n = 8 + 4 * wire.errors + 4 * wire.extra
         if p < 0 or p + n > end or buf[p:p + n] != bytes(n) or kind not in SIGNAL_KINDS or not dim:
             return None
+        if (name is None or units is None or source is None or distribution is None
+                or label is None or origin is None):
+            return None  # (not reached: p >= 0 means every string was read)
         try:
             signal = Signal(name, [np.array((value,), dtype=np.float64)], labels=[label],
                             units=units, timestamp=timestamp, origin=origin, kind=kind,

@@ -305,6 +305,7 @@ class MessageParser:
                     request = pull.send(fill)
                 except StopIteration as stop:
                     self._pull = None
+                    assert self._command is not None  # set whenever a pull runs
                     self._complete(reader, Message(self._command, stop.value), messages)
                     continue
                 if not self._request(reader, request):
