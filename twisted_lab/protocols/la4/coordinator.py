@@ -41,7 +41,7 @@ from twisted_lab.protocols.la4.commands import Boardio, CommandLine, Row, WriteR
 from twisted_lab.protocols.la4.message import (Command, Heartbeat, Message, MessageEvent,
                                                OutputEvent, UnitInfo, UnknownMessage, new_id)
 from twisted_lab.protocols.la4.transport import (MAX_MESSAGE, READ_TIMEOUT, DocumentFactory,
-                                                 Outgoing, send_message)
+                                                 ListenWaiters, Outgoing, send_message)
 from twisted_lab.registry import DeviceRegistry
 
 __all__ = ["LA4NodeDevice", "CoordinatorService", "NodeConfig", "NODE_ACTIONS",
@@ -400,7 +400,7 @@ class CoordinatorService(Service):
         ]
         self.factory = DocumentFactory(self, self.clock, max_message, read_timeout)
         self._listening: IListeningPort | None = None
-        self._waiters: list[Deferred[int]] = []
+        self._waiters = ListenWaiters()
         self._heartbeat = LoopingCall(self.send_heartbeats)
         self._heartbeat.clock = self.clock
         self._registered: list[str] = []
@@ -434,24 +434,18 @@ class CoordinatorService(Service):
         self.log.info("LA4 coordinator {id} listening for callbacks on {endpoint} "
                       "(port {port})", id=self.id, endpoint=self.callback, port=self.port)
         self._heartbeat.start(self.heartbeat_interval, now=True)
-        for waiter in self._waiters:
-            waiter.callback(self.port)
-        self._waiters = []
+        self._waiters.fire(self.port)
 
     def _listen_failed(self, failure: Failure) -> None:
         self.log.failure("LA4 coordinator cannot listen on {endpoint}", failure,
                          endpoint=self.callback)
-        for waiter in self._waiters:
-            waiter.errback(failure)
-        self._waiters = []
+        self._waiters.fail(failure)
 
     def when_listening(self) -> Deferred[int]:
         """@return: a new L{Deferred} firing with the callback port once listening."""
         if self._listening is not None:
             return succeed(self.port)
-        d: Deferred[int] = Deferred()
-        self._waiters.append(d)
-        return d
+        return self._waiters.add()
 
     def stopService(self) -> Deferred[None]:
         """Stop heartbeating and listening; the devices go offline and are

@@ -34,8 +34,8 @@ from twisted_lab.protocols.la4.commands import (Boardio, CommandLine, CommandRej
 from twisted_lab.protocols.la4.message import (Command, Heartbeat, Message, MessageEvent,
                                                OutputEvent, UnitInfo, UnknownMessage, new_id)
 from twisted_lab.protocols.la4.transport import (CONNECT_TIMEOUT, MAX_CONNECTIONS, MAX_MESSAGE,
-                                                 READ_TIMEOUT, DocumentFactory, Outgoing,
-                                                 send_message)
+                                                 READ_TIMEOUT, DocumentFactory, ListenWaiters,
+                                                 Outgoing, send_message)
 
 __all__ = ["BoardState", "SimulatedNode", "REJECTED_PREFIX", "BOARDIO_READY", "BOARDIO_ERROR",
            "SEQUENCE_COMPLETE"]
@@ -232,7 +232,7 @@ class SimulatedNode(Service):
         self._command_wait: Deferred[None] | None = None
         self._listening: IListeningPort | None = None
         self._bound_port = port
-        self._waiters: list[Deferred[int]] = []
+        self._waiters = ListenWaiters()
         self._heartbeat = LoopingCall(self._tick)
         self._heartbeat.clock = self.clock
         self._scanner = LoopingCall(self._scan)
@@ -266,24 +266,18 @@ class SimulatedNode(Service):
         self._heartbeat.start(self.heartbeat_interval, now=self.coordinator is not None)
         if self.scan_network is not None:
             self._scanner.start(self.scan_interval, now=True)
-        for waiter in self._waiters:
-            waiter.callback(self.port)
-        self._waiters = []
+        self._waiters.fire(self.port)
 
     def _listen_failed(self, failure: Failure) -> None:
         self.log.failure("simulated LA4 node cannot listen on {interface}:{port}", failure,
                          interface=self.interface, port=self.listen_port)
-        for waiter in self._waiters:
-            waiter.errback(failure)
-        self._waiters = []
+        self._waiters.fail(failure)
 
     def when_listening(self) -> Deferred[int]:
         """@return: a new L{Deferred} firing with the port once listening."""
         if self._listening is not None:
             return succeed(self.port)
-        d: Deferred[int] = Deferred()
-        self._waiters.append(d)
-        return d
+        return self._waiters.add()
 
     def stopService(self) -> Deferred[None]:
         """Stop the timers and the listener; fires once outgoing connections ended."""

@@ -41,7 +41,8 @@ from zope.interface import implementer
 from twisted_lab.errors import ProtocolError
 from twisted_lab.protocols.la4.message import Message, decode_object
 
-__all__ = ["DocumentReceiver", "DocumentFactory", "DocumentHandler", "send_message", "Outgoing",
+__all__ = ["DocumentReceiver", "DocumentFactory", "DocumentHandler", "ListenWaiters", "send_message",
+           "Outgoing",
            "peer_host", "MAX_MESSAGE", "READ_TIMEOUT", "CONNECT_TIMEOUT", "MAX_CONNECTIONS"]
 
 #: Largest document accepted (spec §6.2.5).
@@ -196,6 +197,34 @@ class _Refused(Protocol):
     def connectionMade(self) -> None:
         assert self.transport is not None
         _abort(self.transport)
+
+
+class ListenWaiters:
+    """
+    The callers waiting for a service to listen: each gets its own
+    L{Deferred}, fired with the port (or the failure) once.
+    """
+
+    def __init__(self) -> None:
+        self._waiters: list[Deferred[int]] = []
+
+    def add(self) -> Deferred[int]:
+        """@return: a new L{Deferred} for one caller."""
+        d: Deferred[int] = Deferred()
+        self._waiters.append(d)
+        return d
+
+    def fire(self, port: int) -> None:
+        """Listening on C{port}: tell every waiter."""
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.callback(port)
+
+    def fail(self, failure: Failure) -> None:
+        """Listening failed: tell every waiter."""
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.errback(failure)
 
 
 class DocumentFactory(Factory):
