@@ -131,3 +131,24 @@ class RemoteErrorTests(SynchronousTestCase):
     def test_malformed(self) -> None:
         """A non-dict error member is still a LabError."""
         self.assertIsInstance(remote_error("boom"), errors.LabError)
+
+
+class SetLogLevelTests(SynchronousTestCase):
+    """LECO's set_log_level, shared by Components and the Coordinator."""
+
+    def test_levels(self) -> None:
+        """A valid level (by name or position) sets the twisted_lab stdlib logger; any
+        other value is refused with InvalidValue listing the levels."""
+        import logging
+
+        from twisted_lab.errors import InvalidValue
+        from twisted_lab.protocols.leco.rpc import set_log_level
+
+        logger = logging.getLogger("twisted_lab")
+        self.addCleanup(logger.setLevel, logger.level)
+        set_log_level({"level": "WARNING"})
+        self.assertEqual(logger.level, logging.WARNING)
+        set_log_level(["DEBUG"])
+        self.assertEqual(logger.level, logging.DEBUG)
+        e = self.assertRaises(InvalidValue, set_log_level, {"level": "LOUD"})
+        self.assertIn("DEBUG, INFO, WARNING, ERROR, CRITICAL", str(e))

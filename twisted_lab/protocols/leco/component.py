@@ -12,7 +12,6 @@ L{Component.register_method} offers methods to other Components.
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any, Callable, Sequence
 
 import zmq
@@ -27,14 +26,13 @@ from twisted_lab.protocols.leco.message import (COORDINATOR, JSON, MESSAGE_ID, N
                                                 conversation_id, split_name)
 from twisted_lab.protocols.leco.rpc import (DUPLICATE_NAME, NOT_SIGNED_IN, RPCServer,
                                             encode_notification, encode_request,
-                                            remote_error)
+                                            remote_error, set_log_level)
 from twisted_lab.protocols.zmqutil import ZmqConnection, open_connection
 
 __all__ = ["Component", "DEFAULT_COORDINATOR"]
 
 DEFAULT_COORDINATOR = "tcp://127.0.0.1:12300"
 _JSON_TYPE = b"\x01"
-_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class _Pending:
@@ -143,13 +141,7 @@ class Component(Service):
         return None
 
     def _rpc_set_log_level(self, params: Any, frames: list[bytes]) -> None:
-        level = params.get("level") if isinstance(params, dict) else \
-            (params[0] if isinstance(params, list) and params else None)
-        if level not in _LEVELS:
-            from twisted_lab.errors import InvalidValue
-            raise InvalidValue(f"level must be one of {', '.join(_LEVELS)}, got {level!r}")
-        logging.getLogger("twisted_lab").setLevel(level)
-        return None
+        set_log_level(params)
 
     # -- service -------------------------------------------------------------------
 

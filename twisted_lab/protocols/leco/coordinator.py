@@ -15,7 +15,6 @@ came, with any number of binary payload frames.
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any, Sequence
 
 import zmq
@@ -29,14 +28,13 @@ from twisted_lab.protocols.leco.message import (HEADER_LENGTH, MESSAGE_ID, VERSI
                                                 check_name, conversation_id, split_name)
 from twisted_lab.protocols.leco.rpc import (DUPLICATE_NAME, INVALID_REQUEST, NODE_UNKNOWN,
                                             NOT_SIGNED_IN, RECEIVER_UNKNOWN, RPCServer, dumps,
-                                            encode_error, encode_request)
+                                            encode_error, encode_request, set_log_level)
 from twisted_lab.protocols.zmqutil import ZmqConnection, open_connection
 
 __all__ = ["CoordinatorService", "zmq_address", "node_address"]
 
 _JSON = b"\x01"
 _COORDINATOR = b"COORDINATOR"
-_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def zmq_address(address: str, default_port: int = 12300) -> str:
@@ -386,12 +384,7 @@ class CoordinatorService(Service):
         return None
 
     def _rpc_set_log_level(self, params: Any, frames: list[bytes]) -> None:
-        level = params.get("level") if isinstance(params, dict) else \
-            (params[0] if isinstance(params, list) and params else None)
-        if level not in _LEVELS:
-            raise InvalidValue(f"level must be one of {', '.join(_LEVELS)}, got {level!r}")
-        logging.getLogger("twisted_lab").setLevel(level)
-        return None
+        set_log_level(params)
 
     def _rpc_shut_down(self, params: Any, frames: list[bytes]) -> None:
         self.log.info("shut down requested by {sender!r}", sender=self._ctx_sender)

@@ -396,3 +396,28 @@ class RPCServer:
         if notification:
             return None
         return {"id": rid, "error": error_from_exception(exc), "jsonrpc": "2.0"}
+
+
+#: The levels LECO's C{set_log_level} accepts.
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def set_log_level(params: Any) -> None:
+    """
+    LECO's C{set_log_level(level)}, offered by every Component and the
+    Coordinator: sets the level of the standard-library logger
+    C{twisted_lab} (what an application sees when it routes Twisted's log
+    through L{twisted.logger.STDLibLogObserver}).
+
+    @param params: C{{"level": "INFO"}} or C{["INFO"]}.
+    @raise InvalidValue: not one of L{LOG_LEVELS}.
+    """
+    import logging
+
+    from twisted_lab.errors import InvalidValue
+
+    level = params.get("level") if isinstance(params, dict) else \
+        (params[0] if isinstance(params, list) and params else None)
+    if level not in LOG_LEVELS:
+        raise InvalidValue(f"level must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    logging.getLogger("twisted_lab").setLevel(level)
