@@ -284,3 +284,64 @@ class DirectSendTests(TestCase):
         memory = MemoryReactorClock()
         send_message(memory, "127.0.0.1", 5000, b"{}")
         self.assertEqual(len(memory.tcpClients), 1)
+
+
+class ReadAtAcceptTests(TestCase):
+    """A real TCP receiver reads at accept time; whatever a peer did before the
+    accept (sent a document and closed, sent nothing and closed, sent half and
+    stalled) is handled exactly once and costs nothing else."""
+
+    timeout = 20
+
+    async def listen(self) -> tuple[RecordingHandler, int, Any]:
+        handler = RecordingHandler()
+        factory = DocumentFactory(handler, reactor, read_timeout=1.0)
+        port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
+        self.addCleanup(port.stopListening)
+        return handler, port.getHost().port, factory
+
+    @staticmethod
+    def raw(port: int, data: bytes, close: bool = True) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall(data)
+        if close:
+            sock.close()
+        return sock
+
+    async def settle(self, check: Any) -> None:
+        for _ in range(100):
+            if check():
+                return
+            await deferLater(reactor, 0.02)
+        self.fail("not reached")
+
+    async def test_document_sent_before_accept(self) -> None:
+        """Several peers that sent their document and closed before we accepted are
+        each read once."""
+        handler, port, _ = await self.listen()
+        for _ in range(5):
+            self.raw(port, DOC_HEARTBEAT)
+        await self.settle(lambda: len(handler.messages) == 5)
+        await deferLater(reactor, 0.1)
+        self.assertEqual((len(handler.messages), handler.errors), (5, []))
+
+    async def test_closed_without_data(self) -> None:
+        """A peer that connected and closed at once is one 'empty message' rejection."""
+        handler, port, _ = await self.listen()
+        self.raw(port, b"")
+        await self.settle(lambda: len(handler.errors) == 1)
+        self.assertIn("empty", handler.errors[0][0].message)
+        self.assertEqual(handler.messages, [])
+
+    async def test_half_document_then_rest(self) -> None:
+        """A document whose first half was there at accept and whose rest came later
+        arrives whole."""
+        handler, port, _ = await self.listen()
+        half = len(DOC_HEARTBEAT) // 2
+        sock = self.raw(port, DOC_HEARTBEAT[:half], close=False)
+        await deferLater(reactor, 0.1)
+        self.assertEqual(handler.messages, [])
+        sock.sendall(DOC_HEARTBEAT[half:])
+        sock.close()
+        await self.settle(lambda: len(handler.messages) == 1)
+        self.assertEqual(handler.errors, [])

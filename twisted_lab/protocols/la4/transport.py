@@ -29,6 +29,7 @@ from typing import Any, Protocol as TypingProtocol, Sequence
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet import error as neterror
+from twisted.internet import tcp
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (IAddress, IDelayedCall, IReactorTCP, IReactorTime,
                                          IWriteDescriptor)
@@ -101,6 +102,13 @@ class DocumentReceiver(Protocol):
         if not self.host:  # the factory sets it from the accepted address
             self.host = peer_host(self.transport.getPeer())
         self._timer = self.factory.clock.callLater(self.factory.read_timeout, self._timed_out)
+        if isinstance(self.transport, tcp.Server):
+            # The sender writes at once after connecting: its document is
+            # usually here already.  Read it now instead of on the reactor's
+            # next turn (a nothing-yet read costs one failed recv).
+            why = self.transport.doRead()
+            if why is not None and not self._done:
+                self.transport.loseConnection()  # closed or failed before a document
 
     def dataReceived(self, data: bytes) -> None:
         if self._done:
