@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTime
 from twisted.internet.task import LoopingCall
@@ -41,7 +41,8 @@ from twisted_lab.protocols.la4.commands import Boardio, CommandLine, Row, WriteR
 from twisted_lab.protocols.la4.message import (Command, Heartbeat, Message, MessageEvent,
                                                OutputEvent, UnitInfo, UnknownMessage, new_id)
 from twisted_lab.protocols.la4.transport import (MAX_MESSAGE, READ_TIMEOUT, DocumentFactory,
-                                                 ListenWaiters, Outgoing, send_message)
+                                                 ListenWaiters, Outgoing, send_message,
+                                                 stop_listening)
 from twisted_lab.registry import DeviceRegistry
 
 __all__ = ["LA4NodeDevice", "CoordinatorService", "NodeConfig", "NODE_ACTIONS",
@@ -459,12 +460,8 @@ class CoordinatorService(Service):
             if name in self.registry:
                 self.registry.unregister(name)
         self._registered = []
-        waits = [self._outgoing.drained()]
-        if self._listening is not None:
-            port, self._listening = self._listening, None
-            stopped = port.stopListening()
-            waits.append(stopped if isinstance(stopped, Deferred) else succeed(None))
-        return gatherResults(waits, consumeErrors=True).addCallback(lambda _: None)
+        port, self._listening = self._listening, None
+        return stop_listening(port, self._outgoing)
 
     # -- outgoing ----------------------------------------------------------------
 

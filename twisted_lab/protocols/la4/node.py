@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from twisted.application.service import Service
-from twisted.internet.defer import (CancelledError, Deferred, DeferredSemaphore, gatherResults,
-                                    succeed)
+from twisted.internet.defer import CancelledError, Deferred, DeferredSemaphore, succeed
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
@@ -35,7 +34,7 @@ from twisted_lab.protocols.la4.message import (Command, Heartbeat, Message, Mess
                                                OutputEvent, UnitInfo, UnknownMessage, new_id)
 from twisted_lab.protocols.la4.transport import (CONNECT_TIMEOUT, MAX_CONNECTIONS, MAX_MESSAGE,
                                                  READ_TIMEOUT, DocumentFactory, ListenWaiters,
-                                                 Outgoing, send_message)
+                                                 Outgoing, send_message, stop_listening)
 
 __all__ = ["BoardState", "SimulatedNode", "REJECTED_PREFIX", "BOARDIO_READY", "BOARDIO_ERROR",
            "SEQUENCE_COMPLETE"]
@@ -293,12 +292,8 @@ class SimulatedNode(Service):
         self._commands = []
         if self._command_wait is not None:
             self._command_wait.cancel()
-        waits = [self._outgoing.drained()]
-        if self._listening is not None:
-            port, self._listening = self._listening, None
-            stopped = port.stopListening()
-            waits.append(stopped if isinstance(stopped, Deferred) else succeed(None))
-        return gatherResults(waits, consumeErrors=True).addCallback(lambda _: None)
+        port, self._listening = self._listening, None
+        return stop_listening(port, self._outgoing)
 
     # -- identity ----------------------------------------------------------------
 

@@ -30,8 +30,9 @@ from typing import Any, Protocol as TypingProtocol, Sequence
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet import error as neterror
 from twisted.internet import tcp
-from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import (IAddress, IDelayedCall, IReactorTCP, IReactorTime,
+from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.internet.interfaces import (IAddress, IDelayedCall, IListeningPort, IReactorTCP,
+                                         IReactorTime,
                                          IWriteDescriptor)
 from twisted.internet.posixbase import PosixReactorBase
 from twisted.internet.protocol import ClientFactory, Factory, Protocol
@@ -43,6 +44,7 @@ from twisted_lab.errors import ProtocolError
 from twisted_lab.protocols.la4.message import Message, decode_object
 
 __all__ = ["DocumentReceiver", "DocumentFactory", "DocumentHandler", "ListenWaiters", "send_message",
+           "stop_listening",
            "Outgoing",
            "peer_host", "MAX_MESSAGE", "READ_TIMEOUT", "CONNECT_TIMEOUT", "MAX_CONNECTIONS"]
 
@@ -233,6 +235,21 @@ class ListenWaiters:
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             waiter.errback(failure)
+
+
+def stop_listening(port: IListeningPort | None, outgoing: Outgoing) -> Deferred[None]:
+    """
+    Stop a service's listener and wait for its outgoing messages to end
+    (what the coordinator and the simulated node do on stop).
+
+    @param port: the listening port, or C{None} if it never listened.
+    @return: a L{Deferred} firing once both are done.
+    """
+    waits = [outgoing.drained()]
+    if port is not None:
+        stopped = port.stopListening()
+        waits.append(stopped if isinstance(stopped, Deferred) else succeed(None))
+    return gatherResults(waits, consumeErrors=True).addCallback(lambda _: None)
 
 
 class DocumentFactory(Factory):
