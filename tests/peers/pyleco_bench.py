@@ -4,9 +4,12 @@ pyleco side of bench/leco.py (runs inside the pyleco venv).
     python pyleco_bench.py serve [PORT]     Coordinator (127.0.0.1) + Listener "bench" with
                                             add(a, b) and blob (binary); prints PORT n;
                                             serves until stdin closes.
-    python pyleco_bench.py call PORT ACTOR N MIB
+    python pyleco_bench.py call PORT ACTOR N MIB DEPTH
                                             a Communicator: N ask_rpc add() round trips,
-                                            then 8 MiB blob calls; prints one JSON line.
+                                            N add() requests with DEPTH in flight
+                                            (send_message/read_message: pyleco's
+                                            Director cannot have more than one), then
+                                            8 MiB blob calls; prints one JSON line.
 """
 from __future__ import annotations
 
@@ -55,8 +58,12 @@ def serve(port: str) -> None:
     stop.set()
 
 
-def call(port: int, actor: str, n: int, mib: int) -> None:
+def call(port: int, actor: str, n: int, mib: int, depth: int) -> None:
+    from pyleco.core.message import Message, MessageTypes
+    from pyleco.json_utils.rpc_generator import RPCGenerator
     from pyleco.utils.communicator import Communicator
+
+    generator = RPCGenerator()
 
     with Communicator(name="benchdirector", host="127.0.0.1", port=port, timeout=10) as com:
         com.ask_rpc(actor, "add", a=1, b=2)
@@ -68,6 +75,31 @@ def call(port: int, actor: str, n: int, mib: int) -> None:
             lat.append(time.perf_counter() - t)
         total = time.perf_counter() - t0
         lat.sort()
+        # the same calls with `depth` requests in flight, answers matched by conversation id
+        started: dict[bytes, float] = {}
+        concurrent = []
+
+        def send(i: int) -> None:
+            message = Message(actor, message_type=MessageTypes.JSON,
+                              data=generator.build_request_str("add", a=i, b=1))
+            started[message.conversation_id] = time.perf_counter()
+            com.send_message(message)
+
+        t0 = time.perf_counter()
+        sent = 0
+        while sent < min(depth, n):
+            send(sent)
+            sent += 1
+        for _ in range(n):
+            answer = com.read_message()
+            if generator.get_result_from_response(answer.payload[0]) is None:
+                raise SystemExit(f"bad answer {answer.payload!r}")
+            concurrent.append(time.perf_counter() - started.pop(answer.conversation_id))
+            if sent < n:
+                send(sent)
+                sent += 1
+        concurrent_total = time.perf_counter() - t0
+        concurrent.sort()
         payload = b"\x01" * (8 << 20)
         reps = max(1, mib // 8)
         t0 = time.perf_counter()
@@ -77,6 +109,9 @@ def call(port: int, actor: str, n: int, mib: int) -> None:
         big = time.perf_counter() - t0
     print(json.dumps({"calls_per_s": n / total, "p50_us": lat[n // 2] * 1e6,
                       "p99_us": lat[int(n * 0.99)] * 1e6,
+                      "concurrent_calls_per_s": n / concurrent_total,
+                      "concurrent_p50_us": concurrent[n // 2] * 1e6,
+                      "concurrent_p99_us": concurrent[int(n * 0.99)] * 1e6,
                       "gb_per_s": reps * len(payload) / big / 1e9}), flush=True)
 
 
@@ -84,4 +119,5 @@ if __name__ == "__main__":
     if sys.argv[1] == "serve":
         serve(sys.argv[2] if len(sys.argv) > 2 else "*")
     else:
-        call(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+        call(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]),
+             int(sys.argv[6]))

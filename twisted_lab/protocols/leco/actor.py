@@ -31,6 +31,7 @@ from twisted_lab.errors import InvalidValue
 from twisted_lab.interfaces import IDevice
 from twisted_lab.leases import Owner
 from twisted_lab.protocols.leco.component import DEFAULT_COORDINATOR, Component
+from twisted_lab.protocols.leco.locallink import LocalHub
 from twisted_lab.protocols.leco.locking import register_lock_methods
 from twisted_lab.registry import DeviceRegistry
 
@@ -106,14 +107,15 @@ class DeviceActor(Component):
     @param device_name: the registry name of the device.
     @param name: the LECO Component name (default: the device name).
     @param pymodaq: also offer the PyMoDAQ actor method set.
+    @param hub: an in-process Coordinator's L{LocalHub} (see L{Component}).
     """
 
     def __init__(self, registry: DeviceRegistry, device_name: str,
                  coordinator: str = DEFAULT_COORDINATOR, reactor: Any = None,
                  name: str | None = None, timeout: float = 5.0, pymodaq: bool = True,
-                 heartbeat_interval: float = 10.0) -> None:
+                 heartbeat_interval: float = 10.0, hub: LocalHub | None = None) -> None:
         super().__init__(name or device_name, coordinator, reactor, timeout,
-                         heartbeat_interval)
+                         heartbeat_interval, hub=hub)
         self.registry = registry
         self.device_name = device_name
         self.register_method("get_parameters", self.get_parameters,

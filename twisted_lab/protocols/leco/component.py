@@ -21,6 +21,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from twisted_lab.errors import DeviceOffline, DeviceTimeout, LabError, ProtocolError
+from twisted_lab.protocols.leco.locallink import LocalHub, LocalLink
 from twisted_lab.protocols.leco.message import (COORDINATOR, JSON, MESSAGE_ID, NOT_DEFINED,
                                                 VERSION_BYTE, Message, check_name,
                                                 conversation_id, split_name)
@@ -53,6 +54,9 @@ class Component(Service):
     @param timeout: default deadline of L{ask}, in seconds.
     @param heartbeat_interval: send a heartbeat when nothing was sent for
         this long (pyleco: 10 s; the Coordinator pings after 15 s).
+    @param hub: the L{LocalHub} of a Coordinator in this process
+        (C{CoordinatorService.local_hub}): messages then go through memory
+        instead of ZeroMQ; C{coordinator} is only used in log messages.
 
     @ivar namespace: the namespace learnt at sign-in, or C{None}.
     @ivar caller: during the synchronous part of a method call, the
@@ -65,7 +69,7 @@ class Component(Service):
 
     def __init__(self, name: str, coordinator: str = DEFAULT_COORDINATOR, reactor: Any = None,
                  timeout: float = 5.0, heartbeat_interval: float = 10.0,
-                 retry_interval: float = 2.0) -> None:
+                 retry_interval: float = 2.0, hub: LocalHub | None = None) -> None:
         if reactor is None:
             from twisted.internet import reactor as _reactor
             reactor = _reactor
@@ -80,7 +84,8 @@ class Component(Service):
         self.server = RPCServer(lambda: self.full_name)
         self._name_b = name.encode()
         self._sender = self._name_b
-        self._socket: ZmqConnection | None = None
+        self.hub = hub
+        self._socket: ZmqConnection | LocalLink | None = None
         self._pending: dict[bytes, _Pending] = {}
         self._next_id = 0
         self._last_sent = 0.0
@@ -148,8 +153,12 @@ class Component(Service):
     def startService(self) -> None:
         """Connect, sign in, start heartbeats."""
         Service.startService(self)
-        self._socket = open_connection(self.reactor, zmq.DEALER, self._on_frames)
-        self._socket.connect(self.coordinator)
+        if self.hub is not None:
+            self._socket = self.hub.connect(self._on_frames)
+        else:
+            socket = open_connection(self.reactor, zmq.DEALER, self._on_frames)
+            socket.connect(self.coordinator)
+            self._socket = socket
         self._heartbeat = LoopingCall(self._beat)
         self._heartbeat.clock = self.reactor
         self._heartbeat.start(min(self.heartbeat_interval / 2, 1.0), now=False)

@@ -29,6 +29,7 @@ from twisted_lab.protocols.leco.message import (HEADER_LENGTH, MESSAGE_ID, VERSI
 from twisted_lab.protocols.leco.rpc import (DUPLICATE_NAME, INVALID_REQUEST, NODE_UNKNOWN,
                                             NOT_SIGNED_IN, RECEIVER_UNKNOWN, RPCServer, dumps,
                                             encode_error, encode_request, set_log_level)
+from twisted_lab.protocols.leco.locallink import LocalHub
 from twisted_lab.protocols.zmqutil import ZmqConnection, open_connection
 
 __all__ = ["CoordinatorService", "zmq_address", "node_address"]
@@ -94,6 +95,9 @@ class CoordinatorService(Service):
 
     @ivar endpoint: the bound ZeroMQ endpoint, once started.
     @ivar port: the bound port, once started.
+    @ivar local_hub: Components of this process pass it as their C{hub} to
+        skip ZeroMQ (L{twisted_lab.protocols.leco.locallink}); it lives as
+        long as this object, across restarts.
     """
 
     log = Logger()
@@ -122,6 +126,8 @@ class CoordinatorService(Service):
         self._node_ids: dict[bytes, list[Any]] = {}     # ROUTER identity -> [ns, heartbeat]
         self._global: dict[bytes, list[str]] = {}
         self._router: ZmqConnection | None = None
+        #: in-process Components connect here instead of over ZeroMQ
+        self.local_hub = LocalHub(reactor, self._on_router)
         self._cleaner: LoopingCall | None = None
         self._next_id = 0
         # context of the request being handled by our own RPC methods
@@ -156,7 +162,7 @@ class CoordinatorService(Service):
 
     def startService(self) -> None:
         """Bind the ROUTER, start expiry, connect to the configured Coordinators."""
-        self._router = open_connection(self.reactor, zmq.ROUTER, self._on_router)
+        self._router = open_connection(self.reactor, zmq.ROUTER, self._on_router_zmq)
         try:
             self.endpoint = self._router.bind(self.address)
         except zmq.ZMQError:
@@ -164,6 +170,7 @@ class CoordinatorService(Service):
             self._router = None
             raise
         self.port = int(self.endpoint.rsplit(":", 1)[1])
+        self.local_hub.open = True
         if self.advertised is None:
             self.advertised = node_address(self.endpoint)
         Service.startService(self)
@@ -191,6 +198,8 @@ class CoordinatorService(Service):
             self._nodes.clear()
             self._waiting.clear()
             self._node_ids.clear()
+            self.local_hub.pump()  # sign-outs queued by Components stopping with us
+            self.local_hub.open = False
             self._local.clear()
             if self._router is not None:
                 self._router.close()
@@ -270,7 +279,7 @@ class CoordinatorService(Service):
                                   receiver.decode("utf-8", "replace"))
                 return
             frames[0] = target.identity
-            self._router.send(frames)  # type: ignore[union-attr]
+            self._to_identity(frames)
             return
         link = self._nodes.get(r_ns)
         if link is None:
@@ -280,6 +289,19 @@ class CoordinatorService(Service):
                               r_ns.decode("utf-8", "replace"))
             return
         link.socket.send(frames[1:])
+
+    def _on_router_zmq(self, frames: list[bytes]) -> None:
+        # a message from ZeroMQ; what it sends to in-process links goes at once
+        self._on_router(frames)
+        if self.local_hub.pending:
+            self.local_hub.pump()
+
+    def _to_identity(self, frames: list[Any]) -> None:
+        """Send to a ROUTER identity: an in-process link or a ZeroMQ peer."""
+        if LocalHub.is_link(frames[0]):
+            self.local_hub.to_link(frames)
+        elif self._router is not None:
+            self._router.send(frames)
 
     def _malformed(self, frames: list[bytes]) -> None:
         """Answer a malformed message if it names a sender, log it in any case."""
@@ -306,7 +328,7 @@ class CoordinatorService(Service):
     def _reply_identity(self, identity: bytes, receiver: bytes, cid: bytes, payload: bytes
                         ) -> None:
         if self._router is not None:
-            self._router.send([identity, VERSION_BYTE, receiver, self._full,
+            self._to_identity([identity, VERSION_BYTE, receiver, self._full,
                                cid + MESSAGE_ID + _JSON, payload])
 
     def _route_error(self, receiver: bytes, cid: bytes, code: int, data: Any) -> None:
@@ -320,7 +342,7 @@ class CoordinatorService(Service):
         if not r_ns or r_ns == self._me:
             target = self._local.get(r_nm)
             if target is not None and self._router is not None:
-                self._router.send([target.identity, *message])
+                self._to_identity([target.identity, *message])
             else:
                 self.log.info("cannot deliver to {receiver!r}: not signed in",
                               receiver=receiver)
@@ -361,7 +383,7 @@ class CoordinatorService(Service):
                  response]
         if not s_ns or s_ns == self._me:
             if self._router is not None:
-                self._router.send([identity, *reply])
+                self._to_identity([identity, *reply])
         else:
             self._deliver(reply)
 
@@ -504,7 +526,7 @@ class CoordinatorService(Service):
                 removed = True
                 self.log.info("Component {name} expired", name=name.decode("ascii", "replace"))
             elif silent > expiration_time and self._router is not None:
-                self._router.send([entry.identity, VERSION_BYTE, self._me + b"." + name,
+                self._to_identity([entry.identity, VERSION_BYTE, self._me + b"." + name,
                                    self._full, conversation_id() + MESSAGE_ID + _JSON,
                                    encode_request(0, "pong")])
         for identity, node in list(self._node_ids.items()):

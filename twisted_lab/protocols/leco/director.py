@@ -23,6 +23,7 @@ from twisted_lab.description import Action, Parameter
 from twisted_lab.devices.base import BaseDevice
 from twisted_lab.errors import DeviceOffline, DeviceTimeout, UnknownParameter
 from twisted_lab.protocols.leco.component import Component
+from twisted_lab.protocols.leco.locallink import LocalHub
 from twisted_lab.protocols.leco.rpc import NODE_UNKNOWN, RECEIVER_UNKNOWN
 from twisted_lab.registry import DeviceRegistry
 
@@ -177,15 +178,17 @@ class DirectorService(Service):
     @param remotes: dicts with C{name} (registry name), C{actor} (LECO
         name), C{kind} (C{generic}, C{pymodaq_actuator},
         C{pymodaq_detector}), and optionally C{parameters}, C{actions}.
+    @param hub: an in-process Coordinator's L{LocalHub} (see L{Component}).
     """
 
     log = Logger()
 
     def __init__(self, registry: DeviceRegistry, remotes: Sequence[dict[str, Any]],
                  coordinator: str, reactor: Any, name: str = "twisted_lab_director",
-                 timeout: float = 2.0, poll_interval: float = 1.0) -> None:
+                 timeout: float = 2.0, poll_interval: float = 1.0,
+                 hub: LocalHub | None = None) -> None:
         self.registry = registry
-        self.component = Component(name, coordinator, reactor, timeout)
+        self.component = Component(name, coordinator, reactor, timeout, hub=hub)
         self.remotes = list(remotes)
         self.timeout = timeout
         self.poll_interval = poll_interval

@@ -53,7 +53,7 @@ OPTIONS: dict[str, Option] = {
     "port": Option(int, 12300, "Coordinator port."),
     "namespace": Option(str, "lab", "Namespace of our Coordinator's node."),
     "connect": Option(str, "", "ZeroMQ address of the Coordinator our actors and director "
-                               "use (default: ours, tcp://host:port)."),
+                               "use (default: ours, reached in memory)."),
     "federate": Option(list, [], "Other Coordinators (host:port) to link with.",
                        items={"*": Option(str)}),
     "export": Option(list, [], "Registry devices offered as LECO actors.",
@@ -77,16 +77,21 @@ def make_service(registry: DeviceRegistry, section: dict[str, Any], reactor: Any
     from twisted_lab.protocols.leco.coordinator import CoordinatorService
     from twisted_lab.protocols.leco.datapub import ProxyService, RegistryPublisher
     from twisted_lab.protocols.leco.director import DirectorService
+    from twisted_lab.protocols.leco.locallink import LocalHub
 
     top = MultiService()
     top.setName("leco")
     host, port = section["host"], section["port"]
     connect = section["connect"] or f"tcp://{host}:{port}"
+    # our actors and director reach our own Coordinator in memory, not over ZeroMQ
+    hub: LocalHub | None = None
     if section["coordinator"]:
         coordinator = CoordinatorService(section["namespace"], f"tcp://{host}:{port}", reactor,
                                          coordinators=section["federate"])
         coordinator.setName("coordinator")
         coordinator.setServiceParent(top)
+        if not section["connect"]:
+            hub = coordinator.local_hub
     if section["data_proxy"]:
         proxy = ProxyService(reactor,
                              f"tcp://{section['data_host']}:{section['data_publish_port']}",
@@ -96,13 +101,13 @@ def make_service(registry: DeviceRegistry, section: dict[str, Any], reactor: Any
     topics: dict[str, Any] = {}
     for name in section["export"]:
         actor = DeviceActor(registry, name, connect, reactor,
-                            pymodaq=section["pymodaq_methods"])
+                            pymodaq=section["pymodaq_methods"], hub=hub)
         actor.setName(f"actor-{name}")
         actor.setServiceParent(top)
         topics[name] = lambda actor=actor: actor.full_name
     if section["remote"]:
         director = DirectorService(registry, section["remote"], connect, reactor,
-                                   section["director_name"], section["timeout"])
+                                   section["director_name"], section["timeout"], hub=hub)
         director.setName("director")
         director.setServiceParent(top)
     if section["data_publish"] and topics:
