@@ -162,3 +162,55 @@ class PluginTests(SynchronousTestCase):
         section = validate(plugin.options, {"remote": [{"name": "x"}], "coordinator": False})
         service = plugin.make_service(DeviceRegistry(), section, reactor)
         self.assertIn("director", [s.name for s in service])
+
+
+class LiveSectionTests(TestCase):
+    """A whole [leco] section on free ports, running on the real reactor."""
+
+    timeout = 20
+
+    async def test_every_port_zero(self) -> None:
+        """
+        Ports 0: the Coordinator and the proxy take free ports, the publisher
+        follows the proxy's, and a subscriber gets a parameter change under
+        the actor's full name; a ZeroMQ client calls the hub actor.
+        """
+        import json
+
+        import zmq
+
+        from twisted_lab.protocols.leco.component import Component
+        from twisted_lab.protocols.zmqutil import open_connection
+
+        registry = lab()
+        section = validate(plugin.options, {"port": 0, "namespace": "N7", "export": ["oven"],
+                                            "data_publish_port": 0,
+                                            "data_subscribe_port": 0})
+        service = plugin.make_service(registry, section, reactor)
+        service.startService()
+        self.addCleanup(service.stopService)
+        coordinator = service.getServiceNamed("coordinator")
+        proxy = service.getServiceNamed("data-proxy")
+        self.assertNotIn(":0", proxy.xsub_endpoint)
+        self.assertNotIn(":0", proxy.xpub_endpoint)
+        await service.getServiceNamed("actor-oven").when_signed_in()
+
+        received: list[list[bytes]] = []
+        subscriber = open_connection(reactor, zmq.SUB, received.append)
+        self.addCleanup(subscriber.close)
+        subscriber.setsockopt(zmq.SUBSCRIBE, b"N7.oven")
+        subscriber.connect(proxy.xpub_endpoint)  # type: ignore[arg-type]
+        client = Component("client", coordinator.endpoint, reactor)
+        client.startService()
+        self.addCleanup(client.stopService)
+        await client.when_signed_in()
+        # a subscription takes a moment to reach the publisher: write until one arrives
+        for value in range(100):
+            await client.ask("oven", "set_parameters", {"parameters": {"temperature": value}})
+            if received:
+                break
+            await sleep(0.05)
+        self.assertTrue(received, "no data message through the proxy")
+        topic, _, payload = received[0][:3]
+        self.assertEqual(topic, b"N7.oven")
+        self.assertIn("temperature", json.loads(payload))

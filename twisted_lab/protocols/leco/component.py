@@ -58,13 +58,15 @@ class Component(Service):
         (C{CoordinatorService.local_hub}): messages then go through memory
         instead of ZeroMQ; C{coordinator} is only used in log messages.
 
+    @ivar component_name: the LECO name (C{name}, the service name, starts
+        equal to it but a parent service may rename the service).
     @ivar namespace: the namespace learnt at sign-in, or C{None}.
     @ivar caller: during the synchronous part of a method call, the
         sender (full name) of the request being answered.
     """
 
     log = Logger()
-    #: the bare Component name (L{Service} allows C{None}; ours is set at construction)
+    #: the service name (L{Service} allows C{None}; ours is set at construction)
     name: str
 
     def __init__(self, name: str, coordinator: str = DEFAULT_COORDINATOR, reactor: Any = None,
@@ -73,7 +75,8 @@ class Component(Service):
         if reactor is None:
             from twisted.internet import reactor as _reactor
             reactor = _reactor
-        self.name = check_name(name)
+        self.component_name = check_name(name)
+        self.name = self.component_name
         self.coordinator = coordinator
         self.reactor = reactor
         self.timeout = timeout
@@ -104,7 +107,8 @@ class Component(Service):
     @property
     def full_name(self) -> str:
         """C{namespace.name} once signed in, else the bare name."""
-        return f"{self.namespace}.{self.name}" if self.namespace else self.name
+        return (f"{self.namespace}.{self.component_name}" if self.namespace
+                else self.component_name)
 
     @property
     def signed_in(self) -> bool:
@@ -188,13 +192,14 @@ class Component(Service):
                 del self._pending[cid]
                 if pending.timer.active():
                     pending.timer.cancel()
-                pending.deferred.errback(DeviceOffline(f"LECO component {self.name} stopped"))
+                pending.deferred.errback(DeviceOffline(
+                    f"LECO component {self.component_name} stopped"))
             if self._socket is not None:
                 self._socket.close()
                 self._socket = None
             for waiter in self._sign_in_waiters[:]:
                 self._sign_in_waiters.remove(waiter)
-                waiter.errback(DeviceOffline(f"LECO component {self.name} stopped"))
+                waiter.errback(DeviceOffline(f"LECO component {self.component_name} stopped"))
 
         return d.addBoth(close)
 
@@ -229,10 +234,10 @@ class Component(Service):
             error = failure.value
             if getattr(error, "rpc_code", None) == DUPLICATE_NAME:
                 self.log.error("cannot sign in as {name} at {coordinator}: the name is taken; "
-                               "retrying", name=self.name, coordinator=self.coordinator)
+                               "retrying", name=self.component_name, coordinator=self.coordinator)
             else:
-                self.log.debug("sign-in of {name} failed ({error}); retrying", name=self.name,
-                               error=str(error))
+                self.log.debug("sign-in of {name} failed ({error}); retrying",
+                               name=self.component_name, error=str(error))
             self._retry_call = self.reactor.callLater(self.retry_interval, self._sign_in)
 
         d.addCallbacks(done, failed)
@@ -292,7 +297,7 @@ class Component(Service):
         cid = conversation_id()
         d: Deferred[Any] = Deferred(lambda _: self._forget(cid))
         if self._socket is None:
-            d.errback(DeviceOffline(f"LECO component {self.name} is not running"))
+            d.errback(DeviceOffline(f"LECO component {self.component_name} is not running"))
             return d
         self._next_id += 1
         payload = encode_request(self._next_id, method, params)
@@ -342,8 +347,8 @@ class Component(Service):
         try:
             message = Message.from_frames(frames)
         except ProtocolError as e:
-            self.log.warn("{name} dropped a malformed LECO message: {error}", name=self.name,
-                          error=str(e))
+            self.log.warn("{name} dropped a malformed LECO message: {error}",
+                          name=self.component_name, error=str(e))
             return
         if not message.payload:
             return  # a heartbeat: nothing to do
@@ -353,7 +358,8 @@ class Component(Service):
             return
         if message.message_type != JSON:
             self.log.warn("{name} dropped a message of type {type} from {sender!r}",
-                          name=self.name, type=message.message_type, sender=message.sender)
+                          name=self.component_name, type=message.message_type,
+                          sender=message.sender)
             return
         payload = message.payload[0]
         if b'"method"' not in payload:
@@ -386,7 +392,7 @@ class Component(Service):
             obj = None
         if not isinstance(obj, dict) or not ("result" in obj or "error" in obj):
             self.log.warn("{name} got an invalid response {payload!r} from {sender!r}",
-                          name=self.name, payload=message.payload[0][:200],
+                          name=self.component_name, payload=message.payload[0][:200],
                           sender=message.sender)
             if isinstance(obj, dict) and "method" in obj:
                 return  # a request that reused our conversation id: ignore
@@ -397,7 +403,7 @@ class Component(Service):
                 and error.get("code") == NOT_SIGNED_IN and pending.retry is not None:
             retry, pending.retry = pending.retry, None
             self.log.info("{name}: the Coordinator forgot us; signing in again",
-                          name=self.name)
+                          name=self.component_name)
             self._signed_in = False
             retry()
             return
@@ -414,15 +420,15 @@ class Component(Service):
         try:
             obj = json.loads(message.payload[0])
         except (ValueError, UnicodeDecodeError):
-            self.log.warn("{name} dropped unparsable payload from {sender!r}", name=self.name,
-                          sender=message.sender)
+            self.log.warn("{name} dropped unparsable payload from {sender!r}",
+                          name=self.component_name, sender=message.sender)
             return
         error = obj.get("error") if isinstance(obj, dict) else None
         if isinstance(error, dict) and error.get("code") == NOT_SIGNED_IN:
             self.log.info("{name}: the Coordinator does not know us; signing in again",
-                          name=self.name)
+                          name=self.component_name)
             self._signed_in = False
             self._sign_in()
             return
         self.log.debug("{name} ignored a response without a pending request: {payload!r}",
-                       name=self.name, payload=message.payload[0][:200])
+                       name=self.component_name, payload=message.payload[0][:200])

@@ -14,7 +14,7 @@ The LECO data protocol: C{topic | header(17) | payload...} over PUB/SUB.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import zmq
@@ -22,6 +22,7 @@ from twisted.application.service import Service
 from twisted.logger import Logger
 
 from twisted_lab.data import Export
+from twisted_lab.errors import ConfigError
 from twisted_lab.events import CHANGED, DATA, LabEvent
 from twisted_lab.protocols.leco.actor import to_json
 from twisted_lab.protocols.leco.message import JSON, conversation_id
@@ -141,6 +142,9 @@ class RegistryPublisher(Service):
     """
     Publish the events of exported devices on the data protocol.
 
+    @param address: the proxy's XSUB address, or a callable returning it
+        when the service starts (the endpoint a L{ProxyService} of the same
+        process really bound, e.g. with port 0).
     @param topics: registry device name → topic (the actor's full name), or
         a callable returning it (evaluated per event: the namespace is
         learnt at sign-in).
@@ -148,8 +152,9 @@ class RegistryPublisher(Service):
 
     log = Logger()
 
-    def __init__(self, registry: DeviceRegistry, reactor: Any, address: str,
-                 topics: Mapping[str, str]) -> None:
+    def __init__(self, registry: DeviceRegistry, reactor: Any,
+                 address: str | Callable[[], str | None],
+                 topics: Mapping[str, Any]) -> None:
         self.registry = registry
         self.reactor = reactor
         self.address = address
@@ -158,8 +163,13 @@ class RegistryPublisher(Service):
         self._unsubscribe: Any = None
 
     def startService(self) -> None:
+        address = self.address() if callable(self.address) else self.address
+        if not address:
+            raise ConfigError("the LECO data publisher has no proxy address "
+                              "(is the data proxy started?)")
         Service.startService(self)
-        self.publisher = DataPublisher(self.reactor, self.address)
+        self.publisher = DataPublisher(self.reactor, address)
+        self.log.info("publishing LECO data to {address}", address=address)
         self._unsubscribe = self.registry.subscribe(self.on_event)
 
     def stopService(self) -> None:

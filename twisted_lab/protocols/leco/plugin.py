@@ -50,7 +50,7 @@ _REMOTE = {
 OPTIONS: dict[str, Option] = {
     "coordinator": Option(bool, True, "Run a LECO Coordinator."),
     "host": Option(str, "127.0.0.1", "Interface the Coordinator binds (and components use)."),
-    "port": Option(int, 12300, "Coordinator port."),
+    "port": Option(int, 12300, "Coordinator port (0: any free port)."),
     "namespace": Option(str, "lab", "Namespace of our Coordinator's node."),
     "connect": Option(str, "", "ZeroMQ address of the Coordinator our actors and director "
                                "use (default: ours, reached in memory)."),
@@ -65,8 +65,10 @@ OPTIONS: dict[str, Option] = {
     "data_proxy": Option(bool, True, "Run the data protocol's XSUB/XPUB proxy."),
     "data_publish": Option(bool, True, "Publish exported devices' data and changes."),
     "data_host": Option(str, "127.0.0.1", "Interface of the data proxy."),
-    "data_publish_port": Option(int, 11100, "Proxy port publishers connect to (XSUB)."),
-    "data_subscribe_port": Option(int, 11099, "Proxy port subscribers connect to (XPUB)."),
+    "data_publish_port": Option(int, 11100, "Proxy port publishers connect to (XSUB; 0: any "
+                                            "free port, our publisher follows it)."),
+    "data_subscribe_port": Option(int, 11099, "Proxy port subscribers connect to (XPUB; 0: "
+                                              "any free port)."),
 }
 
 
@@ -92,6 +94,7 @@ def make_service(registry: DeviceRegistry, section: dict[str, Any], reactor: Any
         coordinator.setServiceParent(top)
         if not section["connect"]:
             hub = coordinator.local_hub
+    proxy: ProxyService | None = None
     if section["data_proxy"]:
         proxy = ProxyService(reactor,
                              f"tcp://{section['data_host']}:{section['data_publish_port']}",
@@ -111,9 +114,12 @@ def make_service(registry: DeviceRegistry, section: dict[str, Any], reactor: Any
         director.setName("director")
         director.setServiceParent(top)
     if section["data_publish"] and topics:
-        publisher = RegistryPublisher(
-            registry, reactor,
-            f"tcp://{section['data_host']}:{section['data_publish_port']}", topics)
+        address: Any = f"tcp://{section['data_host']}:{section['data_publish_port']}"
+        if proxy is not None:
+            # our own proxy: publish to the endpoint it really bound (port 0: any free port)
+            own_proxy = proxy
+            address = lambda: own_proxy.xsub_endpoint  # noqa: E731
+        publisher = RegistryPublisher(registry, reactor, address, topics)
         publisher.setName("data-publisher")
         publisher.setServiceParent(top)
     return top
