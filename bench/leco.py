@@ -299,7 +299,7 @@ def main() -> None:
     for name, r in results.items():
         print(f"{name:58s} {r['calls_per_s']:9.0f} {r['p50_us']:8.0f} {r['p99_us']:8.0f}   "
               f"x{r['calls_per_s'] / anchor['calls_per_s']:.2f}")
-    print(f"{'floor: plain pyzmq DEALER <- ROUTER echo, no actor hop, no JSON':58s} "
+    print(f"{'floor: plain pyzmq echo (no actor hop, no JSON)':58s} "
           f"{floor['calls_per_s']:9.0f} {floor['p50_us']:8.0f} {floor['p99_us']:8.0f}   "
           f"x{floor['calls_per_s'] / anchor['calls_per_s']:.2f}  (the most any stack "
           f"can do one call at a time over ZeroMQ between two processes here)")
