@@ -99,6 +99,21 @@ def _new_socket(context: zmq.Context[Any], kind: int, linger: int,
     return socket
 
 
+def _attached_socket(context: zmq.Context[Any], kind: int, address: str,
+                     options: dict[int, Any] | None, bind: bool) -> zmq.Socket[Any]:
+    """A new socket (C{LINGER} 0) bound or connected to C{address}; closed if that fails."""
+    socket = _new_socket(context, kind, 0, options)
+    try:
+        if bind:
+            socket.bind(address)
+        else:
+            socket.connect(address)
+    except BaseException:
+        socket.close(0)
+        raise
+    return socket
+
+
 def bind_socket(context: zmq.Context[Any], kind: int, address: str,
                 options: dict[int, Any] | None = None) -> zmq.Socket[Any]:
     """
@@ -110,13 +125,7 @@ def bind_socket(context: zmq.Context[Any], kind: int, address: str,
         makes ZMQ drop a peer sending a bigger message before it is in memory).
     @raise zmq.ZMQError: the address cannot be bound (the socket is closed).
     """
-    socket = _new_socket(context, kind, 0, options)
-    try:
-        socket.bind(address)
-    except BaseException:
-        socket.close(0)
-        raise
-    return socket
+    return _attached_socket(context, kind, address, options, bind=True)
 
 
 def connect_socket(context: zmq.Context[Any], kind: int, address: str,
@@ -125,13 +134,7 @@ def connect_socket(context: zmq.Context[Any], kind: int, address: str,
     Make a socket (C{LINGER} 0), set its options, and connect it (ZMQ
     connects lazily and reconnects by itself).
     """
-    socket = _new_socket(context, kind, 0, options)
-    try:
-        socket.connect(address)
-    except BaseException:
-        socket.close(0)
-        raise
-    return socket
+    return _attached_socket(context, kind, address, options, bind=False)
 
 
 def last_endpoint(socket: zmq.Socket[Any]) -> str:
