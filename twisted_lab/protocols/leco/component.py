@@ -388,7 +388,7 @@ class Component(Service):
     def _resolve(self, message: Message, pending: _Pending) -> None:
         try:
             obj = json.loads(message.payload[0])
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             obj = None
         if not isinstance(obj, dict) or not ("result" in obj or "error" in obj):
             self.log.warn("{name} got an invalid response {payload!r} from {sender!r}",
@@ -419,7 +419,7 @@ class Component(Service):
     def _stray_response(self, message: Message) -> None:
         try:
             obj = json.loads(message.payload[0])
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             self.log.warn("{name} dropped unparsable payload from {sender!r}",
                           name=self.component_name, sender=message.sender)
             return

@@ -390,7 +390,7 @@ class CoordinatorService(Service):
     def _own_response(self, sender: bytes, payload: bytes) -> None:
         try:
             obj = json.loads(payload)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             self.log.warn("invalid JSON from {sender!r} to the Coordinator", sender=sender)
             return
         items = obj if isinstance(obj, list) else [obj]
@@ -597,7 +597,7 @@ class CoordinatorService(Service):
             return
         try:
             obj = json.loads(frames[4])
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             self.log.warn("invalid JSON on the DEALER to {address}", address=link.address)
             return
         if link.address in self._waiting and self._waiting[link.address] is link:

@@ -298,7 +298,7 @@ class RPCServer:
         """
         try:
             obj = json.loads(payload)
-        except (ValueError, UnicodeDecodeError) as e:
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
             self.log.warn("unparsable JSON-RPC payload from {peer}: {error}", peer=peer,
                           error=str(e))
             return encode_error(None, PARSE_ERROR), []

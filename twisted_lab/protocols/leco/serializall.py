@@ -374,7 +374,7 @@ def _d_ndarray(r: _Reader, depth: int) -> np.ndarray:
 
 def _d_list(r: _Reader, depth: int) -> list[Any]:
     count = r.u32("list count")
-    if count * 12 > r.left():  # the smallest object (NoneType) takes 12 bytes
+    if count * 11 > r.left():  # the smallest object (an empty str) takes 11 bytes
         raise ProtocolError(f"serializall list of {count} items cannot fit in {r.left()} bytes")
     return [_decode(r, depth + 1) for _ in range(count)]
 

@@ -22,6 +22,8 @@ __all__ = ["RemoteSetting", "parameter_xml", "settings_xml", "parse_settings",
            "parse_parameter", "value_text", "parse_value", "pymodaq_type"]
 
 _BOOL_TYPES = ("bool", "led", "bool_push")
+#: The deepest settings tree read from a peer (PyMoDAQ's own trees nest a few levels).
+MAX_DEPTH = 64
 _WRAPPED = re.compile(r"^(str|int|float)\((.*)\)$", re.S)
 
 
@@ -213,6 +215,8 @@ def _leaf(element: ET.Element, path: tuple[str, ...]) -> RemoteSetting:
 
 
 def _walk(element: ET.Element, path: tuple[str, ...], out: list[RemoteSetting]) -> None:
+    if len(path) > MAX_DEPTH:
+        raise ProtocolError(f"settings XML nests deeper than {MAX_DEPTH} levels")
     if "group" in (element.get("type") or ""):
         for child in element:
             _walk(child, path + (child.tag,), out)
