@@ -101,7 +101,7 @@ class DataStream:
         self.sent = 0
         self.dropped = 0
         self._last_sent = 0.0
-        self._last_offered: Export | None = None
+        self._offered_during_grab = False
         self._timer: IDelayedCall | None = None
         self._stopped = False
         self._error_reported = False
@@ -128,6 +128,7 @@ class DataStream:
             self._timer = self.context.reactor.callLater(wait, self._tick)
             return
         self.grabbing = True
+        self._offered_during_grab = False
         d: Deferred[Any] = self.device.grab()
         d.addCallbacks(self._grabbed, self._failed)
         d.addErrback(lambda f: self.log.failure("stream of {device} failed", f, device=self.name))
@@ -139,8 +140,8 @@ class DataStream:
     def _grabbed(self, export: Any) -> None:
         self.grabbing = False
         self._error_reported = False
-        if isinstance(export, Export) and export is not self._last_offered:
-            self.offer(export)
+        if isinstance(export, Export) and not self._offered_during_grab:
+            self.offer(export)  # a device that does not announce its grabs as events
         elif not self.in_flight:
             self.pump()
 
@@ -160,7 +161,7 @@ class DataStream:
 
     def offer(self, export: Export) -> None:
         """New data (ours or anyone's grab): send it, or keep it as the newest waiting."""
-        self._last_offered = export
+        self._offered_during_grab = True
         if self._stopped:
             return
         if self.in_flight:
