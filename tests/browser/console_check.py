@@ -144,7 +144,13 @@ def main() -> int:
         page.wait_for_selector("#error:not([hidden])")
         out["lease_error"] = page.text_content("#error")
         shot("stage-locked")
-        out["plesty_disconnect"] = stage.request(type="disconnect")
+
+        # the lab view names the lease holder
+        page.goto(url + "#/lab")
+        page.wait_for_function(
+            "document.querySelector('#devices tr[data-device=\"stage\"]').cells[4].textContent != '–'")
+        out["lab_lease"] = page.text_content("#devices tr[data-device='stage'] td:nth-child(5)")
+        shot("lab")
 
         # the wires and the log
         page.goto(url + "#/wires")
@@ -153,6 +159,7 @@ def main() -> int:
                                                  "ps => ps.map(p => p.dataset.protocol)")
         out["wires_text"] = page.text_content("#wires")
         shot("wires")
+        out["plesty_disconnect"] = stage.request(type="disconnect")
         page.goto(url + "#/log")
         page.wait_for_function("document.querySelectorAll('#log tbody tr').length >= 1")
         page.select_option("#log-level", "warn")

@@ -153,14 +153,14 @@ class ApiResource(Resource):
                 return status, "application/octet-stream", value
             return status, "application/json", dumps(value)
         except HTTPError as e:
-            self.log.warn("{method} {path}: {status} {message}", method=method,
-                          path="/".join(path), status=e.status, message=e.message)
+            self.log.warn("{method} {path}: {status} {reason}", method=method,
+                          path="/".join(path), status=e.status, reason=e.message)
             return e.status, "application/json", dumps(
                 dict(e.details, error=e.code, message=e.message))
         except errors.LabError as e:
             status = status_of(e)
-            self.log.warn("{method} {path}: {status} {message}", method=method,
-                          path="/".join(path), status=status, message=str(e))
+            self.log.warn("{method} {path}: {status} {reason}", method=method,
+                          path="/".join(path), status=status, reason=str(e))
             return status, "application/json", dumps(
                 dict(e.details, error=e.code, message=str(e)))
         except CancelledError:

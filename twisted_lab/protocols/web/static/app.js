@@ -115,11 +115,16 @@
   function niceTicks(lo, hi, n) {
     const span = hi - lo || 1, step0 = span / n, mag = Math.pow(10, Math.floor(Math.log10(step0)));
     const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => span / s <= n) || step0;
-    const out = []; for (let t = Math.ceil(lo / step) * step; t <= hi + 1e-9 * span; t += step) out.push(+t.toPrecision(10));
+    const digits = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
+    const out = [];
+    for (let k = Math.ceil(lo / step); k * step <= hi + 1e-9 * span; k++) {
+      const t = k * step;
+      out.push({ at: t, label: Math.abs(t) >= 1e6 || (t !== 0 && Math.abs(t) < 1e-4) ? t.toExponential(1) : t.toFixed(digits) });
+    }
     return out;
   }
   function linePlot(svg, xs, ys, xLabel, yLabel, W, H) {
-    const L = 64, R = 12, T = 10, B = 40;
+    const L = 76, R = 12, T = 10, B = 40;
     let xmin = Infinity, xmax = -Infinity, ymin = Infinity, ymax = -Infinity;
     for (let i = 0; i < ys.length; i++) { const x = xs[i], y = ys[i];
       if (x < xmin) xmin = x; if (x > xmax) xmax = x; if (y < ymin) ymin = y; if (y > ymax) ymax = y; }
@@ -130,8 +135,8 @@
     const stride = Math.max(1, Math.floor(ys.length / 1500));
     for (let i = 0; i < ys.length; i += stride) pts += sx(xs[i]).toFixed(1) + "," + sy(ys[i]).toFixed(1) + " ";
     let s = "";
-    for (const t of niceTicks(xmin, xmax, 8)) s += `<line class="grid" x1="${sx(t)}" x2="${sx(t)}" y1="${T}" y2="${H - B}"/><text class="xtick" x="${sx(t)}" y="${H - B + 14}" text-anchor="middle">${fmt(t)}</text>`;
-    for (const t of niceTicks(ymin, ymax, 5)) s += `<line class="grid" x1="${L}" x2="${W - R}" y1="${sy(t)}" y2="${sy(t)}"/><text class="ytick" x="${L - 4}" y="${sy(t) + 4}" text-anchor="end">${fmt(t)}</text>`;
+    for (const t of niceTicks(xmin, xmax, 8)) s += `<line class="grid" x1="${sx(t.at)}" x2="${sx(t.at)}" y1="${T}" y2="${H - B}"/><text class="xtick" x="${sx(t.at)}" y="${H - B + 14}" text-anchor="middle">${t.label}</text>`;
+    for (const t of niceTicks(ymin, ymax, 5)) s += `<line class="grid" x1="${L}" x2="${W - R}" y1="${sy(t.at)}" y2="${sy(t.at)}"/><text class="ytick" x="${L - 4}" y="${sy(t.at) + 4}" text-anchor="end">${t.label}</text>`;
     s += `<line class="axis" x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}"/><line class="axis" x1="${L}" x2="${L}" y1="${T}" y2="${H - B}"/>`;
     s += `<polyline class="line" points="${pts}"/>`;
     s += `<text class="xlabel" x="${(L + W - R) / 2}" y="${H - 6}" text-anchor="middle">${esc(xLabel)}</text>`;
