@@ -118,7 +118,7 @@ class ApiResource(Resource):
 
     # -- plumbing --------------------------------------------------------------
 
-    def render(self, request: Request) -> Any:  # type: ignore[override]
+    def render(self, request: Request) -> Any:
         """Route one request; the answer is written when its Deferred fires."""
         finished = [False]
         request.notifyFinish().addBoth(lambda _: finished.__setitem__(0, True))
@@ -141,7 +141,7 @@ class ApiResource(Resource):
 
     async def _route(self, request: Request) -> tuple[int, str, bytes]:
         method = (request.method or b"GET").decode("ascii", "replace")
-        path = [p.decode("utf-8", "replace") for p in request.postpath if p]
+        path = [p.decode("utf-8", "replace") for p in request.postpath or [] if p]
         try:
             if getattr(request, "body_too_large", False):
                 raise HTTPError(413, "BodyTooLarge",
@@ -378,8 +378,8 @@ class ApiResource(Resource):
     async def get_log(self, request: Request, session: str) -> tuple[int, Any]:
         """The recent log events, filtered by C{level}, C{component}, C{after}, C{limit}."""
         def arg(name: str, default: str) -> str:
-            return (request.args.get(name.encode()) or [default.encode()])[0].decode(
-                "utf-8", "replace")
+            return str((request.args.get(name.encode()) or [default.encode()])[0].decode(
+                "utf-8", "replace"))
 
         level = arg("level", "debug")
         if level not in LEVELS:

@@ -80,7 +80,7 @@ class LimitedRequest(Request):
 
     def gotLength(self, length: int | None) -> None:
         """Refuse to store a body announced as too large."""
-        limit = getattr(self.channel.site, "max_body", None) if self.channel else None
+        limit = getattr(getattr(self.channel, "site", None), "max_body", None)
         if limit is not None and length is not None and length > limit:
             self.body_too_large = True
             length = 0
@@ -90,7 +90,7 @@ class LimitedRequest(Request):
         """Store the body up to the limit, count the rest."""
         if self.body_too_large:
             return
-        limit = getattr(self.channel.site, "max_body", None) if self.channel else None
+        limit = getattr(getattr(self.channel, "site", None), "max_body", None)
         self._received += len(data)
         if limit is not None and self._received > limit:
             self.body_too_large = True
@@ -99,7 +99,7 @@ class LimitedRequest(Request):
 
 
 class _LabSite(Site):
-    requestFactory = LimitedRequest  # type: ignore[assignment]
+    requestFactory = LimitedRequest
 
     def log(self, request: Any) -> None:
         """No access log: the console polls; the API logs its errors itself."""

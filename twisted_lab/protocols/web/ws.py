@@ -269,11 +269,12 @@ class LabSocketProtocol(WebSocketServerProtocol):
     def send_binary(self, data: bytes) -> None:
         """Send one binary message (when open)."""
         if self.state == WebSocketServerProtocol.STATE_OPEN:
-            limit, self.maxMessagePayloadSize = self.maxMessagePayloadSize, 0
+            limit: int = getattr(self, "maxMessagePayloadSize", 0)
+            setattr(self, "maxMessagePayloadSize", 0)
             try:
                 self.sendMessage(data, isBinary=True)
             finally:
-                self.maxMessagePayloadSize = limit
+                setattr(self, "maxMessagePayloadSize", limit)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         """Handle C{watch}, C{unwatch} and C{ack}; answer anything else with an error."""
@@ -380,7 +381,7 @@ class LabSocketFactory(WebSocketServerFactory):
     @param context: the section's shared state.
     """
 
-    protocol = LabSocketProtocol
+    protocol = LabSocketProtocol  # type: ignore[assignment]
 
     def __init__(self, context: WebContext) -> None:
         super().__init__()
