@@ -128,11 +128,12 @@ def main() -> int:
         page.fill("#move-target", str(start + 15 if start < 0 else start - 15))
         page.click("#move-btn")
         seen = []
-        for _ in range(20):
+        for i in range(20):
             seen.append(page.text_content("#position"))
+            if i == 8:
+                shot("stage")  # mid-move
             time.sleep(0.1)
         out["positions"] = seen
-        shot("stage")
         page.click("#stop-btn")
         time.sleep(0.3)
 
