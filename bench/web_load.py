@@ -71,7 +71,7 @@ def serve_lab() -> None:
     from twisted.protocols.basic import LineOnlyReceiver
 
     camera = registry.lookup("camera")
-    looping = {"on": False, "grabs": 0}
+    looping: dict[str, Any] = {"on": False, "grabs": 0}
 
     def grab_again(_: Any = None) -> None:
         if looping["on"]:
@@ -141,7 +141,7 @@ def poll_stage(address: str, seconds: float) -> dict[str, Any]:
     """Read the stage position every 10 ms for C{seconds}; latencies in ms."""
     import zmq
 
-    context = zmq.Context.instance()
+    context: zmq.Context[Any] = zmq.Context.instance()
     socket = context.socket(zmq.DEALER)
     socket.setsockopt(zmq.LINGER, 0)
     socket.connect(address)

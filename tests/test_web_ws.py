@@ -25,7 +25,12 @@ from twisted_lab.events import DATA, LabEvent
 from twisted_lab.options import validate
 from twisted_lab.protocols.web.context import WebContext
 from twisted_lab.protocols.web.plugin import plugin
-from twisted_lab.protocols.web.ws import DataStream, LabSocketFactory, encode_export
+from twisted_lab.protocols.web.ws import (
+    DataStream,
+    LabSocketFactory,
+    LabSocketProtocol,
+    encode_export,
+)
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.testing import FakeActuator, FakeDetector
 
@@ -175,7 +180,19 @@ class EncodeTests(SynchronousTestCase):
             self.assertEqual((4 + length) % 8, 0)
 
 
+class _RecorderFactory(WebSocketClientFactory):
+    """Keeps what the client received; C{waiter} fires on the next message."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.opened: Deferred[Any] = Deferred()
+        self.messages: list[tuple[bytes, bool]] = []
+        self.waiter: Deferred[None] | None = None
+
+
 class _Recorder(WebSocketClientProtocol):
+    factory: _RecorderFactory
+
     def onOpen(self) -> None:
         self.factory.opened.callback(self)
 
@@ -203,13 +220,12 @@ class LiveSocketTests(TestCase):
 
     async def connect(self) -> Any:
         port = self.web.listener.port.getHost().port
-        factory = WebSocketClientFactory(f"ws://127.0.0.1:{port}/ws")
+        factory = _RecorderFactory(f"ws://127.0.0.1:{port}/ws")
         factory.protocol = _Recorder
-        factory.opened, factory.messages, factory.waiter = Deferred(), [], None
         from twisted.internet.endpoints import TCP4ClientEndpoint
-        proto = await TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(factory)
+        await TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(factory)
         client = await factory.opened
-        self.addCleanup(lambda: proto.transport.loseConnection())
+        self.addCleanup(client.dropConnection, abort=True)
         return client, factory
 
     async def until(self, factory: Any, check: Any) -> None:
@@ -272,7 +288,8 @@ class ClientMessageFuzzTests(SynchronousTestCase):
         context = WebContext(registry, Clock())
         factory = LabSocketFactory(context)
         proto = factory.buildProtocol(None)
+        assert isinstance(proto, LabSocketProtocol)
         sent: list[Any] = []
-        proto.send_json = sent.append  # type: ignore[method-assign]
+        proto.send_json = sent.append
         proto.onMessage(payload, False)
         proto.onClose(True, 1000, "")

@@ -16,9 +16,8 @@ Absent from a config file means no console; the simulated lab runs it on
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from twisted.application.service import IService
 from twisted.internet.endpoints import serverFromString
 from twisted.plugin import IPlugin
 from zope.interface import implementer
@@ -27,6 +26,9 @@ from twisted_lab.errors import ConfigError
 from twisted_lab.interfaces import IProtocolPlugin
 from twisted_lab.options import Option
 from twisted_lab.registry import DeviceRegistry
+
+if TYPE_CHECKING:
+    from twisted_lab.protocols.web.service import WebService
 
 __all__ = ["WebPlugin", "plugin", "DEFAULT_LISTEN", "read_token"]
 
@@ -81,7 +83,7 @@ class WebPlugin:
         return {"listen": DEFAULT_LISTEN}
 
     def make_service(self, registry: DeviceRegistry, section: dict[str, Any],
-                     reactor: Any) -> IService:
+                     reactor: Any) -> WebService:
         """The web service of a validated section."""
         from twisted_lab.protocols.web.context import WebContext
         from twisted_lab.protocols.web.logbuffer import LogRing
