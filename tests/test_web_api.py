@@ -15,15 +15,22 @@ from twisted.application.service import MultiService
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
-from twisted.trial.unittest import TestCase
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, FileBodyProducer, readBody
 from twisted.web.http_headers import Headers
+from twisted.web.server import Request
+from twisted.web.test.requesthelper import DummyChannel
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from zope.interface import implementer
 
 from twisted_lab.devices.simulated import SimulatedCamera, SimulatedPowerMeter, SimulatedStage
 from twisted_lab.interfaces import IWireReport
 from twisted_lab.leases import Owner
 from twisted_lab.options import validate
+from twisted_lab.protocols.web.api import ApiResource
+from twisted_lab.protocols.web.context import WebContext
 from twisted_lab.protocols.web.plugin import plugin
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.testing import FakeDevice
@@ -340,3 +347,53 @@ class TokenTests(WebApiMixin, TestCase):
         self.assertEqual((status, body["value"]), (200, 2.0))
         status, body, _ = await self.http("GET", "devices/plain/parameters/x")
         self.assertEqual(status, 200)
+
+
+class BodyFuzzTests(SynchronousTestCase):
+    """Whatever body a write carries, the answer is a JSON error or success, never a crash."""
+
+    def setUp(self) -> None:
+        self.registry = DeviceRegistry(Clock())
+        self.registry.register(FakeDevice("plain", {"x": 1.5, "label": "a"}))
+        self.api = ApiResource(WebContext(self.registry, Clock(), max_body=4096))
+
+    def answer(self, method: bytes, postpath: list[bytes], body: bytes) -> tuple[int, Any]:
+        channel = DummyChannel()
+        request = Request(channel)
+        request.method, request.uri = method, b"/api/" + b"/".join(postpath)
+        request.clientproto = b"HTTP/1.0"  # no chunked encoding to undo
+        request.prepath, request.postpath, request.args = [b"api"], postpath, {}
+        request.requestHeaders.setRawHeaders(b"content-type", [b"application/json"])
+        request.content = io.BytesIO(body)
+        self.api.render(request)
+        head, _, payload = channel.transport.written.getvalue().partition(b"\r\n\r\n")
+        status = int(head.split(b" ")[1])
+        return status, json.loads(payload)
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.one_of(st.binary(max_size=300),
+                     st.recursive(st.none() | st.booleans() | st.integers() | st.floats()
+                                  | st.text(max_size=20),
+                                  lambda inner: st.lists(inner, max_size=4)
+                                  | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                                  max_leaves=12).map(lambda v: json.dumps(v).encode())),
+           st.sampled_from([(b"PUT", [b"devices", b"plain", b"parameters", b"x"]),
+                            (b"POST", [b"devices", b"plain", b"actions", b"nope"]),
+                            (b"POST", [b"leases"])]))
+    def test_any_body(self, body: bytes, route: tuple[bytes, list[bytes]]) -> None:
+        """Any body gets a status with a JSON body; errors carry an error code and message."""
+        status, payload = self.answer(route[0], list(route[1]), body)
+        self.assertIn(status, (200, 201, 400, 404, 409, 413, 422))
+        if status >= 400:
+            self.assertTrue(payload["error"] and payload["message"])
+
+    def test_body_limit(self) -> None:
+        """A body under max_body is answered; one over it is 413 and nothing is written."""
+        status, payload = self.answer(b"PUT", [b"devices", b"plain", b"parameters", b"label"],
+                                      json.dumps({"value": "y" * 4000}).encode())
+        self.assertEqual(status, 200)
+        status, payload = self.answer(b"PUT", [b"devices", b"plain", b"parameters", b"label"],
+                                      json.dumps({"value": "y" * 4100}).encode())
+        self.assertEqual((status, payload["error"]), (413, "BodyTooLarge"))
+        self.assertEqual(self.successResultOf(self.registry.lookup("plain").get("label")),
+                         "y" * 4000)
