@@ -183,7 +183,12 @@ class EndpointTests(WebApiMixin, TestCase):
         self.assertEqual(status, 200)
 
     async def test_session_cookie(self) -> None:
-        """Without a session header the API sets a lab_session cookie and names the owner."""
+        """X-Lab-Session names the session; without it the API sets a lab_session cookie;
+        the owner is web:<session>."""
+        _, mine, _ = await self.http("GET", "session", session="my_Script-1")
+        self.assertEqual(mine["owner"], "web:my_Script-1")
+        _, other, _ = await self.http("GET", "session", session="bad session!")
+        self.assertNotEqual(other["session"], "bad session!")
         status, body, response = await self.http("GET", "session", session=None)
         self.assertEqual(status, 200)
         cookie = response.headers.getRawHeaders("set-cookie")[0]

@@ -50,8 +50,8 @@ __all__ = ["ApiResource", "HTTPError", "status_of"]
 
 _log = Logger()
 
-#: Session ids are short hex strings; anything else is replaced.
-_SESSION_CHARS = set("0123456789abcdefABCDEF-")
+#: Session ids are up to 64 letters, digits, C{-} and C{_}; anything else is replaced.
+SESSION_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 
 class HTTPError(Exception):
@@ -87,7 +87,7 @@ def status_of(error: errors.LabError) -> int:
 def _session(request: Request) -> str:
     given = request.getHeader("x-lab-session") or (request.getCookie(b"lab_session") or b"").decode(
         "ascii", "replace")
-    if given and len(given) <= 64 and set(given) <= _SESSION_CHARS:
+    if given and len(given) <= 64 and set(given) <= SESSION_CHARS:
         return given
     sid = new_session_id()
     request.addCookie(b"lab_session", sid.encode(), path=b"/", httpOnly=True, sameSite="strict")

@@ -35,6 +35,7 @@ from twisted_lab.data import Export
 from twisted_lab.errors import LabError
 from twisted_lab.events import ADDED, CHANGED, DATA, OFFLINE, ONLINE, REMOVED, LabEvent
 from twisted_lab.interfaces import IActuator, IDetector
+from twisted_lab.protocols.web.api import SESSION_CHARS
 from twisted_lab.protocols.web.codec import dumps, frame_image, pack_frame, to_json
 from twisted_lab.protocols.web.context import WebContext, new_session_id
 
@@ -241,7 +242,7 @@ class LabSocketProtocol(WebSocketServerProtocol):
         cookie = request.headers.get("cookie", "")
         for part in cookie.split(";"):
             key, _, value = part.strip().partition("=")
-            if key == "lab_session" and value and len(value) <= 64:
+            if key == "lab_session" and value and len(value) <= 64 and set(value) <= SESSION_CHARS:
                 self.session = value
         self.session = self.session or new_session_id()
 
