@@ -137,13 +137,14 @@ class DefaultConfigTests(SynchronousTestCase):
     """The built-in simulated lab and the shipped example."""
 
     def test_simulated_lab(self) -> None:
-        """No config = the four local simulated devices, all four protocols, and the
-        [la4] section coordinating the simulated LA4 node as device la4."""
+        """No config = the four local simulated devices, all four protocols and the web
+        console, and the [la4] section coordinating the simulated LA4 node as device la4."""
         config = default_config()
         self.assertEqual(config.device_names(), ["stage", "powermeter", "spectrometer", "camera"])
         la4 = [p for p in config.protocols if p.name == "la4"][0]
         self.assertEqual([n["name"] for n in la4.options["nodes"]], ["la4"])
-        self.assertEqual({p.name for p in config.protocols}, {"pymodaq", "leco", "plesty", "la4"})
+        self.assertEqual({p.name for p in config.protocols}, {"pymodaq", "leco", "plesty", "la4",
+                                                             "web"})
 
     def test_example_config_loads(self) -> None:
         """docs/lab.toml, the documented example, is valid."""

@@ -34,7 +34,7 @@ class BuiltinTests(SynchronousTestCase):
     def test_builtin_protocols(self) -> None:
         """The four protocols are found, each providing IProtocolPlugin."""
         plugins = protocol_plugins()
-        self.assertEqual({"pymodaq", "leco", "plesty", "la4"} - set(plugins), set())
+        self.assertEqual({"pymodaq", "leco", "plesty", "la4", "web"} - set(plugins), set())
         for plugin in plugins.values():
             verifyObject(IProtocolPlugin, plugin)
 

@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 #: The simulated lab's listeners (DESIGN.md §6): PyMoDAQ, LECO, PLESTY x2, LA4 node.
 PORTS = {"pymodaq": 6341, "leco": 12300, "plesty powermeter": 5555, "plesty stage": 5556,
-         "la4 node": 5000}
+         "la4 node": 5000, "web": 8765}
 
 
 def connectable(port: int) -> bool:
@@ -56,7 +56,7 @@ class SimulatedLabProcessTests(SynchronousTestCase):
             self.fail("the lab did not start within 60 s:\n" + text)
         for device in ("stage", "powermeter", "spectrometer", "camera"):
             self.assertIn(f"registered device {device}", text)
-        for service in ("pymodaq", "leco", "plesty", "la4"):
+        for service in ("pymodaq", "leco", "plesty", "la4", "web"):
             self.assertRegex(text, rf"services: .*\b{service}\b")
         # the LA4 node reaches the registry over its own protocol
         time.sleep(1.5)

@@ -13,7 +13,7 @@ from typing import Any, Callable
 from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
-__all__ = ["IDevice", "IActuator", "IDetector", "IProtocolPlugin", "IDevicePlugin"]
+__all__ = ["IDevice", "IActuator", "IDetector", "IProtocolPlugin", "IDevicePlugin", "IWireReport"]
 
 
 class IDevice(Interface):
@@ -170,4 +170,25 @@ class IProtocolPlugin(Interface):
         @param section: the validated options (defaults filled in).
         @param reactor: the reactor.
         @return: an L{twisted.application.service.IService}.
+        """
+
+
+class IWireReport(Interface):
+    """
+    A protocol service that can say what it listens on and who is connected.
+
+    Protocol-neutral: a console (the C{[web]} section) walks the lab's
+    service tree and asks every service providing this for its report; the
+    registry and the protocols never learn who reads it.
+    """
+
+    def wire_report() -> dict[str, Any]:
+        """
+        What this service has on the wire now.
+
+        @return: a JSON-friendly C{dict} with C{"listeners"} (a list of
+            address strings: C{"tcp://127.0.0.1:5555"}) and C{"peers"} (a list
+            of C{dict}s, each with at least C{"peer"} (an id or address) and
+            C{"state"}, and optionally C{"device"} and C{"counters"} (a
+            C{dict} of names to numbers)).
         """

@@ -191,6 +191,39 @@ def install(name: str, force: bool = False) -> dict[str, object]:
     return {"name": name, "skipped": False, "seconds": seconds, "bytes": size}
 
 
+#: System programs the tests drive, by Debian package: the path that must
+#: exist.  Installed with apt-get when missing and we are root (as in CI).
+SYSTEM_PACKAGES = {"chromium": "/usr/bin/chromium"}
+
+
+def ensure_system_packages() -> list[str]:
+    """
+    Install the missing L{SYSTEM_PACKAGES} with apt-get (root only).
+
+    @return: the packages still missing afterwards.
+    """
+    missing = [name for name, path in SYSTEM_PACKAGES.items() if not os.path.exists(path)]
+    if not missing:
+        say("system", f"{', '.join(SYSTEM_PACKAGES)} present")
+        return []
+    apt = shutil.which("apt-get")
+    if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        say("system", f"missing {', '.join(missing)}: install them (apt-get install -y "
+                      f"{' '.join(missing)}) or run this script as root")
+        return missing
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    say("system", f"apt-get install {' '.join(missing)}")
+    log = PEERS_DIR / "system.log"
+    with open(log, "w") as out:
+        subprocess.run([apt, "update", "-q"], stdout=out, stderr=subprocess.STDOUT, env=env)
+        rc = subprocess.run([apt, "install", "-y", "-q", *missing],
+                            stdout=out, stderr=subprocess.STDOUT, env=env).returncode
+    still = [name for name in missing if not os.path.exists(SYSTEM_PACKAGES[name])]
+    if rc != 0 or still:
+        say("system", f"apt-get failed (exit {rc}); see {log}")
+    return still
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help=f"peers to install (default all: {' '.join(PEER_NAMES)})")
@@ -205,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     # The cache folder ignores itself, whatever the repo's .gitignore says.
     (PEERS_DIR / ".gitignore").write_text("*\n")
     failed: list[str] = []
+    if not options.names:
+        failed += ensure_system_packages()
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
         futures = {pool.submit(install, n, options.force): n for n in names}
         for future in concurrent.futures.as_completed(futures):

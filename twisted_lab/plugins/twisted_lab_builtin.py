@@ -13,6 +13,8 @@ plesty = LazyProtocolPlugin("plesty", "twisted_lab.protocols.plesty.plugin",
                             "PLESTY device servers over ZeroMQ (server and client).")
 la4 = LazyProtocolPlugin("la4", "twisted_lab.protocols.la4.plugin",
                          "LightArray LA4 pycom JSON protocol (coordinator and simulated node).")
+web = LazyProtocolPlugin("web", "twisted_lab.protocols.web.plugin",
+                         "Web console and HTTP API (twisted.web, autobahn WebSocket).")
 
 sim_stage = LazyDevicePlugin("sim.stage", "twisted_lab.devices.plugins")
 sim_powermeter = LazyDevicePlugin("sim.powermeter", "twisted_lab.devices.plugins")

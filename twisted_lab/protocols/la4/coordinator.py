@@ -29,6 +29,7 @@ from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTi
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from twisted_lab import __version__
 from twisted_lab.description import Action, Argument, Parameter
@@ -36,6 +37,7 @@ from twisted_lab.devices.base import BaseDevice
 from twisted_lab.errors import (DeviceOffline, DeviceTimeout, LabError, ProtocolError,
                                 UnknownAction)
 from twisted_lab.events import DATA, LabEvent
+from twisted_lab.interfaces import IWireReport
 from twisted_lab.protocols.la4 import commands
 from twisted_lab.protocols.la4.commands import Boardio, CommandLine, Row, WriteRows
 from twisted_lab.protocols.la4.message import (Command, Heartbeat, Message, MessageEvent,
@@ -364,6 +366,7 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+@implementer(IWireReport)
 class CoordinatorService(Service):
     """
     The coordinator: callback listener, heartbeats, one device per node.
@@ -415,6 +418,13 @@ class CoordinatorService(Service):
         if self._listening is None:
             return 0
         return int(getattr(self._listening.getHost(), "port"))
+
+    def wire_report(self) -> dict[str, Any]:
+        """The callback listener and the LA4 nodes with their state."""
+        listeners = [f"{self.callback} (callbacks, port {self.port})"] if self.port else []
+        return {"listeners": listeners, "peers": [
+            {"peer": f"{d.host}:{d.port}", "device": d.name,
+             "state": "online" if d.online else "offline"} for d in self.devices]}
 
     def startService(self) -> None:
         """Register the node devices, listen for callbacks, start heartbeating."""

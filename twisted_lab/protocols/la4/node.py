@@ -26,8 +26,10 @@ from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTi
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from twisted_lab.errors import ProtocolError
+from twisted_lab.interfaces import IWireReport
 from twisted_lab.protocols.la4.commands import (Boardio, CommandLine, CommandRejected, Row,
                                                 WriteRows, parse_command)
 from twisted_lab.protocols.la4.message import (Command, Heartbeat, Message, MessageEvent,
@@ -161,6 +163,7 @@ class _Outbox:
     busy: bool = False
 
 
+@implementer(IWireReport)
 class SimulatedNode(Service):
     """
     A pycom node emulator (see the module docstring).
@@ -248,6 +251,13 @@ class SimulatedNode(Service):
         if self._listening is not None:
             return self._bound_port
         return self.listen_port
+
+    def wire_report(self) -> dict[str, Any]:
+        """The node's listening port and the peers (coordinators) it knows."""
+        listeners = [f"tcp://{self.interface}:{self.port}"] if self.running and self.port else []
+        return {"listeners": listeners, "peers": [
+            {"peer": f"{p.host}:{p.port}", "state": "coordinator" if p.coordinator else "node",
+             "device": p.name} for p in list(self.peers.values())]}
 
     def startService(self) -> None:
         """Listen, then start heartbeating (and scanning, when configured)."""

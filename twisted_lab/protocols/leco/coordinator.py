@@ -22,8 +22,10 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from twisted_lab.errors import InvalidValue
+from twisted_lab.interfaces import IWireReport
 from twisted_lab.protocols.leco.message import (HEADER_LENGTH, MESSAGE_ID, VERSION_BYTE,
                                                 check_name, conversation_id, split_name)
 from twisted_lab.protocols.leco.rpc import (DUPLICATE_NAME, INVALID_REQUEST, NODE_UNKNOWN,
@@ -77,6 +79,7 @@ class _NodeLink:
         self.identities: set[bytes] = set()
 
 
+@implementer(IWireReport)
 class CoordinatorService(Service):
     """
     A LECO Coordinator bound to a ZeroMQ address.
@@ -159,6 +162,17 @@ class CoordinatorService(Service):
             self.server.register(name, fn, doc)
 
     # -- service ----------------------------------------------------------------------
+
+    def wire_report(self) -> dict[str, Any]:
+        """The bound endpoint, the signed-in Components and the linked Coordinators."""
+        peers: list[dict[str, Any]] = [
+            {"peer": (self._me + b"." + name).decode("utf-8", "replace"), "state": "signed in",
+             "counters": {"silent_s": round(float(self.reactor.seconds()) - local.heartbeat, 1)}}
+            for name, local in list(self._local.items())]
+        peers += [{"peer": link.address, "state": "node " + link.namespace.decode(
+                       "utf-8", "replace") if link.namespace else "signing in"}
+                  for link in list(self._nodes.values()) + list(self._waiting.values())]
+        return {"listeners": [self.endpoint] if self.endpoint else [], "peers": peers}
 
     def startService(self) -> None:
         """Bind the ROUTER, start expiry, connect to the configured Coordinators."""

@@ -9,14 +9,19 @@ L{twisted_lab.protocols.plesty.handler.PlestyHandler} is the pure half.
 """
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import zmq
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from zope.interface import implementer
+
+from twisted_lab.interfaces import IWireReport
 
 from twisted_lab.protocols.plesty.handler import DEFAULT_MAX_MESSAGE_SIZE, PlestyHandler
+from twisted_lab.protocols.plesty.message import client_name
 from twisted_lab.protocols.zmqutil import ZmqConnection, bind_socket, bound_address
 from twisted_lab.registry import DeviceRegistry
 
@@ -32,12 +37,16 @@ class PlestyServerConnection(ZmqConnection):
 
     def __init__(self, reactor: Any, socket: zmq.Socket[Any], handler: PlestyHandler) -> None:
         self.handler = handler
+        #: requests received per client identity (for the wire report)
+        self.requests: Counter[bytes] = Counter()
         super().__init__(reactor, socket)
 
     def logPrefix(self) -> str:
         return f"PlestyServer({self.handler.device_name})"
 
     def messageReceived(self, frames: list[bytes]) -> None:
+        if frames and len(self.requests) < 10000:
+            self.requests[bytes(frames[0])] += 1
         d = Deferred.fromCoroutine(self.handler.handle(frames))
         d.addCallback(self._reply)
         d.addErrback(lambda f: self.log.failure("answering a request to {device} failed", f,
@@ -50,6 +59,7 @@ class PlestyServerConnection(ZmqConnection):
                           device=self.handler.device_name, client=frames[0])
 
 
+@implementer(IWireReport)
 class PlestyServerService(Service):
     """
     Serves one registry device at one ZMQ address.
@@ -94,6 +104,19 @@ class PlestyServerService(Service):
         super().startService()
         self.log.info("serving {device} over PLESTY at {address}", device=self.device_name,
                       address=self.address)
+
+    def wire_report(self) -> dict[str, Any]:
+        """The bound address and the clients seen, with their requests and resources."""
+        peers = []
+        requests = self.connection.requests if self.connection is not None else Counter()
+        for identity, count in requests.most_common(100):
+            name = client_name(identity)
+            client = self.handler.clients.get(name)
+            peers.append({"peer": name, "device": self.device_name,
+                          "state": "connected" if client is not None else "seen",
+                          "counters": {"requests": count},
+                          "resources": list(client.resources) if client is not None else []})
+        return {"listeners": [self.address] if self.running else [], "peers": peers}
 
     def stopService(self) -> None:
         """Close the socket and release the locks PLESTY clients held."""

@@ -29,7 +29,7 @@ from twisted.application.service import IService, MultiService
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
-from twisted_lab.interfaces import IProtocolPlugin
+from twisted_lab.interfaces import IProtocolPlugin, IWireReport
 from twisted_lab.options import Option
 from twisted_lab.protocols.pymodaq.client import PyMoDAQClientFactory, PyMoDAQExportService
 from twisted_lab.protocols.pymodaq.codec import VERSIONS
@@ -65,8 +65,21 @@ _IMPORT = {
 }
 
 
+@implementer(IWireReport)
 class PyMoDAQService(MultiService):
     """The listeners and exports; closes client connections on stop."""
+
+    listen: list[str] = []
+
+    def wire_report(self) -> dict[str, Any]:
+        """The configured listeners and the connected PyMoDAQ clients."""
+        peers = []
+        for factory in self.server_factories:
+            for proto in list(factory.connections):
+                device = getattr(proto.device, "name", "") if proto.device is not None else ""
+                peers.append({"peer": proto.peer, "state": proto.client_type or "connecting",
+                              "device": device})
+        return {"listeners": list(self.listen) if self.running else [], "peers": peers}
 
     def __init__(self) -> None:
         super().__init__()
@@ -117,6 +130,7 @@ class PyMoDAQPlugin:
                                            section["call_timeout"], section["import"],
                                            section["grab_dim"])
             top.server_factories.append(factory)
+            top.listen = list(section["listen"])
             for description in section["listen"]:
                 strports.service(description, factory, reactor=reactor).setServiceParent(top)
         for export in section["export"]:
