@@ -45,8 +45,7 @@ from twisted_lab.config import parse_config
 from twisted_lab.protocols.la4.node import SimulatedNode
 from twisted_lab.devices.base import BaseActuator
 from twisted_lab.protocols.leco.actor import DeviceActor
-from twisted_lab.protocols.leco.pymodaq_director import (PyMoDAQRemoteActuator,
-                                                         PyMoDAQRemoteDetector)
+from twisted_lab.protocols.leco.pymodaq_director import (PyMoDAQRemoteActuator)
 from twisted_lab.protocols.plesty.server import PlestyServerService
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.service import LabService, build_service

@@ -29,7 +29,7 @@ from twisted.trial.unittest import TestCase
 from tests.test_leco_coordinator import CoordinatorMixin
 from twisted_lab.description import Parameter
 from twisted_lab.devices.base import BaseActuator
-from twisted_lab.errors import DeviceTimeout, LabError, LeaseConflict
+from twisted_lab.errors import LabError, LeaseConflict
 from twisted_lab.leases import Owner
 from twisted_lab.protocols.leco.actor import DeviceActor
 from twisted_lab.protocols.plesty.client import PlestyClient, ResourceRefused

@@ -122,7 +122,7 @@ class CoordinatorNodeTests(LoopbackTestCase):
         for _ in range(10):  # 30 s of heartbeats both ways
             count = len(self.received)
             self.node_clock.advance(3)
-            await until(lambda: len(self.received) > count)
+            await until(lambda n=count: len(self.received) > n)
             self.clock.advance(3)
         self.assertTrue(self.device.online)
         old_id = self.device._values["node_id"]

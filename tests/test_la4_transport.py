@@ -203,7 +203,7 @@ class SendTests(TestCase):
         port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
         number = port.getHost().port
         await port.stopListening()
-        with self.assertRaises(Exception):
+        with self.assertRaises(ConnectionRefusedError):
             await send_message(reactor, "127.0.0.1", number, b"{}")
 
 

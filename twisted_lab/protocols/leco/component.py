@@ -20,10 +20,9 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from twisted_lab.errors import DeviceOffline, DeviceTimeout, LabError, ProtocolError
+from twisted_lab.errors import DeviceOffline, DeviceTimeout, ProtocolError
 from twisted_lab.protocols.leco.locallink import LocalHub, LocalLink
-from twisted_lab.protocols.leco.message import (COORDINATOR, JSON, MESSAGE_ID, NOT_DEFINED,
-                                                VERSION_BYTE, Message, check_name,
+from twisted_lab.protocols.leco.message import (COORDINATOR, JSON, MESSAGE_ID, VERSION_BYTE, Message, check_name,
                                                 conversation_id, split_name)
 from twisted_lab.protocols.leco.rpc import (DUPLICATE_NAME, NOT_SIGNED_IN, RPCServer,
                                             encode_notification, encode_request,

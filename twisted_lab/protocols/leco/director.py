@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
