@@ -446,7 +446,7 @@ class CoordinatorService(Service):
         """@return: a new L{Deferred} firing with the callback port once listening."""
         if self._listening is not None:
             return succeed(self.port)
-        return self._waiters.add()
+        return self._waiters.when()
 
     def stopService(self) -> Deferred[None]:
         """Stop heartbeating and listening; the devices go offline and are

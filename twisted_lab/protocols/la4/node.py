@@ -276,7 +276,7 @@ class SimulatedNode(Service):
         """@return: a new L{Deferred} firing with the port once listening."""
         if self._listening is not None:
             return succeed(self.port)
-        return self._waiters.add()
+        return self._waiters.when()
 
     def stopService(self) -> Deferred[None]:
         """Stop the timers and the listener; fires once outgoing connections ended."""

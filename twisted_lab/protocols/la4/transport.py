@@ -42,6 +42,7 @@ from zope.interface import implementer
 
 from twisted_lab.errors import ProtocolError
 from twisted_lab.protocols.la4.message import Message, decode_object
+from twisted_lab.waiting import Waiters
 
 __all__ = ["DocumentReceiver", "DocumentFactory", "DocumentHandler", "ListenWaiters", "send_message",
            "stop_listening",
@@ -209,32 +210,9 @@ class _Refused(Protocol):
         _abort(self.transport)
 
 
-class ListenWaiters:
-    """
-    The callers waiting for a service to listen: each gets its own
-    L{Deferred}, fired with the port (or the failure) once.
-    """
-
-    def __init__(self) -> None:
-        self._waiters: list[Deferred[int]] = []
-
-    def add(self) -> Deferred[int]:
-        """@return: a new L{Deferred} for one caller."""
-        d: Deferred[int] = Deferred()
-        self._waiters.append(d)
-        return d
-
-    def fire(self, port: int) -> None:
-        """Listening on C{port}: tell every waiter."""
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            waiter.callback(port)
-
-    def fail(self, failure: Failure) -> None:
-        """Listening failed: tell every waiter."""
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            waiter.errback(failure)
+#: The callers waiting for a service to listen: C{when()} gives each its own
+#: cancellable L{Deferred}, fired with the port (C{fire}) or the failure (C{fail}).
+ListenWaiters = Waiters[int]
 
 
 def stop_listening(port: IListeningPort | None, outgoing: Outgoing) -> Deferred[None]:
@@ -518,7 +496,7 @@ class Outgoing:
 
     def __init__(self) -> None:
         self._pending: set[Deferred[Any]] = set()
-        self._drain: list[Deferred[None]] = []
+        self._drain: Waiters[None] = Waiters()
 
     def track(self, d: Deferred[None]) -> Deferred[None]:
         """Remember C{d} until it fires; return it unchanged."""
@@ -527,19 +505,12 @@ class Outgoing:
         def done(result: Any) -> Any:
             self._pending.discard(d)
             if not self._pending:
-                waiters, self._drain = self._drain, []
-                for waiter in waiters:
-                    waiter.callback(None)
+                self._drain.fire(None)
             return result
 
         d.addBoth(done)
         return d
 
     def drained(self) -> Deferred[None]:
-        """A new L{Deferred} firing when no send is in flight."""
-        waiter: Deferred[None] = Deferred()
-        if not self._pending:
-            waiter.callback(None)
-        else:
-            self._drain.append(waiter)
-        return waiter
+        """A new (cancellable) L{Deferred} firing when no send is in flight."""
+        return self._drain.when_or_now(not self._pending, None)
