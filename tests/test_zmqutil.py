@@ -18,6 +18,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.logger import LogLevel, capturedLogs
 
+from twisted_lab import fastpath
 from twisted_lab.protocols import zmqutil
 from twisted_lab.protocols.zmqutil import COPY_THRESHOLD, ZmqConnection
 
@@ -266,7 +267,7 @@ class PublicAPITests(ZmqConnectionTestsMixin, SynchronousTestCase):
 
     def test_public_api_in_use(self) -> None:
         """The switch selects the public methods."""
-        self.assertIs(zmqutil._send, zmqutil._public_send)
+        self.assertIs(zmqutil._send, fastpath.PUBLIC_ZMQ_CALLS[0])
 
 
 class PinnedPyzmqTests(SynchronousTestCase):
@@ -290,8 +291,8 @@ class PinnedPyzmqTests(SynchronousTestCase):
 
     def test_falls_back_when_missing(self) -> None:
         """Without the compiled methods the switch keeps the public API."""
-        self.patch(zmqutil, "_FAST", (None, None, None))
+        self.patch(fastpath, "COMPILED_ZMQ_CALLS", (None, None, None))
         self.addCleanup(zmqutil.use_public_api, False)
         zmqutil.use_public_api(False)
         self.assertFalse(zmqutil.fast_path_available())
-        self.assertIs(zmqutil._send, zmqutil._public_send)
+        self.assertIs(zmqutil._send, fastpath.PUBLIC_ZMQ_CALLS[0])

@@ -18,9 +18,9 @@ and hands frames over through the legacy logger):
   - incoming frames are C{bytes} (C{copy=True}, cheapest for small messages)
     or, with C{copy=False}, C{zmq.Frame}s whose C{buffer} is not copied;
   - it calls pyzmq's compiled (Cython) methods with plain-int flags,
-    skipping the sugar layer's ~10 us of per-message overhead.  That is the
-    one place we reach below pyzmq's public API, so it sits behind a switch:
-    L{use_public_api} (or C{TWISTED_LAB_ZMQ_PUBLIC_API=1} in the
+    skipping the sugar layer's ~10 us of per-message overhead.  They come
+    from L{twisted_lab.fastpath} (path C{zmq-compiled}), behind its switch:
+    L{use_public_api} (or C{TWISTED_LAB_SLOW_PATHS=zmq-compiled} in the
     environment) uses C{Socket.send}/C{recv}/C{getsockopt} instead, and so
     does a pyzmq whose backend lacks those methods.
 
@@ -31,14 +31,15 @@ each message to a callback.
 """
 from __future__ import annotations
 
-import os
-from typing import Any, Callable, Sequence, cast
+from typing import Any, Callable, Sequence
 
 import zmq
 from twisted.internet.interfaces import IDelayedCall, IReadDescriptor
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
+
+from twisted_lab import fastpath
 
 __all__ = ["ZmqConnection", "open_connection", "bind_socket", "connect_socket",
            "bound_address", "last_endpoint", "is_loopback", "shared_context",
@@ -51,50 +52,23 @@ COPY_THRESHOLD = 65536
 #: Messages read per reactor wakeup before yielding to other sources.
 _BATCH = 1000
 
-# The public API: what pyzmq documents.
-def _public_send(socket: zmq.Socket[Any], frame: Any, flags: int, copy: bool) -> Any:
-    return socket.send(frame, flags, copy=copy)
-
-
-def _public_recv(socket: zmq.Socket[Any], flags: int, copy: bool) -> Any:
-    return socket.recv(flags, copy=copy)
-
-
-def _public_get(socket: zmq.Socket[Any], option: int) -> int:
-    return cast(int, socket.getsockopt(option))
-
-
-# The fast path: the Cython methods of C{zmq.backend.Socket} with plain-int
-# constants (pyzmq's sugar layer, flag enums, per-frame type checks and
-# C{send_multipart}/C{recv_multipart}, costs ~10 us a message).  Pinned by
-# tests/test_zmqutil.py, which fails by name when pyzmq changes them.
-_backend = getattr(zmq.backend, "Socket", None)
-_FAST = (getattr(_backend, "send", None), getattr(_backend, "recv", None),
-         getattr(_backend, "get", None))
-_PUBLIC = (_public_send, _public_recv, _public_get)
-
-
 def fast_path_available() -> bool:
     """C{True} when this pyzmq has the compiled methods the fast path calls."""
-    return all(f is not None for f in _FAST)
+    return all(f is not None for f in fastpath.COMPILED_ZMQ_CALLS)
 
 
 def use_public_api(public: bool) -> None:
     """
     Choose how sockets are driven: C{True} for pyzmq's public methods,
-    C{False} for the compiled fast path (when available).  Takes effect at
-    once for every L{ZmqConnection}.
+    C{False} for the compiled fast path (when available; see
+    L{twisted_lab.fastpath}).  Takes effect at once for every L{ZmqConnection}.
     """
     global _send, _recv, _get
-    chosen = _PUBLIC if public or not fast_path_available() else _FAST
-    # (C{get} is typed C{int | bytes}; the options read here are integers)
-    _send, _recv, _get = cast("tuple[Any, Any, Callable[[zmq.Socket[Any], int], int]]", chosen)
+    fastpath.set_enabled("zmq-compiled", not public)
+    _send, _recv, _get = fastpath.zmq_calls()
 
 
-_send: Any
-_recv: Any
-_get: Callable[[zmq.Socket[Any], int], int]
-use_public_api(os.environ.get("TWISTED_LAB_ZMQ_PUBLIC_API", "") not in ("", "0"))
+_send, _recv, _get = fastpath.zmq_calls()
 _NOBLOCK = int(zmq.NOBLOCK)
 _MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 _EVENTS = int(zmq.EVENTS)

@@ -29,7 +29,6 @@ from typing import Any, Protocol as TypingProtocol, Sequence
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet import error as neterror
-from twisted.internet import tcp
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.interfaces import (IAddress, IDelayedCall, IListeningPort, IReactorTCP,
                                          IReactorTime,
@@ -40,6 +39,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from twisted_lab import fastpath
 from twisted_lab.errors import ProtocolError
 from twisted_lab.protocols.la4.message import Message, decode_object
 from twisted_lab.waiting import Waiters
@@ -105,13 +105,12 @@ class DocumentReceiver(Protocol):
         if not self.host:  # the factory sets it from the accepted address
             self.host = peer_host(self.transport.getPeer())
         self._timer = self.factory.clock.callLater(self.factory.read_timeout, self._timed_out)
-        if isinstance(self.transport, tcp.Server):
-            # The sender writes at once after connecting: its document is
-            # usually here already.  Read it now instead of on the reactor's
-            # next turn (a nothing-yet read costs one failed recv).
-            why = self.transport.doRead()
-            if why is not None and not self._done:
-                self.transport.loseConnection()  # closed or failed before a document
+        # The sender writes at once after connecting: its document is
+        # usually here already.  Read it now instead of on the reactor's
+        # next turn (a nothing-yet read costs one failed recv).
+        why = fastpath.read_now(self.transport)
+        if why is not None and not self._done:
+            self.transport.loseConnection()  # closed or failed before a document
 
     def dataReceived(self, data: bytes) -> None:
         if self._done:
