@@ -325,7 +325,7 @@ def send_message(reactor: IReactorTCP, host: str, port: int, message: Message | 
         made (refused, or not done within C{timeout}).
     """
     data = message if isinstance(message, bytes) else message.encode()
-    if isinstance(reactor, PosixReactorBase):
+    if isinstance(reactor, PosixReactorBase) and fastpath.enabled("la4-direct-send"):
         family = _ip_family(host)
         if family is not None:
             return _DirectSend(reactor, family, host, port, data, timeout).start()
