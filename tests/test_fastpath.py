@@ -205,12 +205,14 @@ class FiredResultTests(_Switch, SynchronousTestCase):
 
     def test_fired_value(self) -> None:
         """A fired Deferred's value is returned; the Deferred keeps it."""
+        self.switch("fired-result", True)
         d = succeed(3)
         self.assertEqual(fastpath.fired_result(d), 3)
         self.assertEqual(self.successResultOf(d), 3)
 
     def test_nothing(self) -> None:
         """Unfired, failed or paused Deferreds give L{fastpath.NOTHING}."""
+        self.switch("fired-result", True)
         failed = fail(ValueError("x"))
         self.assertIs(fastpath.fired_result(failed), fastpath.NOTHING)
         self.failureResultOf(failed, ValueError)
