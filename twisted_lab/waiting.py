@@ -139,10 +139,9 @@ class PendingCalls(Generic[K]):
         @return: C{False} when no call waited for C{key}.
         """
         entry = self._calls.pop(key, None)
-        if entry is None:
-            return False
-        entry.deferred.callback(result)
-        return True
+        if entry is not None:
+            entry.deferred.callback(result)
+        return entry is not None
 
     def reject(self, key: K, error: Exception | Failure) -> bool:
         """
@@ -151,10 +150,9 @@ class PendingCalls(Generic[K]):
         @return: C{False} when no call waited for C{key}.
         """
         entry = self._calls.pop(key, None)
-        if entry is None:
-            return False
-        entry.deferred.errback(error)
-        return True
+        if entry is not None:
+            entry.deferred.errback(error)
+        return entry is not None
 
     def fail_all(self, error: Exception | Failure) -> None:
         """Fail every pending call with C{error} (the peer went away)."""
