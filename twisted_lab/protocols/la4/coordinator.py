@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTime
 from twisted.internet.task import LoopingCall
@@ -441,9 +441,7 @@ class CoordinatorService(Service):
 
     def when_listening(self) -> Deferred[int]:
         """@return: a new L{Deferred} firing with the callback port once listening."""
-        if self._listening is not None:
-            return succeed(self.port)
-        return self._waiters.when()
+        return self._waiters.when_or_now(self._listening is not None, self.port)
 
     def stopService(self) -> Deferred[None]:
         """Stop heartbeating and listening; the devices go offline and are
