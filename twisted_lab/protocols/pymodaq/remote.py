@@ -28,10 +28,13 @@ from twisted_lab.waiting import PendingCalls
 if TYPE_CHECKING:
     from twisted_lab.protocols.pymodaq.server import PyMoDAQServerProtocol
 
-__all__ = ["RemoteDeviceMixin", "RemoteGrabber", "RemoteActuator", "INFO_PREFIX"]
+__all__ = ["RemoteDeviceMixin", "RemoteGrabber", "RemoteActuator", "INFO_PREFIX", "MAX_INFOS"]
 
 #: Free-form C{Info} entries become read-only parameters named C{info.<name>}.
 INFO_PREFIX = "info."
+#: Distinct C{Info} names a client may make a device remember; later new
+#: names are ignored (their values are not stored).
+MAX_INFOS = 1024
 
 
 class RemoteDeviceMixin:
@@ -46,7 +49,6 @@ class RemoteDeviceMixin:
     connection: PyMoDAQServerProtocol | None
     name: str
     _values: dict[str, Any]
-    _description: Description
 
     def _init_remote(self, client_type: str, clock: Any, timeout: float) -> None:
         self.client_type = client_type
@@ -56,6 +58,12 @@ class RemoteDeviceMixin:
         self.timeout = timeout
         self._settings: dict[str, RemoteSetting] = {}
         self._infos: dict[str, str] = {}
+        #: the C{info.<name>} parameters, built once per name
+        self._info_parameters: dict[str, Parameter] = {}
+        #: the description is rebuilt when next read, not on each new name
+        #: (a client sending n names then costs O(n), not O(n²))
+        self._stale = False
+        self._current: Description | None = None
         #: the calls awaiting a reply (keyed by a sequence number), and per
         #: reply kind the numbers in the order sent: a call that timed out or
         #: was cancelled keeps its place, so its late reply is not taken for
@@ -84,29 +92,57 @@ class RemoteDeviceMixin:
             self._values[setting.parameter.name] = setting.value
             self.changed(setting.parameter.name, setting.value)  # type: ignore[attr-defined]
 
-    def update_info(self, name: str, value: str) -> None:
-        """Record a free-form C{Info} entry."""
-        is_new = name not in self._infos
+    def update_info(self, name: str, value: str) -> bool:
+        """
+        Record a free-form C{Info} entry.
+
+        @return: C{False} when C{name} is new and the device already holds
+            L{MAX_INFOS} names (the entry is then dropped).
+        """
+        if name not in self._infos:
+            if len(self._infos) >= MAX_INFOS:
+                return False
+            self._info_parameters[name] = Parameter(INFO_PREFIX + name, "str", readonly=True,
+                                                    doc="Info from the client")
+            self._stale = True
         self._infos[name] = value
-        if is_new:
-            self._rebuild()
         self._values[INFO_PREFIX + name] = value
         self.changed(INFO_PREFIX + name, value)  # type: ignore[attr-defined]
+        return True
 
     def _parameters(self) -> list[Parameter]:
         parameters = [s.parameter for s in self._settings.values()]
-        parameters += [Parameter(INFO_PREFIX + n, "str", readonly=True, doc="Info from the client")
-                       for n in self._infos]
+        parameters += self._info_parameters.values()
         return parameters
 
     def _rebuild(self) -> None:
-        parameters = self._parameters()
         for setting in self._settings.values():
-            self._values.setdefault(setting.parameter.name, setting.value)
             self._values[setting.parameter.name] = setting.value
-        old = self._description
-        self._description = self._build_description(  # type: ignore[attr-defined]
-            parameters, list(old.actions.values()), old.doc)
+        self._stale = True
+
+    @property  # type: ignore[misc]
+    def _description(self) -> Description:
+        """The description, rebuilt here if the parameters changed since."""
+        current = self._current
+        assert current is not None
+        if self._stale:
+            self._stale = False
+            current = self._current = self._build_description(  # type: ignore[attr-defined]
+                self._parameters(), list(current.actions.values()), current.doc)
+        return current
+
+    @_description.setter
+    def _description(self, description: Description) -> None:
+        self._current = description
+        self._stale = False
+
+    def forget(self) -> None:
+        """Drop what the client made us remember (settings, infos): on expiry."""
+        self._settings = {}
+        self._infos = {}
+        self._info_parameters = {}
+        self._values = {}
+        self._rebuild()
 
     def write_parameter(self, name: str, value: Any) -> Any:
         """Send C{set_info} with the new value (PyMoDAQ sends no reply)."""
