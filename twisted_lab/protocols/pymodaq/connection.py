@@ -23,12 +23,16 @@ from zope.interface import implementer
 
 from twisted_lab import fastpath
 from twisted_lab.errors import ProtocolError
+from twisted_lab.ratelog import BadInputLog
 from twisted_lab.protocols.pymodaq.codec import (DEFAULT_VERSION, Chunk, Encoder, WireVersion,
                                                  _string, version)
 from twisted_lab.protocols.pymodaq.parser import (DEFAULT_MAX_SIZE, Grammar, Message,
                                                   MessageParser, encode_message)
 
-__all__ = ["ChunkWriter", "PyMoDAQConnection"]
+__all__ = ["ChunkWriter", "PyMoDAQConnection", "bad_input"]
+
+#: Lines about bad input from PyMoDAQ peers, rate-limited per peer.
+bad_input = BadInputLog(Logger(namespace="twisted_lab.protocols.pymodaq.connection"))
 
 
 @implementer(IPullProducer)
@@ -199,10 +203,17 @@ class PyMoDAQConnection(Protocol):
         """The reason logged for a stream error (subclasses add context)."""
         return str(error)
 
+    @property
+    def bad_input(self) -> BadInputLog:
+        """Where lines about bad input go: the factory's, else the module's."""
+        limiter = getattr(getattr(self, "factory", None), "bad_input", None)
+        return limiter if isinstance(limiter, BadInputLog) else bad_input
+
     def protocol_error(self, reason: str) -> None:
         """Log why the stream is unusable and close this connection."""
-        self.log.warn("closing PyMoDAQ connection from {peer}: {reason}", peer=self.peer,
-                      reason=reason)
+        self.bad_input.warn(("closed", self.peer_host),
+                       "closing PyMoDAQ connection from {peer}: {reason}", peer=self.peer,
+                       reason=reason)
         self.closing = True
         if self.transport is not None:
             self.transport.loseConnection()

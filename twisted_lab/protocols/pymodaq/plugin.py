@@ -34,7 +34,9 @@ from twisted_lab.options import Option
 from twisted_lab.protocols.pymodaq.client import PyMoDAQClientFactory, PyMoDAQExportService
 from twisted_lab.protocols.pymodaq.codec import VERSIONS
 from twisted_lab.protocols.pymodaq.parser import DEFAULT_MAX_SIZE
-from twisted_lab.protocols.pymodaq.server import PyMoDAQServerFactory
+from twisted_lab.protocols.guard import (HANDSHAKE_TIMEOUT, MAX_CONNECTIONS, MAX_PER_HOST,
+                                         ConnectionGuard)
+from twisted_lab.protocols.pymodaq.server import FORGET_AFTER, MAX_CLIENTS, PyMoDAQServerFactory
 from twisted_lab.registry import DeviceRegistry
 
 __all__ = ["PyMoDAQPlugin", "PyMoDAQService", "plugin", "DEFAULT_LISTEN", "DEFAULT_SERVER"]
@@ -108,6 +110,15 @@ class PyMoDAQPlugin:
         "call_timeout": Option(float, 10.0, "seconds a call to an imported client waits"),
         "grab_dim": Option(str, "2D", "grab command sent to GRABBER clients: Send Data <dim>",
                            choices=("0D", "1D", "2D", "ND")),
+        "max_clients": Option(int, MAX_CLIENTS,
+                              "imported client devices kept at most (online or offline)"),
+        "forget_after": Option(float, FORGET_AFTER,
+                               "seconds an offline imported device keeps its name"),
+        "max_connections": Option(int, MAX_CONNECTIONS,
+                                  "client connections open at once, at most; more are closed"),
+        "max_per_host": Option(int, MAX_PER_HOST, "client connections from one host, at most"),
+        "handshake_timeout": Option(float, HANDSHAKE_TIMEOUT,
+                                    "seconds a client has to send its type"),
         "export": Option(list, [], "registry devices served to PyMoDAQ main computers",
                          items=_EXPORT),
         "import": Option(list, [], "names for connecting clients, first match wins",
@@ -128,7 +139,12 @@ class PyMoDAQPlugin:
         if section["listen"]:
             factory = PyMoDAQServerFactory(registry, reactor, version, max_size,
                                            section["call_timeout"], section["import"],
-                                           section["grab_dim"])
+                                           section["grab_dim"], section["max_clients"],
+                                           section["forget_after"],
+                                           ConnectionGuard(reactor, "PyMoDAQ",
+                                                           section["max_connections"],
+                                                           section["max_per_host"],
+                                                           section["handshake_timeout"]))
             top.server_factories.append(factory)
             top.listen = list(section["listen"])
             for description in section["listen"]:

@@ -9,6 +9,12 @@ Unlike PyMoDAQ's own server, any number of clients of both types may be
 connected at once, each its own device.  The device is named by the first
 matching import rule, else after its settings' C{title}/C{name} (or its
 type) and its host; a client that reconnects gets its offline device back.
+
+What clients can make the lab hold is bounded: connections (a
+L{ConnectionGuard}: caps, a handshake deadline, TCP keepalive), imported
+devices (C{max_clients}; an offline device is unregistered C{forget_after}
+seconds after its client left, or sooner to make room for a new client) and
+C{Info} names per device (L{twisted_lab.protocols.pymodaq.remote.MAX_INFOS}).
 """
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from twisted_lab.errors import LabError, ProtocolError
+from twisted_lab.protocols.guard import ConnectionGuard, Refused
 from twisted_lab.protocols.pymodaq.codec import DEFAULT_VERSION, WireVersion
 from twisted_lab.protocols.pymodaq.connection import PyMoDAQConnection
 from twisted_lab.protocols.pymodaq.parser import (CLIENT_TYPES, DEFAULT_MAX_SIZE, TO_SERVER,
@@ -27,13 +34,19 @@ from twisted_lab.protocols.pymodaq.parser import (CLIENT_TYPES, DEFAULT_MAX_SIZE
 from twisted_lab.protocols.pymodaq.remote import RemoteActuator, RemoteGrabber
 from twisted_lab.protocols.pymodaq.settings_xml import (RemoteSetting, parse_parameter,
                                                         parse_settings)
+from twisted_lab.ratelog import BadInputLog
 from twisted_lab.registry import DeviceRegistry
 
-__all__ = ["PyMoDAQServerProtocol", "PyMoDAQServerFactory", "INFOS_GRACE"]
+__all__ = ["PyMoDAQServerProtocol", "PyMoDAQServerFactory", "INFOS_GRACE", "MAX_CLIENTS",
+           "FORGET_AFTER"]
 
 #: Seconds a client may take between its type and its C{Infos} before it is
 #: registered without settings.
 INFOS_GRACE = 1.0
+#: Imported devices (online or offline) a listener keeps at most.
+MAX_CLIENTS = 64
+#: Seconds an offline imported device keeps its name before it is unregistered.
+FORGET_AFTER = 600.0
 
 
 def _safe(text: str) -> str:
@@ -64,6 +77,7 @@ class PyMoDAQServerProtocol(PyMoDAQConnection):
         """Track the connection; the client speaks first."""
         super().connectionMade()
         self.factory.connections.add(self)
+        self.factory.guard.opened(self, self.transport, self.peer_host)
 
     def message_received(self, message: Message) -> None:
         """Handle the handshake, replies, settings updates and C{Quit}."""
@@ -73,6 +87,7 @@ class PyMoDAQServerProtocol(PyMoDAQConnection):
                 raise ProtocolError(f"{command!r} is not a valid client type "
                                     f"(expected {' or '.join(CLIENT_TYPES)})")
             self.client_type = command
+            self.factory.guard.handshaken(self)
             self._grace = self.factory.clock.callLater(INFOS_GRACE, self._attach, [])
             return
         if command in CLIENT_TYPES:
@@ -97,7 +112,11 @@ class PyMoDAQServerProtocol(PyMoDAQConnection):
             path, xml = args
             device.update_settings(parse_parameter(xml, tuple(path[1:])))
         elif command == "Info":
-            device.update_info(*args)
+            if not device.update_info(*args):
+                self.bad_input.warn(("info", self.peer_host),
+                               "{device}: ignored a new Info name from {peer}: the device "
+                               "holds {count} names already", device=device.name,
+                               peer=self.peer, count=len(device._infos))
         elif command == "Done":
             if self.client_type != "GRABBER":
                 raise ProtocolError("an ACTUATOR client sent Done")
@@ -112,7 +131,8 @@ class PyMoDAQServerProtocol(PyMoDAQConnection):
             self.log.info("ignoring {command} from legacy client {peer}", command=command,
                           peer=self.peer)
         else:
-            self.log.info("ignoring {command} from {peer}", command=command, peer=self.peer)
+            self.bad_input.info(("ignored", self.peer_host), "ignoring {command} from {peer}",
+                           command=command, peer=self.peer)
 
     def explain(self, error: ProtocolError) -> str:
         """Before the handshake, an unknown command is an invalid client type."""
@@ -141,12 +161,15 @@ class PyMoDAQServerProtocol(PyMoDAQConnection):
         """Take the device offline (it keeps its name for a reconnection)."""
         super().connectionLost(reason)
         self.factory.connections.discard(self)
+        self.factory.guard.closed(self)
         if self._grace is not None and self._grace.active():
             self._grace.cancel()
         if self.device is not None:
             self.log.info("PyMoDAQ client {peer} ({device}) went away", peer=self.peer,
                           device=self.device.name)
             self.device.detach(self)
+            if self.device.connection is None:
+                self.factory.device_left(self.device)
 
 
 class PyMoDAQServerFactory(Factory):
@@ -158,6 +181,9 @@ class PyMoDAQServerFactory(Factory):
         and C{contains} (a text the C{Infos} XML must contain; matched
         against the setting values).
     @param call_timeout: seconds each remote call waits for its reply.
+    @param max_clients: imported devices kept at most (online or offline).
+    @param forget_after: seconds an offline imported device is kept.
+    @param guard: the connection limits (default: L{ConnectionGuard}'s).
     """
 
     protocol = PyMoDAQServerProtocol  # type: ignore[assignment]
@@ -166,7 +192,9 @@ class PyMoDAQServerFactory(Factory):
     def __init__(self, registry: DeviceRegistry, clock: Any,
                  wire: str | WireVersion = DEFAULT_VERSION, max_size: int = DEFAULT_MAX_SIZE,
                  call_timeout: float = 10.0, rules: Sequence[Mapping[str, Any]] = (),
-                 grab_dim: str = "2D") -> None:
+                 grab_dim: str = "2D", max_clients: int = MAX_CLIENTS,
+                 forget_after: float = FORGET_AFTER,
+                 guard: ConnectionGuard | None = None) -> None:
         self.registry = registry
         self.clock = clock
         self.wire = wire
@@ -176,9 +204,18 @@ class PyMoDAQServerFactory(Factory):
         self.grab_dim = grab_dim
         self.connections: set[PyMoDAQServerProtocol] = set()
         self.devices: dict[str, Any] = {}
+        self.max_clients = max_clients
+        self.forget_after = forget_after
+        self.guard = guard or ConnectionGuard(clock, "PyMoDAQ")
+        self.bad_input = BadInputLog(self.log, clock)
+        self.stopped = False
+        #: the expiry of each offline device, by name (oldest first)
+        self._expiry: dict[str, IDelayedCall] = {}
 
-    def buildProtocol(self, addr: Any) -> PyMoDAQServerProtocol:  # type: ignore[override]
-        """A connection with our wire settings."""
+    def buildProtocol(self, addr: Any) -> Any:
+        """A connection with our wire settings, or a refusal over the caps."""
+        if self.guard.admit(str(getattr(addr, "host", ""))) is not None:
+            return Refused()
         proto = self.protocol(self.wire, self.max_size)
         proto.factory = self
         return proto
@@ -211,17 +248,22 @@ class PyMoDAQServerFactory(Factory):
         exporters woken by its registration see them all at once.
         """
         base = self._base_name(proto, client_type, settings)
+        names = set(self.registry.names())
         for i in range(1, 1000):
             name = base if i == 1 else f"{base}_{i}"
             ours = self.devices.get(name)
             if ours is not None:
                 if ours.connection is None and ours.client_type == client_type:
+                    self._keep(name)
                     if settings:
                         ours.replace_settings(settings)
                     return ours
                 continue
-            if name in self.registry.names():
+            if name in names:
                 continue
+            if len(self.devices) >= self.max_clients and not self._make_room():
+                raise LabError(f"{len(self.devices)} PyMoDAQ clients are connected "
+                               "(max_clients)")
             if client_type == "GRABBER":
                 device: Any = RemoteGrabber(name, self.clock, self.call_timeout, self.grab_dim)
             else:
@@ -234,8 +276,44 @@ class PyMoDAQServerFactory(Factory):
             return device
         raise LabError(f"no free device name for {base!r}")
 
+    def device_left(self, device: Any) -> None:
+        """C{device}'s client went away: unregister it after C{forget_after}."""
+        self._keep(device.name)
+        if self.stopped:
+            return
+        self._expiry[device.name] = self.clock.callLater(self.forget_after, self.forget,
+                                                         device.name)
+
+    def _keep(self, name: str) -> None:
+        timer = self._expiry.pop(name, None)
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def _make_room(self) -> bool:
+        """Forget the offline device that went away first, if any."""
+        for name in self._expiry:
+            self.forget(name)
+            return True
+        return False
+
+    def forget(self, name: str) -> None:
+        """Unregister the offline device C{name} and drop what it holds."""
+        self._keep(name)
+        device = self.devices.get(name)
+        if device is None or device.connection is not None:
+            return
+        del self.devices[name]
+        if self.registry.names().count(name) and self.registry.lookup(name) is device:
+            self.registry.unregister(name)
+        device.forget()
+        self.log.info("forgot the offline PyMoDAQ device {device}", device=name)
+
     def stop(self) -> None:
         """Close every client connection (on service stop)."""
+        self.stopped = True
+        self.bad_input.flush()
+        for name in list(self._expiry):
+            self._keep(name)
         for proto in list(self.connections):
             if proto.transport is not None:
                 proto.transport.loseConnection()
