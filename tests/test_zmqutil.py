@@ -10,6 +10,7 @@ runs.  Every behaviour is tested on both paths: pyzmq's compiled methods
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -296,3 +297,52 @@ class PinnedPyzmqTests(SynchronousTestCase):
         zmqutil.use_public_api(False)
         self.assertFalse(zmqutil.fast_path_available())
         self.assertIs(zmqutil._send, fastpath.PUBLIC_ZMQ_CALLS[0])
+
+
+class BoundsTests(SynchronousTestCase):
+    """Every socket made here has bounded queues and a message size limit."""
+
+    def setUp(self) -> None:
+        self.context: zmq.Context[Any] = zmq.Context()
+        self.addCleanup(self.context.term)
+        self.sockets: list[Any] = []
+        self.addCleanup(lambda: [s.close(0) for s in self.sockets])
+
+    def test_defaults_on_every_maker(self) -> None:
+        """
+        C{open_connection}, C{bind_socket} and C{connect_socket} set
+        C{SNDHWM}/C{RCVHWM} to L{zmqutil.HWM} and C{MAXMSGSIZE} to
+        L{zmqutil.MAX_MESSAGE}; the caller's options win.
+        """
+        connection = zmqutil.open_connection(MemoryReactorClock(), zmq.ROUTER, lambda f: None,
+                                             context=self.context)
+        bound = zmqutil.bind_socket(self.context, zmq.ROUTER, "inproc://bounds",
+                                    {zmq.MAXMSGSIZE: 1000})
+        connected = zmqutil.connect_socket(self.context, zmq.DEALER, "inproc://bounds")
+        self.sockets += [connection.socket, bound, connected]
+        for socket in (connection.socket, bound, connected):
+            self.assertEqual(socket.getsockopt(zmq.SNDHWM), zmqutil.HWM)
+            self.assertEqual(socket.getsockopt(zmq.RCVHWM), zmqutil.HWM)
+        self.assertEqual(connection.socket.getsockopt(zmq.MAXMSGSIZE), zmqutil.MAX_MESSAGE)
+        self.assertEqual(connected.getsockopt(zmq.MAXMSGSIZE), zmqutil.MAX_MESSAGE)
+        self.assertEqual(bound.getsockopt(zmq.MAXMSGSIZE), 1000)
+
+    def test_oversize_dropped_before_memory(self) -> None:
+        """
+        Over TCP, a message above C{MAXMSGSIZE} never reaches the handler
+        (ZMQ drops the peer); a later peer's small message does.
+        """
+        got: list[list[bytes]] = []
+        router = zmqutil.open_connection(MemoryReactorClock(), zmq.ROUTER, got.append,
+                                         context=self.context, options={zmq.MAXMSGSIZE: 1024})
+        self.sockets.append(router.socket)
+        address = router.bind("tcp://127.0.0.1:*")
+        big = zmqutil.connect_socket(self.context, zmq.DEALER, address)
+        small = zmqutil.connect_socket(self.context, zmq.DEALER, address)
+        self.sockets += [big, small]
+        big.send(b"x" * 100_000)
+        small.send(b"ok")
+        _wait_readable(router.socket)
+        time.sleep(0.2)
+        router.doRead()
+        self.assertEqual([m[-1] for m in got], [b"ok"])

@@ -40,10 +40,24 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twisted_lab import fastpath
+from twisted_lab.ratelog import BadInputLog
 
 __all__ = ["ZmqConnection", "open_connection", "bind_socket", "connect_socket",
            "bound_address", "last_endpoint", "is_loopback", "shared_context",
-           "COPY_THRESHOLD", "use_public_api", "fast_path_available"]
+           "COPY_THRESHOLD", "use_public_api", "fast_path_available", "HWM", "MAX_MESSAGE",
+           "DEFAULT_OPTIONS"]
+
+#: Messages queued per peer and direction (ZMQ's C{SNDHWM}/C{RCVHWM}) on
+#: every socket: a peer that does not read loses messages past it (PUB,
+#: ROUTER) or makes our send fail (DEALER), instead of growing memory.
+HWM = 1000
+#: Largest incoming message (C{MAXMSGSIZE}) on every socket unless its maker
+#: says otherwise: ZMQ drops a peer announcing a bigger one before it is in
+#: memory.
+MAX_MESSAGE = 64 * 1024 * 1024
+#: The options every socket made here starts with.
+DEFAULT_OPTIONS: dict[int, Any] = {zmq.SNDHWM: HWM, zmq.RCVHWM: HWM,
+                                   zmq.MAXMSGSIZE: MAX_MESSAGE}
 
 #: Frames shorter than this are copied into ZeroMQ (cheaper than a zero-copy
 #: L{zmq.Frame}); longer ones are sent without copying.
@@ -74,6 +88,10 @@ _MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 _EVENTS = int(zmq.EVENTS)
 _RCVMORE = int(zmq.RCVMORE)
 _POLLIN = int(zmq.POLLIN)
+
+#: "message not sent" lines, rate-limited per connection (a slow reader
+#: past its high-water mark would otherwise log once per message).
+_not_sent = BadInputLog(Logger(namespace=__name__))
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 
@@ -107,7 +125,7 @@ def _new_socket(context: zmq.Context[Any], kind: int, linger: int,
     socket: zmq.Socket[Any] = context.socket(kind)
     try:
         socket.setsockopt(zmq.LINGER, linger)
-        for option, value in (options or {}).items():
+        for option, value in {**DEFAULT_OPTIONS, **(options or {})}.items():
             socket.setsockopt(option, value)
     except BaseException:
         socket.close(0)
@@ -137,8 +155,9 @@ def bind_socket(context: zmq.Context[Any], kind: int, address: str,
 
     @param kind: C{zmq.ROUTER}, C{zmq.DEALER}, ...
     @param address: a ZMQ address; C{tcp://127.0.0.1:*} picks a free port.
-    @param options: socket options set before binding (C{zmq.MAXMSGSIZE}
-        makes ZMQ drop a peer sending a bigger message before it is in memory).
+    @param options: socket options set before binding, over
+        L{DEFAULT_OPTIONS} (C{zmq.MAXMSGSIZE} makes ZMQ drop a peer sending a
+        bigger message before it is in memory).
     @raise zmq.ZMQError: the address cannot be bound (the socket is closed).
     """
     return _attached_socket(context, kind, address, options, bind=True)
@@ -305,8 +324,8 @@ class ZmqConnection:
             for i, frame in enumerate(frames):
                 _send(socket, frame, _NOBLOCK if i == last else _MORE_NOBLOCK, copies[i])
         except zmq.ZMQError as e:
-            self.log.warn("{connection}: message not sent ({error})",
-                          connection=self.logPrefix(), error=e.strerror)
+            _not_sent.warn(self.logPrefix(), "{connection}: message not sent ({error})",
+                           connection=self.logPrefix(), error=e.strerror)
             self._check()
             return False
         self._check()
@@ -335,8 +354,9 @@ def open_connection(reactor: Any, kind: int, on_message: Callable[[list[bytes]],
                     linger: int = 100, context: zmq.Context[Any] | None = None,
                     options: dict[int, Any] | None = None) -> ZmqConnection:
     """
-    A L{ZmqConnection} on a new socket (unlimited send/receive high-water
-    marks); bind or connect it afterwards with its C{bind}/C{connect}.
+    A L{ZmqConnection} on a new socket (with L{DEFAULT_OPTIONS}: bounded
+    queues and message size); bind or connect it afterwards with its
+    C{bind}/C{connect}.
 
     @param kind: C{zmq.ROUTER}, C{zmq.DEALER}, C{zmq.PUB}, ...
     @param on_message: called with each message's frames (C{bytes}).
@@ -344,6 +364,5 @@ def open_connection(reactor: Any, kind: int, on_message: Callable[[list[bytes]],
     @param context: defaults to L{shared_context}.
     @param options: further socket options.
     """
-    socket = _new_socket(context or shared_context(), kind, linger,
-                         {zmq.SNDHWM: 0, zmq.RCVHWM: 0, **(options or {})})
+    socket = _new_socket(context or shared_context(), kind, linger, options)
     return ZmqConnection(reactor, socket, on_message)
