@@ -20,11 +20,13 @@ mutating call goes through L{DeviceRegistry.guarded} with the client's owner.
 """
 from __future__ import annotations
 
+import itertools
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -34,12 +36,20 @@ from twisted_lab.errors import DeviceBusy, LabError, LeaseConflict
 from twisted_lab.leases import Lease, Owner
 from twisted_lab.protocols.plesty.message import (SerializationError, client_name, encode,
                                                   error, normalize_resources, ok, parse_request)
+from twisted_lab.ratelog import BadInputLog
 from twisted_lab.registry import DeviceRegistry
 
 __all__ = ["PlestyHandler", "DEFAULT_MAX_MESSAGE_SIZE", "plesty_doc"]
 
 #: The largest request body answered (bigger ones get an error reply).
 DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+#: Largest C{connect} metadata kept per client (bytes of its JSON).
+MAX_METADATA = 64 * 1024
+#: Client identities remembered at once; a new one past it takes the place of
+#: the least recently seen client that holds no lock.
+MAX_CLIENTS = 1024
+#: Seconds a client that sends nothing (and holds no lock) is remembered.
+CLIENT_TTL = 600.0
 
 #: Operations every exported device offers besides its own actions.
 BUILTIN_METHODS = ("get_config_list", "identity", "query", "write")
@@ -59,6 +69,8 @@ class _Client:
     resources: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     lease: Lease | None = None
+    #: when it last sent a request (clock seconds)
+    seen: float = 0.0
 
 
 def plesty_doc(description: Description) -> dict[str, Any]:
@@ -107,21 +119,29 @@ class PlestyHandler:
     @param lease_ttl: seconds a client's lock lives without a request (not
         in strict mode); C{None} for never.
     @param max_message_size: the largest request body answered.
+    @param max_clients: client identities remembered at once.
+    @param client_ttl: seconds a quiet client without a lock is remembered.
     """
 
     log = Logger()
 
     def __init__(self, registry: DeviceRegistry, device_name: str, clock: IReactorTime,
                  strict: bool = False, lease_ttl: float | None = 60.0,
-                 max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
+                 max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+                 max_clients: int = MAX_CLIENTS, client_ttl: float = CLIENT_TTL) -> None:
         self.registry = registry
         self.device_name = device_name
         self.clock = clock
         self.strict = strict
         self.lease_ttl = None if strict else lease_ttl
         self.max_message_size = max_message_size
+        #: the clients that sent C{connect}, least recently seen first
         self.clients: dict[str, _Client] = {}
+        self.max_clients = max_clients
+        self.client_ttl = client_ttl
+        self._sweeper: IDelayedCall | None = None
         self._overruns: list[Deferred[Any]] = []
+        self.bad_input = BadInputLog(self.log, clock)
 
     # -- entry point -----------------------------------------------------------------
 
@@ -159,15 +179,15 @@ class PlestyHandler:
 
     async def _answer(self, client: str, body: bytes) -> tuple[dict[str, Any], bool]:
         if len(body) > self.max_message_size:
-            self.log.warn("{device}: refused a {size}-byte request from {client}",
-                          device=self.device_name, size=len(body), client=client)
+            self.bad_input.warn(client, "{device}: refused a {size}-byte request from {client}",
+                                device=self.device_name, size=len(body), client=client)
             return error("ValueError", f"request of {len(body)} bytes exceeds the limit of "
                          f"{self.max_message_size} bytes"), False
         try:
             request = parse_request(body)
         except Exception as e:
-            self.log.warn("{device}: bad request from {client}: {error}",
-                          device=self.device_name, client=client, error=repr(e))
+            self.bad_input.warn(client, "{device}: bad request from {client}: {error}",
+                                device=self.device_name, client=client, error=repr(e)[:200])
             return error(type(e).__name__, str(e)), False
         binary = not self.strict and request.get("binary") is True
         try:
@@ -192,6 +212,7 @@ class PlestyHandler:
     async def _dispatch(self, client: str, request: dict[str, Any]) -> dict[str, Any]:
         kind = request.get("type")
         timeout = _timeout(request.get("timeout"))
+        self._seen(client)
         if not self.strict:
             self._renew(client)
         if kind == "connect":
@@ -276,9 +297,69 @@ class PlestyHandler:
             return resource
         return f"{self.device_name}/{resource}"
 
+    def _seen(self, client: str) -> None:
+        """A request from C{client}: it is now the most recently seen."""
+        state = self.clients.pop(client, None)
+        if state is not None:
+            state.seen = self.clock.seconds()
+            self.clients[client] = state
+
+    def _holds_lock(self, state: _Client) -> bool:
+        return state.lease is not None and state.lease in self.registry.leases.leases()
+
+    def _forget(self, client: str) -> None:
+        state = self.clients.pop(client)
+        if state.lease is not None:
+            self.registry.release(state.lease)
+
+    def _make_room(self) -> bool:
+        """Forget the least recently seen client without a lock, if any."""
+        for client, state in self.clients.items():
+            if not self._holds_lock(state):
+                self._forget(client)
+                return True
+        return False
+
+    def _sweep(self) -> None:
+        """Forget the clients quiet for C{client_ttl} that hold no lock."""
+        self._sweeper = None
+        deadline = self.clock.seconds() - self.client_ttl
+        for client, state in list(self.clients.items()):
+            if state.seen > deadline:
+                break
+            if self._holds_lock(state):
+                continue
+            self._forget(client)
+            self.log.info("{device}: forgot {client}, quiet for {ttl} s",
+                          device=self.device_name, client=client, ttl=self.client_ttl)
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._sweeper is None and self.clients:
+            oldest = min(state.seen for state in itertools.islice(self.clients.values(), 64))
+            delay = max(oldest + self.client_ttl - self.clock.seconds(), 1.0)
+            self._sweeper = self.clock.callLater(delay, self._sweep)
+
     def _connect(self, client: str, request: dict[str, Any]) -> dict[str, Any]:
         hidden = {"type", "resources", "timeout"} | (set() if self.strict else {"rid"})
         metadata = {k: v for k, v in request.items() if k not in hidden}
+        size = len(json.dumps(metadata, default=repr))
+        if size > MAX_METADATA:
+            self.bad_input.warn(client, "{device}: refused {size} bytes of connect metadata "
+                                "from {client}", device=self.device_name, size=size,
+                                client=client)
+            return error("ValueError", f"connect metadata of {size} bytes exceeds the limit "
+                         f"of {MAX_METADATA} bytes",
+                         result={"client_id": client, "resources": [], "metadata": {}})
+        if client not in self.clients and len(self.clients) >= self.max_clients:
+            if not self._make_room():
+                self.bad_input.warn(("full", self.device_name),
+                                    "{device}: refused {client}: {count} clients hold locks",
+                                    device=self.device_name, client=client,
+                                    count=len(self.clients))
+                return error("ResourceAllocationError",
+                             f"{len(self.clients)} clients are connected (max_clients)",
+                             result={"client_id": client, "resources": [], "metadata": {}})
         resources = normalize_resources(request.get("resources", []))
         owner = Owner("plesty", client)
         wanted = [self._lab_resource(r) for r in resources]
@@ -296,7 +377,9 @@ class PlestyHandler:
         if state is not None and state.lease is not None:
             self.registry.release(state.lease)
         lease = self.registry.acquire(owner, wanted, self.lease_ttl) if wanted else None
-        self.clients[client] = _Client(resources, metadata, lease)
+        self.clients.pop(client, None)
+        self.clients[client] = _Client(resources, metadata, lease, self.clock.seconds())
+        self._arm()
         self.log.info("{device}: {client} connected holding {resources}",
                       device=self.device_name, client=client, resources=resources)
         return ok({"client_id": client, "resources": resources, "metadata": metadata})
@@ -339,6 +422,10 @@ class PlestyHandler:
 
     def release_all(self) -> None:
         """Release every client's lock (the server is stopping)."""
+        if self._sweeper is not None and self._sweeper.active():
+            self._sweeper.cancel()
+        self._sweeper = None
+        self.bad_input.flush()
         for state in self.clients.values():
             if state.lease is not None:
                 self.registry.release(state.lease)
