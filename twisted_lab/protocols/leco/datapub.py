@@ -28,10 +28,19 @@ from twisted_lab.protocols.leco.actor import to_json
 from twisted_lab.protocols.leco.message import JSON, conversation_id
 from twisted_lab.protocols.leco.rpc import dumps
 from twisted_lab.protocols.zmqutil import ZmqConnection, open_connection
+from twisted_lab.ratelog import BadInputLog
 from twisted_lab.registry import DeviceRegistry
 
 __all__ = ["ProxyService", "DataPublisher", "RegistryPublisher", "data_frames",
-           "export_frames", "INLINE_LIMIT"]
+           "export_frames", "INLINE_LIMIT", "MAX_SUBSCRIPTION", "MAX_TOPICS"]
+
+#: Largest subscription message a subscriber may send the proxy (bytes);
+#: ZMQ drops a subscriber sending a bigger one before it is in memory (a
+#: subscription costs memory per byte in every socket it passes).
+MAX_SUBSCRIPTION = 256
+#: Distinct topics subscribed through the proxy at once; subscriptions past
+#: it are not passed on to the publishers (logged, rate-limited).
+MAX_TOPICS = 1000
 
 #: Exports with at most this many values also carry them inline in the JSON.
 INLINE_LIMIT = 1000
@@ -82,8 +91,12 @@ class ProxyService(Service):
     log = Logger()
 
     def __init__(self, reactor: Any, xsub: str = "tcp://127.0.0.1:11100",
-                 xpub: str = "tcp://127.0.0.1:11099") -> None:
+                 xpub: str = "tcp://127.0.0.1:11099", max_topics: int = MAX_TOPICS) -> None:
         self.reactor = reactor
+        self.max_topics = max_topics
+        #: the topics subscribed and passed on to the publishers
+        self.topics: set[bytes] = set()
+        self.bad_input = BadInputLog(self.log, reactor)
         self.xsub_address, self.xpub_address = xsub, xpub
         self.xsub_endpoint: str | None = None
         self.xpub_endpoint: str | None = None
@@ -92,7 +105,9 @@ class ProxyService(Service):
 
     def startService(self) -> None:
         self._xsub = open_connection(self.reactor, zmq.XSUB, self._from_publishers)
-        self._xpub = open_connection(self.reactor, zmq.XPUB, self._from_subscribers)
+        self._xpub = open_connection(self.reactor, zmq.XPUB, self._from_subscribers,
+                                     options={zmq.MAXMSGSIZE: MAX_SUBSCRIPTION,
+                                              zmq.XPUB_VERBOSE: 1})
         self.xsub_endpoint = self._xsub.bind(self.xsub_address)
         self.xpub_endpoint = self._xpub.bind(self.xpub_address)
         Service.startService(self)
@@ -104,11 +119,35 @@ class ProxyService(Service):
             self._xpub.send(frames)
 
     def _from_subscribers(self, frames: list[bytes]) -> None:
-        if self._xsub is not None:
-            self._xsub.send(frames)
+        """
+        (Un)subscriptions: the XPUB (verbose) passes every subscription and
+        each topic's last unsubscription; each topic is passed on once, so
+        L{topics} is the set the publishers hold, and a topic refused while
+        the set was full is passed on when a later subscriber asks again.
+        """
+        if self._xsub is None or len(frames) != 1 or not frames[0]:
+            return
+        message = frames[0]
+        topic = message[1:]
+        if message[0] == 1:
+            if topic in self.topics:
+                return
+            if len(self.topics) >= self.max_topics:
+                self.bad_input.warn("topics", "LECO data proxy: not passing on a "
+                                    "subscription, {count} topics are subscribed",
+                                    count=len(self.topics))
+                return
+            self.topics.add(topic)
+        elif message[0] == 0:
+            if topic not in self.topics:
+                return
+            self.topics.discard(topic)
+        self._xsub.send(frames)
 
     def stopService(self) -> None:
         Service.stopService(self)
+        self.topics.clear()
+        self.bad_input.flush()
         for sock in (self._xsub, self._xpub):
             if sock is not None:
                 sock.close()
