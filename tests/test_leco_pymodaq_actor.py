@@ -20,7 +20,8 @@ from twisted_lab.devices.base import BaseDevice
 from twisted_lab.errors import DeviceTimeout
 from twisted_lab.leases import Owner
 from twisted_lab.protocols.leco import serializall
-from twisted_lab.protocols.leco.pymodaq_actor import (ACTOR_METHODS, parameter_xml,
+from twisted_lab.protocols.leco.pymodaq_actor import (ACTOR_METHODS, MAX_CALLBACK_FAILURES,
+                                                      MAX_DIRECTORS, parameter_xml,
                                                       parse_parameter_xml,
                                                       register_pymodaq_methods, settings_xml)
 from twisted_lab.protocols.leco.rpc import RPCServer, RemoteError
@@ -342,6 +343,41 @@ class CallbackFailureTests(_Base):
         component.request("get_actuator_value")
         self.assertEqual(actor.remote_names, {"N1.director"})
         self.assertEqual(len(self.flushLoggedErrors()), 0)
+
+    def test_vanished_director_stops_grab(self) -> None:
+        """
+        A director that set its name, started C{send_data_grab} and left
+        (its callbacks now time out) is dropped after
+        L{MAX_CALLBACK_FAILURES} failures in a row, and the grab loop ends.
+        """
+        component, actor = self.actor("spectro")
+        component.request("send_data_grab")
+        component.answers["N1.director"] = DeviceTimeout("late")
+        for _ in range(20):
+            self.clock.advance(0.001)
+        self.assertEqual(actor.remote_names, set())
+        self.assertFalse(actor.grabbing)
+        self.assertEqual(len(component.callbacks("set_data")), 1 + MAX_CALLBACK_FAILURES)
+
+    def test_failures_must_be_in_a_row(self) -> None:
+        """A success between failures resets the count: the director stays."""
+        component, actor = self.actor("stage")
+        for _ in range(3 * MAX_CALLBACK_FAILURES):
+            component.answers["N1.director"] = DeviceTimeout("late")
+            for _ in range(MAX_CALLBACK_FAILURES - 1):
+                component.request("get_actuator_value")
+            component.answers.clear()
+            component.request("get_actuator_value")
+        self.assertEqual(actor.remote_names, {"N1.director"})
+
+    def test_directors_capped(self) -> None:
+        """At most L{MAX_DIRECTORS} remote names; another is refused with an error reply."""
+        component, actor = self.actor("stage")
+        for i in range(MAX_DIRECTORS - 1):
+            self.assertIsNone(component.request("set_remote_name", {"name": f"N.d{i}"})["result"])
+        reply = component.request("set_remote_name", {"name": "N.extra"})
+        self.assertIn("error", reply)
+        self.assertEqual(len(actor.remote_names), MAX_DIRECTORS)
 
     def test_every_director_called(self) -> None:
         """Callbacks go to every remote name."""

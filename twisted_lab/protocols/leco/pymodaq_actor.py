@@ -43,6 +43,11 @@ ACTOR_METHODS = (
 
 #: JSON-RPC codes meaning a remote director is gone (PyMoDAQ then forgets it).
 RECEIVER_GONE = (-32093, -32092)
+#: Callbacks in a row a director may fail (time out, error) before it is
+#: dropped: a director that left without a word stops a grab loop.
+MAX_CALLBACK_FAILURES = 3
+#: Remote directors one actor calls back at most.
+MAX_DIRECTORS = 16
 
 _XML_ATTRIBUTES = {"visible": "1", "removable": "0", "readonly": "0", "enabled": "1",
                    "renamable": "0", "expanded": "1", "syncExpanded": "0", "showTop": "0",
@@ -211,6 +216,8 @@ class PyMoDAQActor:
         #: seconds between the end of one continuous acquisition and the next
         self.grab_interval = 0.001
         self.remote_names: set[str] = set()
+        #: failed callbacks in a row, per director
+        self._failures: dict[str, int] = {}
         self.grabbing = False
         self._grab_loop: Deferred[None] | None = None
 
@@ -240,7 +247,8 @@ class PyMoDAQActor:
         for name in sorted(self.remote_names):
             d = maybeDeferred(self.component.ask, name, method, params, list(frames),
                               timeout=self.callback_timeout)
-            d.addErrback(self._callback_failed, name, method)
+            d.addCallbacks(self._callback_done, self._callback_failed, callbackArgs=(name,),
+                           errbackArgs=(name, method))
             calls.append(d)
         done: Deferred[None] = Deferred()
         remaining = [len(calls)]
@@ -256,11 +264,17 @@ class PyMoDAQActor:
             done.callback(None)
         return done
 
+    def _callback_done(self, result: Any, name: str) -> None:
+        self._failures.pop(name, None)
+
     def _callback_failed(self, failure: Failure, name: str, method: str) -> None:
         code = getattr(failure.value, "rpc_code", None)
-        if code in RECEIVER_GONE:
-            self.log.info("director {name} is gone; dropping it", name=name)
+        failures = self._failures[name] = self._failures.get(name, 0) + 1
+        if code in RECEIVER_GONE or failures >= MAX_CALLBACK_FAILURES:
+            self.log.info("director {name} is gone ({error}); dropping it", name=name,
+                          error=str(failure.value))
             self.remote_names.discard(name)
+            self._failures.pop(name, None)
         else:
             self.log.warn("{method} callback to {name} failed: {error}", method=method,
                           name=name, error=str(failure.value))
@@ -303,6 +317,9 @@ class PyMoDAQActor:
         name = _params(params, ("name",)).get("name") or self._sender()
         if not isinstance(name, str):
             raise InvalidValue(f"set_remote_name: name must be a string, got {name!r}")
+        if name not in self.remote_names and len(self.remote_names) >= MAX_DIRECTORS:
+            raise InvalidValue(f"set_remote_name: {len(self.remote_names)} directors are "
+                               "registered already")
         self.remote_names.add(name)
         self.log.info("{device} reports to director {name}", device=self.device_name, name=name)
 
