@@ -77,3 +77,16 @@ class BadInputLogTests(SynchronousTestCase):
         self.bad.flush()
         self.assertEqual(self.events[-1]["dropped"], 2)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_no_timer_without_drops(self) -> None:
+        """A window that left nothing out schedules nothing (no reactor residue)."""
+        self.bad.warn("a", "x")
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_ended_windows_make_room(self) -> None:
+        """With every key slot taken by ended windows, a new key gets its own window."""
+        self.bad.warn("a", "x")
+        self.bad.warn("b", "x")
+        self.clock.advance(11)
+        self.assertTrue(self.bad.warn("c", "x"))
+        self.assertIn("c", self.bad._windows)

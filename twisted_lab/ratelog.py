@@ -48,8 +48,9 @@ class BadInputLog:
     Rate-limited log lines for bad input.
 
     @param log: the logger the lines go to (its namespace is kept).
-    @param clock: schedules the summaries at the end of each window; without
-        one, a key's summary is written with its next line after the window.
+    @param clock: schedules a summary at the end of each window that left
+        lines out (no timer otherwise); without one, a key's summary is
+        written with its next line after the window.
     @param period: seconds per window.
     @param burst: lines logged per key and window.
     @param max_keys: keys tracked at once.
@@ -81,20 +82,30 @@ class BadInputLog:
             self._summarise(key)
             window = None
         if window is None:
+            if len(self._windows) >= self.max_keys:
+                self._purge(now)
             if len(self._windows) >= self.max_keys and key not in self._windows:
                 key = _OVERFLOW
                 window = self._windows.get(key)
             if window is None:
                 window = self._windows[key] = _Window(now)
-                if self.clock is not None:
-                    window.timer = self.clock.callLater(self.period, self._summarise, key)
         if window.logged < self.burst:
             window.logged += 1
             self.log.emit(level, format, **fields)
             return True
+        if window.timer is None and self.clock is not None:
+            # a summary is due: write it when the window ends
+            window.timer = self.clock.callLater(max(window.start + self.period - now, 0.0),
+                                                self._summarise, key)
         window.dropped += 1
         self.suppressed += 1
         return False
+
+    def _purge(self, now: float) -> None:
+        """Forget the windows that ended (summarising those that dropped lines)."""
+        for key, window in list(self._windows.items()):
+            if now - window.start >= self.period:
+                self._summarise(key)
 
     def warn(self, key: Hashable, format: str, **fields: Any) -> bool:
         """L{emit} at the C{warn} level."""

@@ -439,6 +439,7 @@ class CoordinatorService(Service):
 
     def _listening_on(self, port: IListeningPort) -> None:
         self._listening = port
+        self.factory.listening(port)
         self.log.info("LA4 coordinator {id} listening for callbacks on {endpoint} "
                       "(port {port})", id=self.id, endpoint=self.callback, port=self.port)
         self._heartbeat.start(self.heartbeat_interval, now=True)

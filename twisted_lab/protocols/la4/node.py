@@ -270,6 +270,7 @@ class SimulatedNode(Service):
     def _listening_on(self, port: IListeningPort) -> None:
         self._bound_port = int(getattr(port.getHost(), "port"))
         self._listening = port
+        self.factory.listening(port)
         self.log.info("simulated LA4 node {id} listening on {interface}:{port}", id=self.id,
                       interface=self.interface, port=self.port)
         self._heartbeat.start(self.heartbeat_interval, now=self.coordinator is not None)

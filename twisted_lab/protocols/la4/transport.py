@@ -42,12 +42,14 @@ from zope.interface import implementer
 from twisted_lab import fastpath
 from twisted_lab.errors import ProtocolError
 from twisted_lab.protocols.la4.message import Message, decode_object
+from twisted_lab.ratelog import BadInputLog
 from twisted_lab.waiting import Waiters
 
 __all__ = ["DocumentReceiver", "DocumentFactory", "DocumentHandler", "ListenWaiters", "send_message",
            "stop_listening",
            "Outgoing",
-           "peer_host", "MAX_MESSAGE", "READ_TIMEOUT", "CONNECT_TIMEOUT", "MAX_CONNECTIONS"]
+           "peer_host", "MAX_MESSAGE", "READ_TIMEOUT", "CONNECT_TIMEOUT", "MAX_CONNECTIONS",
+           "FIRST_BYTE_TIMEOUT"]
 
 #: Largest document accepted (spec §6.2.5).
 MAX_MESSAGE = 64 * 1024
@@ -55,8 +57,13 @@ MAX_MESSAGE = 64 * 1024
 READ_TIMEOUT = 5.0
 #: Seconds to wait for an outgoing connection.
 CONNECT_TIMEOUT = 2.0
-#: Connections read at the same time, at most.
+#: Connections read at the same time, at most.  At the cap the listener
+#: stops accepting (new connections wait in the kernel's backlog, and are
+#: refused by the kernel when it is full) until one ends.
 MAX_CONNECTIONS = 32
+#: Seconds a sender has, after the connection is accepted, to send its first
+#: byte (senders write at once; a silent connection only holds a place).
+FIRST_BYTE_TIMEOUT = 1.0
 
 _decoder = json.JSONDecoder(parse_constant=lambda name: _reject(name))
 
@@ -98,6 +105,7 @@ class DocumentReceiver(Protocol):
         self._buffer = bytearray()
         self._done = False
         self._timer: IDelayedCall | None = None
+        self._first = None
         self.host = ""
 
     def connectionMade(self) -> None:
@@ -105,6 +113,8 @@ class DocumentReceiver(Protocol):
         if not self.host:  # the factory sets it from the accepted address
             self.host = peer_host(self.transport.getPeer())
         self._timer = self.factory.clock.callLater(self.factory.read_timeout, self._timed_out)
+        self._first: IDelayedCall | None = self.factory.clock.callLater(
+            min(self.factory.first_byte_timeout, self.factory.read_timeout), self._silent)
         # The sender writes at once after connecting: its document is
         # usually here already.  Read it now instead of on the reactor's
         # next turn (a nothing-yet read costs one failed recv).
@@ -113,6 +123,10 @@ class DocumentReceiver(Protocol):
             self.transport.loseConnection()  # closed or failed before a document
 
     def dataReceived(self, data: bytes) -> None:
+        if self._first is not None:
+            if self._first.active():
+                self._first.cancel()
+            self._first = None
         if self._done:
             return
         self._buffer += data
@@ -153,43 +167,60 @@ class DocumentReceiver(Protocol):
         self._finish(message=message)
 
     def _finish(self, message: Message | None = None,
-                error: ProtocolError | None = None) -> None:
+                error: ProtocolError | None = None, quiet: bool = False) -> None:
         if self._done:
             return
         self._done = True
         self._buffer = bytearray()
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+        for timer in (self._timer, self._first):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self._timer = self._first = None
         if self.transport is not None:
             self.transport.loseConnection()
         handler = self.factory.handler
         try:
             if error is not None:
-                self.log.warn("dropped LA4 message from {peer}: {reason}", peer=self.host,
-                              reason=error.message)
+                if not quiet:
+                    self.factory.bad_input.warn(("dropped", self.host),
+                                                "dropped LA4 message from {peer}: {reason}",
+                                                peer=self.host, reason=error.message)
                 handler.message_rejected(error, self.host)
             elif message is not None:
                 handler.message_received(message, self.host)
         except Exception:
             self.log.failure("LA4 message handler failed for {peer}", peer=self.host)
 
+    def _silent(self) -> None:
+        self._first = None
+        if self._done:
+            return
+        self.factory.bad_input.warn(("silent", self.host), "LA4 peer {peer} sent nothing in "
+                                    "{timeout} s", peer=self.host,
+                                    timeout=self.factory.first_byte_timeout)
+        self._finish(error=ProtocolError(
+            f"nothing sent within {self.factory.first_byte_timeout} s"), quiet=True)
+        if self.transport is not None:
+            _abort(self.transport)
+
     def _timed_out(self) -> None:
         self._timer = None
         if self._done:
             return
-        self.log.warn("LA4 peer {peer} did not finish its message in {timeout} s",
-                      peer=self.host, timeout=self.factory.read_timeout)
+        self.factory.bad_input.warn(("slow", self.host), "LA4 peer {peer} did not finish its "
+                                    "message in {timeout} s", peer=self.host,
+                                    timeout=self.factory.read_timeout)
         self._finish(error=ProtocolError(
             f"message not complete after {self.factory.read_timeout} s"))
         if self.transport is not None:
             _abort(self.transport)
 
     def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:
-        self.factory.connections -= 1
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-            self._timer = None
+        self.factory.connection_ended()
+        for timer in (self._timer, self._first):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self._timer = self._first = None
         if not self._done:
             self._try_decode(final=True)
             if not self._done:  # an incomplete prefix of an object, e.g. b"{"
@@ -236,6 +267,9 @@ class DocumentFactory(Factory):
     @param handler: gets each message or rejection.
     @param clock: for the read deadline.
     @param allowed: networks (C{"127.0.0.0/8"}) peers must be in; empty for any.
+    @param first_byte_timeout: seconds from accept to the first byte.
+    @ivar port: the listening port, once L{listening} was called: at
+        C{max_connections} it stops accepting until a connection ends.
     """
 
     log = Logger()
@@ -243,14 +277,39 @@ class DocumentFactory(Factory):
 
     def __init__(self, handler: DocumentHandler, clock: IReactorTime,
                  max_message: int = MAX_MESSAGE, read_timeout: float = READ_TIMEOUT,
-                 max_connections: int = MAX_CONNECTIONS, allowed: Sequence[str] = ()) -> None:
+                 max_connections: int = MAX_CONNECTIONS, allowed: Sequence[str] = (),
+                 first_byte_timeout: float = FIRST_BYTE_TIMEOUT) -> None:
         self.handler = handler
         self.clock = clock
         self.max_message = max_message
         self.read_timeout = read_timeout
+        self.first_byte_timeout = first_byte_timeout
         self.max_connections = max_connections
         self.allowed = [ipaddress.ip_network(n, strict=False) for n in allowed]
         self.connections = 0
+        self.port: Any = None
+        self.paused = False
+        self.bad_input = BadInputLog(self.log, clock)
+
+    def listening(self, port: IListeningPort) -> None:
+        """The port this factory serves (to stop accepting at the cap)."""
+        self.port = port
+
+    def _pause(self) -> None:
+        stop = getattr(self.port, "stopReading", None)
+        if stop is not None and not self.paused:
+            self.paused = True
+            stop()
+            self.bad_input.warn("paused", "LA4 listener: {count} connections open; new ones "
+                                "wait until one ends", count=self.connections)
+
+    def connection_ended(self) -> None:
+        """A connection ended: accept again if the cap had paused the listener."""
+        self.connections -= 1
+        if self.paused and self.connections < self.max_connections:
+            self.paused = False
+            if self.port is not None and getattr(self.port, "connected", True):
+                self.port.startReading()
 
     def _allowed(self, host: str) -> bool:
         if not self.allowed:
@@ -268,10 +327,12 @@ class DocumentFactory(Factory):
                           peer=host)
             return _Refused()
         if self.connections >= self.max_connections:
-            self.log.warn("refused LA4 connection from {peer}: {count} connections open",
-                          peer=host, count=self.connections)
+            self.bad_input.warn(("refused", host), "refused LA4 connection from {peer}: "
+                                "{count} connections open", peer=host, count=self.connections)
             return _Refused()
         self.connections += 1
+        if self.connections >= self.max_connections:
+            self._pause()
         proto = DocumentReceiver()
         proto.factory = self
         proto.host = host
