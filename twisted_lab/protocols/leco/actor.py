@@ -27,7 +27,7 @@ from twisted.logger import Logger
 
 from twisted_lab.data import Axis, Export, Signal
 from twisted_lab.description import Description
-from twisted_lab.errors import InvalidValue
+from twisted_lab.errors import InvalidValue, LabError
 from twisted_lab.interfaces import IDevice
 from twisted_lab.leases import Owner
 from twisted_lab.protocols.leco.component import DEFAULT_COORDINATOR, Component
@@ -131,6 +131,17 @@ class DeviceActor(Component):
 
     def _owner(self) -> Owner:
         return Owner("leco", self.caller or "?")
+
+    @property  # type: ignore[override]
+    def log_namespace(self) -> str:
+        """C{set_log_level} on an actor sets its device's log namespace."""
+        try:
+            device = self.registry.lookup(self.device_name)
+        except LabError:
+            return Component.log_namespace
+        namespace = getattr(getattr(device, "log", None), "namespace", None)
+        return namespace if isinstance(namespace, str) and namespace else \
+            Component.log_namespace
 
     def get_parameters(self, params: Any, frames: list[bytes]) -> Deferred[dict[str, Any]]:
         """C{get_parameters(parameters=[names])} → C{{name: value}}."""

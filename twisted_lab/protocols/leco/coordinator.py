@@ -420,7 +420,9 @@ class CoordinatorService(Service):
         return None
 
     def _rpc_set_log_level(self, params: Any, frames: list[bytes]) -> None:
-        set_log_level(params)
+        set_log_level(params, "twisted_lab.protocols.leco")
+        self.log.info("LECO log level set to {new_level} by {sender!r}",
+                      new_level=str(params)[:40], sender=self._ctx_sender)
 
     def _rpc_shut_down(self, params: Any, frames: list[bytes]) -> None:
         self.log.info("shut down requested by {sender!r}", sender=self._ctx_sender)

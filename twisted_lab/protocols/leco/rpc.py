@@ -402,22 +402,27 @@ class RPCServer:
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-def set_log_level(params: Any) -> None:
+def set_log_level(params: Any, namespace: str = "twisted_lab") -> None:
     """
     LECO's C{set_log_level(level)}, offered by every Component and the
-    Coordinator: sets the level of the standard-library logger
-    C{twisted_lab} (what an application sees when it routes Twisted's log
-    through L{twisted.logger.STDLibLogObserver}).
+    Coordinator: sets the level of C{namespace} in the lab's log filter
+    (L{twisted_lab.loglevels}), so the operator's log changes at once, and
+    of the standard-library logger of the same name (what an application
+    sees when it routes Twisted's log through
+    L{twisted.logger.STDLibLogObserver}).
 
     @param params: C{{"level": "INFO"}} or C{["INFO"]}.
+    @param namespace: the component's namespace.
     @raise InvalidValue: not one of L{LOG_LEVELS}.
     """
     import logging
 
+    from twisted_lab import loglevels
     from twisted_lab.errors import InvalidValue
 
     level = params.get("level") if isinstance(params, dict) else \
         (params[0] if isinstance(params, list) and params else None)
     if level not in LOG_LEVELS:
         raise InvalidValue(f"level must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
-    logging.getLogger("twisted_lab").setLevel(level)
+    loglevels.set_level(namespace, loglevels.LECO_LEVELS[level])
+    logging.getLogger(namespace).setLevel(level)
