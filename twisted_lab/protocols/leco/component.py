@@ -24,7 +24,8 @@ from twisted_lab.errors import DeviceOffline, DeviceTimeout, ProtocolError
 from twisted_lab.protocols.leco.locallink import LocalHub, LocalLink
 from twisted_lab.protocols.leco.message import (COORDINATOR, JSON, MESSAGE_ID, VERSION_BYTE, Message, check_name,
                                                 conversation_id, split_name)
-from twisted_lab.protocols.leco.rpc import (DUPLICATE_NAME, NOT_SIGNED_IN, RPCServer,
+from twisted_lab.protocols.leco.rpc import (DUPLICATE_NAME, NOT_SIGNED_IN, SERVER_ERROR,
+                                            RPCServer, encode_error,
                                             encode_notification, encode_request,
                                             remote_error, set_log_level)
 from twisted_lab.protocols.zmqutil import ZmqConnection, open_connection
@@ -84,6 +85,8 @@ class Component(Service):
         #: requests awaiting responses, by conversation id; the info of each
         #: is its resend (after signing in again), or None
         self._pending: PendingCalls[bytes] = PendingCalls(reactor)
+        #: the requests being answered (a Deferred's id → its message)
+        self._inflight: dict[int, Message] = {}
         self._next_id = 0
         self._last_sent = 0.0
         self._signed_in = False
@@ -169,6 +172,7 @@ class Component(Service):
         self._retry_call = None
         if self._socket is None:
             return succeed(None)
+        self._refuse_inflight()
         if self._signed_in:
             d = self._request(b"COORDINATOR", "sign_out", None, (), 1.0, wait=False)
             d.addErrback(lambda f: None)
@@ -343,11 +347,35 @@ class Component(Service):
         finally:
             self.caller = None
         if isinstance(out, Deferred):
+            key = id(out)
+            self._inflight[key] = message
+            out.addBoth(self._answered, key)
             out.addCallback(self._reply, message)
             out.addErrback(lambda f: self.log.failure("answering {sender} failed", f,
                                                       sender=sender))
         else:
             self._reply(out, message)
+
+    def _answered(self, result: Any, key: int) -> Any:
+        self._inflight.pop(key, None)
+        return result
+
+    def _refuse_inflight(self) -> None:
+        """At stop: an error response to every request still being answered."""
+        inflight, self._inflight = self._inflight, {}
+        for message in inflight.values():
+            try:
+                request = json.loads(message.payload[0])
+            except ValueError:
+                continue
+            if not isinstance(request, dict) or request.get("id") is None:
+                continue  # a notification (or a batch): no response expected
+            self._reply((encode_error(request["id"], SERVER_ERROR,
+                                      f"{self.component_name} is shutting down"), []), message)
+            # the late answer finds the socket closed and is dropped
+        if inflight:
+            self.log.info("{name}: answered {count} requests in progress with an error "
+                          "(shutting down)", name=self.component_name, count=len(inflight))
 
     def _reply(self, out: tuple[bytes | None, list[bytes]], message: Message) -> None:
         response, binary = out

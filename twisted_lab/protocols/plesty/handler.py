@@ -420,6 +420,30 @@ class PlestyHandler:
             raise ValueError(f"resources {missing} were not granted to {client}")
         return wanted
 
+    def shutdown_reply(self, frames: list[bytes]) -> list[Any] | None:
+        """
+        The reply to a request the server stops before answering: a
+        C{ConnectionAbortedError}, in the request's envelope (with its C{rid}).
+
+        @return: C{None} for a message that would have been dropped anyway.
+        """
+        if len(frames) == 2:
+            envelope, body = [frames[0]], frames[1]
+        elif len(frames) == 3 and frames[1] == b"":
+            envelope, body = [frames[0], b""], frames[2]
+        else:
+            return None
+        reply = error("ConnectionAbortedError",
+                      f"the server of {self.device_name!r} is shutting down")
+        if not self.strict and len(body) <= self.max_message_size:
+            try:
+                request = parse_request(body)
+            except Exception:
+                request = {}
+            if "rid" in request:
+                reply["rid"] = request["rid"]
+        return envelope + encode(reply)
+
     def release_all(self) -> None:
         """Release every client's lock (the server is stopping)."""
         if self._sweeper is not None and self._sweeper.active():

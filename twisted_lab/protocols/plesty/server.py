@@ -39,6 +39,8 @@ class PlestyServerConnection(ZmqConnection):
         self.handler = handler
         #: requests received per client identity (for the wire report)
         self.requests: Counter[bytes] = Counter()
+        #: the requests being carried out (a Deferred's id → its frames)
+        self.inflight: dict[int, list[bytes]] = {}
         super().__init__(reactor, socket)
 
     def logPrefix(self) -> str:
@@ -48,9 +50,31 @@ class PlestyServerConnection(ZmqConnection):
         if frames and len(self.requests) < 10000:
             self.requests[bytes(frames[0])] += 1
         d = Deferred.fromCoroutine(self.handler.handle(frames))
+        if not d.called:
+            key = id(d)
+            self.inflight[key] = frames
+            d.addBoth(self._answered, key)
         d.addCallback(self._reply)
         d.addErrback(lambda f: self.log.failure("answering a request to {device} failed", f,
                                                 device=self.handler.device_name))
+
+    def _answered(self, result: Any, key: int) -> Any:
+        self.inflight.pop(key, None)
+        return result
+
+    def refuse_inflight(self) -> int:
+        """
+        At stop: answer every request still being carried out with an error
+        (C{ConnectionAbortedError}), before the socket closes.
+
+        @return: how many were answered.
+        """
+        inflight, self.inflight = self.inflight, {}
+        for frames in inflight.values():
+            reply = self.handler.shutdown_reply(frames)
+            if reply is not None:
+                self.send(reply)
+        return len(inflight)
 
     def _reply(self, frames: list[Any] | None) -> None:
         if frames is not None and not self.send(frames):
@@ -122,6 +146,9 @@ class PlestyServerService(Service):
         """Close the socket and release the locks PLESTY clients held."""
         super().stopService()
         if self.connection is not None:
+            if self.connection.refuse_inflight():
+                # let ZMQ send those replies before the socket goes
+                self.connection.setsockopt(zmq.LINGER, 500)
             self.connection.close()
             self.connection = None
         if self._context is not None:
