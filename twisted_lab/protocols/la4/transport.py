@@ -105,7 +105,7 @@ class DocumentReceiver(Protocol):
         self._buffer = bytearray()
         self._done = False
         self._timer: IDelayedCall | None = None
-        self._first = None
+        self._first: IDelayedCall | None = None
         self.host = ""
 
     def connectionMade(self) -> None:
@@ -113,7 +113,7 @@ class DocumentReceiver(Protocol):
         if not self.host:  # the factory sets it from the accepted address
             self.host = peer_host(self.transport.getPeer())
         self._timer = self.factory.clock.callLater(self.factory.read_timeout, self._timed_out)
-        self._first: IDelayedCall | None = self.factory.clock.callLater(
+        self._first = self.factory.clock.callLater(
             min(self.factory.first_byte_timeout, self.factory.read_timeout), self._silent)
         # The sender writes at once after connecting: its document is
         # usually here already.  Read it now instead of on the reactor's

@@ -132,16 +132,15 @@ class DeviceActor(Component):
     def _owner(self) -> Owner:
         return Owner("leco", self.caller or "?")
 
-    @property  # type: ignore[override]
     def log_namespace(self) -> str:
         """C{set_log_level} on an actor sets its device's log namespace."""
         try:
             device = self.registry.lookup(self.device_name)
         except LabError:
-            return Component.log_namespace
+            return super().log_namespace()
         namespace = getattr(getattr(device, "log", None), "namespace", None)
         return namespace if isinstance(namespace, str) and namespace else \
-            Component.log_namespace
+            super().log_namespace()
 
     def get_parameters(self, params: Any, frames: list[bytes]) -> Deferred[dict[str, Any]]:
         """C{get_parameters(parameters=[names])} → C{{name: value}}."""

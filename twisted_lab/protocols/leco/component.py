@@ -137,13 +137,15 @@ class Component(Service):
         self.reactor.callLater(0, self.stopService)
         return None
 
-    #: the log namespace C{set_log_level} sets (subclasses name their own)
-    log_namespace = "twisted_lab.protocols.leco"
+    def log_namespace(self) -> str:
+        """The log namespace C{set_log_level} sets (subclasses name their own)."""
+        return "twisted_lab.protocols.leco"
 
     def _rpc_set_log_level(self, params: Any, frames: list[bytes]) -> None:
-        set_log_level(params, self.log_namespace)
+        namespace = self.log_namespace()
+        set_log_level(params, namespace)
         self.log.info("{name}: log level of {namespace} set to {new_level} by {caller}",
-                      name=self.full_name, namespace=self.log_namespace,
+                      name=self.full_name, namespace=namespace,
                       new_level=str(params)[:40], caller=self.caller)
 
     # -- service -------------------------------------------------------------------

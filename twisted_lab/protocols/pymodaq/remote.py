@@ -120,7 +120,7 @@ class RemoteDeviceMixin:
             self._values[setting.parameter.name] = setting.value
         self._stale = True
 
-    @property  # type: ignore[misc]
+    @property
     def _description(self) -> Description:
         """The description, rebuilt here if the parameters changed since."""
         current = self._current
