@@ -10,12 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.application.service import IService, MultiService
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 
 from twisted_lab.config import Config
 from twisted_lab.discovery import device_plugin, protocol_plugin
 from twisted_lab.registry import DeviceRegistry
+from twisted_lab.startup import StartupError
 
 __all__ = ["LabService", "build_service", "build_devices"]
 
@@ -36,11 +37,30 @@ class LabService(MultiService):
         self.setName("lab")
 
     def startService(self) -> None:
-        """Start every child and log what runs."""
-        super().startService()
+        """
+        Start every child and log what runs.
+
+        @raise StartupError: a listener could not bind; the children that
+            started are stopped again, so the lab never runs half-started.
+        """
+        try:
+            super().startService()
+        except StartupError as e:
+            self.log.critical("{message}", message=str(e), key=e.key, address=e.address,
+                              reason=e.reason)
+            self._stop_started()
+            raise
         self.log.info("lab started: {count} devices ({devices}); services: {services}",
                       count=len(self.registry), devices=", ".join(self.registry.names()),
                       services=", ".join(s.name or repr(s) for s in self))
+
+    def _stop_started(self) -> None:
+        self.running = False
+        for child in reversed(list(self)):
+            if child.running:
+                maybeDeferred(child.stopService).addErrback(
+                    lambda f: self.log.failure("stopping after a failed start", f))
+        self.registry.leases.clear()
 
     def stopService(self) -> Deferred[None]:
         """Stop every child (protocols first), then drop every lease."""

@@ -23,6 +23,7 @@ from twisted_lab.interfaces import IProtocolPlugin
 from twisted_lab.options import Option
 from twisted_lab.protocols.plesty.handler import DEFAULT_MAX_MESSAGE_SIZE
 from twisted_lab.registry import DeviceRegistry
+from twisted_lab.startup import guard
 
 __all__ = ["PlestyPlugin", "plugin"]
 
@@ -79,13 +80,14 @@ class PlestyPlugin:
         top.setName("plesty")
         if section.get("lease_ttl", 60.0) <= 0:
             raise ConfigError("must be positive", key="plesty.lease_ttl")
-        for entry in section.get("serve", []):
-            PlestyServerService(registry, entry["device"], entry["address"], reactor,
+        for i, entry in enumerate(section.get("serve", [])):
+            guard(PlestyServerService(registry, entry["device"], entry["address"], reactor,
                                 strict=section.get("strict", False),
                                 lease_ttl=section.get("lease_ttl", 60.0),
                                 max_message_size=section.get("max_message_size",
                                                              DEFAULT_MAX_MESSAGE_SIZE),
-                                ).setServiceParent(top)
+                                ), f"plesty.serve[{i}].address", entry["address"]
+                  ).setServiceParent(top)
         for entry in section.get("import", []):
             PlestyImportService(registry, entry["name"], entry["address"], reactor,
                                 timeout=entry.get("timeout", 5.0),
