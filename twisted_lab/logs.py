@@ -14,9 +14,11 @@ import sys
 from typing import IO, Any
 
 from twisted.logger import (FilteringLogObserver, ILogObserver, InvalidLogLevelError, LogLevel,
-                            LogLevelFilterPredicate, jsonFileLogObserver, textFileLogObserver)
+                            LogLevelFilterPredicate, PredicateResult, jsonFileLogObserver,
+                            textFileLogObserver)
 
-__all__ = ["COMPONENTS", "parse_levels", "make_predicate", "make_observer", "open_log_file"]
+__all__ = ["COMPONENTS", "ALWAYS", "parse_levels", "make_predicate", "make_observer",
+           "open_log_file"]
 
 #: Short component names and the namespaces they stand for.
 COMPONENTS = {
@@ -63,10 +65,24 @@ def parse_levels(text: str) -> tuple[LogLevel, dict[str, LogLevel]]:
     return default, namespaces
 
 
+#: An event field that passes every level filter (the version line).
+ALWAYS = "twisted_lab_always"
+
+
+class _LabPredicate(LogLevelFilterPredicate):
+    def __call__(self, event: Any) -> PredicateResult:
+        if event.get(ALWAYS):
+            return PredicateResult.yes
+        return super().__call__(event)  # type: ignore[no-any-return]
+
+
 def make_predicate(default: LogLevel, namespaces: dict[str, LogLevel]
                    ) -> LogLevelFilterPredicate:
-    """A predicate passing events at or above their namespace's level."""
-    predicate = LogLevelFilterPredicate(default)
+    """
+    A predicate passing events at or above their namespace's level, and
+    every event carrying the field L{ALWAYS}.
+    """
+    predicate = _LabPredicate(default)
     for namespace, level in namespaces.items():
         predicate.setLogLevelForNamespace(namespace, level)
     return predicate

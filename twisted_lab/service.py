@@ -7,7 +7,7 @@ Building the service tree of a lab: what embedding applications call.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from twisted.application.service import IService, MultiService
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -46,13 +46,28 @@ class LabService(MultiService):
         try:
             super().startService()
         except StartupError as e:
-            self.log.critical("{message}", message=str(e), key=e.key, address=e.address,
-                              reason=e.reason)
-            self._stop_started()
-            raise
+            self._failed(e)
         self.log.info("lab started: {count} devices ({devices}); services: {services}",
                       count=len(self.registry), devices=", ".join(self.registry.names()),
                       services=", ".join(s.name or repr(s) for s in self))
+
+    def privilegedStartService(self) -> None:
+        """
+        Let every child bind what needs privileges (twistd calls this before
+        L{startService}; the PyMoDAQ listeners bind here).
+
+        @raise StartupError: as L{startService}.
+        """
+        try:
+            super().privilegedStartService()
+        except StartupError as e:
+            self._failed(e)
+
+    def _failed(self, error: StartupError) -> NoReturn:
+        self.log.critical("{message}", message=str(error), key=error.key,
+                          address=error.address, reason=error.reason)
+        self._stop_started()
+        raise error
 
     def _stop_started(self) -> None:
         self.running = False

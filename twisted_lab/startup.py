@@ -110,9 +110,16 @@ def guard(service: S, key: str | Callable[[], tuple[str, str]], address: str = "
     @return: C{service}.
     """
     locate = key if callable(key) else (lambda: (str(key), address))
-    start = service.startService
+    # twistd calls privilegedStartService first (strports listen there), then
+    # startService
+    for method in ("privilegedStartService", "startService"):
+        setattr(service, method, _guarded(service, getattr(service, method), locate))
+    return service
 
-    def startService() -> None:
+
+def _guarded(service: Any, start: Callable[[], None], locate: Callable[[], tuple[str, str]]
+             ) -> Callable[[], None]:
+    def guarded_start() -> None:
         try:
             start()
         except StartupError:
@@ -124,5 +131,4 @@ def guard(service: S, key: str | Callable[[], tuple[str, str]], address: str = "
             where, what = locate()
             raise StartupError(where, what, bind_reason(e)) from None
 
-    setattr(service, "startService", startService)
-    return service
+    return guarded_start

@@ -197,7 +197,9 @@ def makeService(options: Options) -> IService:
     from twisted_lab.registry import DeviceRegistry
     from twisted_lab.service import build_service
 
-    log.info("{version} starting", version=version_line())
+    from twisted_lab.logs import ALWAYS
+
+    log.info("{version} starting", version=version_line(), **{ALWAYS: True})
     # a lab started in the background of a script inherits an ignored SIGINT;
     # restore the default so that the reactor installs its handler (Ctrl-C,
     # kill -INT stop the lab)
