@@ -75,3 +75,51 @@ def wait_for(path: str, text: str, process: subprocess.Popen[str], timeout: floa
             raise AssertionError(f"the lab exited ({process.returncode}):\n{content}")
         time.sleep(0.2)
     raise AssertionError(f"{text!r} not logged within {timeout} s:\n{content}")
+
+
+#: The built-in lab's ports, in the order L{builtin_lab_config} takes them.
+DEFAULT_PORTS = (6341, 12300, 11100, 11099, 5555, 5556, 5557, 5000, 5001)
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct loopback ports free right now."""
+    sockets = []
+    for _ in range(count):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        sockets.append(s)
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def builtin_lab_config(ports: dict[int, int]) -> str:
+    """
+    The built-in simulated lab as a config file, each default port replaced
+    by C{ports[default]}.
+    """
+    p = ports
+    return f"""\
+[lab]
+simulated = true
+
+[pymodaq]
+listen = ["tcp:{p[6341]}:interface=127.0.0.1"]
+
+[leco]
+port = {p[12300]}
+data_publish_port = {p[11100]}
+data_subscribe_port = {p[11099]}
+export = ["stage", "powermeter", "spectrometer", "camera", "la4"]
+
+[plesty]
+serve = [{{device = "powermeter", address = "tcp://127.0.0.1:{p[5555]}"}},
+         {{device = "stage", address = "tcp://127.0.0.1:{p[5556]}"}},
+         {{device = "camera", address = "tcp://127.0.0.1:{p[5557]}"}}]
+
+[la4]
+nodes = [{{name = "la4", host = "127.0.0.1", port = {p[5000]}}}]
+callback = "tcp:{p[5001]}:interface=127.0.0.1"
+node = {{enabled = true, port = {p[5000]}, coordinator = "127.0.0.1:{p[5001]}"}}
+"""

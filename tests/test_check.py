@@ -138,14 +138,15 @@ class SummaryTests(SynchronousTestCase):
 
     def test_builtin_lab_has_five_devices(self) -> None:
         """The built-in lab's summary lists the 5 devices the running lab has (the
-        LA4 board included) and its 8 listeners."""
+        LA4 board included) and its 9 listeners."""
         config = default_config()
         report = check(config)
         self.assertEqual([name for name, _ in report.devices],
                          ["stage", "powermeter", "spectrometer", "camera", "la4"])
         self.assertEqual([str(a) for _, _, a in report.listeners], [
             "127.0.0.1:6341", "127.0.0.1:12300", "127.0.0.1:11100", "127.0.0.1:11099",
-            "127.0.0.1:5555", "127.0.0.1:5556", "127.0.0.1:5000", "127.0.0.1:5001"])
+            "127.0.0.1:5555", "127.0.0.1:5556", "127.0.0.1:5557", "127.0.0.1:5000",
+            "127.0.0.1:5001"])
         self.assertEqual(report.errors + report.warnings, [])
 
     def test_check_exit_status(self) -> None:

@@ -17,9 +17,11 @@ from twisted.trial.unittest import SynchronousTestCase
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-#: The simulated lab's listeners (DESIGN.md §6): PyMoDAQ, LECO, PLESTY x2, LA4 node.
-PORTS = {"pymodaq": 6341, "leco": 12300, "plesty powermeter": 5555, "plesty stage": 5556,
-         "la4 node": 5000}
+#: The simulated lab's listeners (every port README.md lists): PyMoDAQ, LECO
+#: Coordinator and data proxy, PLESTY x3, LA4 node and coordinator callbacks.
+PORTS = {"pymodaq": 6341, "leco": 12300, "leco data publishers": 11100,
+         "leco data subscribers": 11099, "plesty powermeter": 5555, "plesty stage": 5556,
+         "plesty camera": 5557, "la4 node": 5000, "la4 callbacks": 5001}
 
 
 def connectable(port: int) -> bool:

@@ -59,7 +59,8 @@ class Options(usage.Options):
         "from one process. With no --config, runs the built-in simulated lab (stage, "
         "powermeter, spectrometer, camera, la4) on every protocol, on 127.0.0.1 only: "
         "PyMoDAQ server 6341, LECO Coordinator 12300 (namespace 'lab'), PLESTY powermeter "
-        "5555 and stage 5556, LA4 node 5000. Documentation, the configuration reference "
+        "5555, stage 5556 and camera 5557, LECO data proxy 11100/11099, LA4 node 5000 "
+        "and its coordinator's callbacks 5001. Documentation, the configuration reference "
         "(configuration.md) and example configs: " + docs_location() + " . --version prints "
         "the twisted_lab version."
     )

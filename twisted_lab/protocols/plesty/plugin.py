@@ -28,7 +28,7 @@ from twisted_lab.startup import guard
 __all__ = ["PlestyPlugin", "plugin"]
 
 #: Default addresses of the simulated lab (DESIGN.md §6).
-DEFAULT_PORTS = {"powermeter": 5555, "stage": 5556}
+DEFAULT_PORTS = {"powermeter": 5555, "stage": 5556, "camera": 5557}
 
 _SERVE = {
     "device": Option(str, doc="the registry device to serve"),
@@ -66,7 +66,7 @@ class PlestyPlugin:
     }
 
     def default_section(self, device_names: list[str]) -> dict[str, Any]:
-        """Serve the power meter on 127.0.0.1:5555 and the stage on :5556."""
+        """Serve the power meter on 127.0.0.1:5555, the stage on :5556, the camera on :5557."""
         return {"serve": [{"device": name, "address": f"tcp://127.0.0.1:{port}"}
                           for name, port in DEFAULT_PORTS.items() if name in device_names]}
 
