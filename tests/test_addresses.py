@@ -10,8 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_lab.addresses import (Address, check_client_endpoint, parse_server_endpoint,
-                                   parse_zmq_address)
+from twisted_lab.addresses import (
+    Address,
+    check_client_endpoint,
+    parse_server_endpoint,
+    parse_zmq_address,
+)
 
 #: addresses to bind: only loopback, port * (a free one) so binding never clashes
 BIND_CASES = ["tcp://127.0.0.1:*", "tcp://127.0.0.1", "127.0.0.1:5555", "tcp://:*",

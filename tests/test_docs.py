@@ -34,8 +34,15 @@ from dataclasses import dataclass
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.labproc import (DEFAULT_PORTS, ROOT, builtin_lab_config, env, free_ports,
-                           start_twistd, wait_for)
+from tests.labproc import (
+    DEFAULT_PORTS,
+    ROOT,
+    builtin_lab_config,
+    env,
+    free_ports,
+    start_twistd,
+    wait_for,
+)
 from tests.peers import peer_env, peer_python
 from twisted_lab.check import check
 from twisted_lab.config import default_config

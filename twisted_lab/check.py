@@ -18,10 +18,15 @@ the peers it will connect to.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable
 
-from twisted_lab.addresses import (Address, check_client_endpoint, parse_server_endpoint,
-                                   parse_zmq_address)
+from twisted_lab.addresses import (
+    Address,
+    check_client_endpoint,
+    parse_server_endpoint,
+    parse_zmq_address,
+)
 from twisted_lab.config import Config
 from twisted_lab.discovery import did_you_mean
 
@@ -78,14 +83,14 @@ class Report:
 def _pymodaq(report: Report, s: dict[str, Any]) -> None:
     for i, description in enumerate(s["listen"]):
         report.listen(f"pymodaq.listen[{i}]", "PyMoDAQ TCP server",
-                      lambda d=description: parse_server_endpoint(d))
+                      partial(parse_server_endpoint, description))
     for i, entry in enumerate(s["import"]):
         report.devices.append((entry["name"], "PyMoDAQ client, when it connects "
                                f"(pymodaq.import[{i}])"))
     for i, entry in enumerate(s["export"]):
         report.wants(f"pymodaq.export[{i}].device", entry["device"])
         report.peer(f"pymodaq.export[{i}].server", f"PyMoDAQ main computer ({entry['device']})",
-                    entry["server"], lambda d=entry["server"]: check_client_endpoint(d))
+                    entry["server"], partial(check_client_endpoint, entry["server"]))
 
 
 def _leco(report: Report, s: dict[str, Any]) -> None:
@@ -98,8 +103,7 @@ def _leco(report: Report, s: dict[str, Any]) -> None:
                     lambda: parse_zmq_address(s["connect"], bind=False))
     for i, address in enumerate(s["federate"]):
         report.peer(f"leco.federate[{i}]", "LECO Coordinator (federation)", address,
-                    lambda a=address: parse_zmq_address(f"tcp://{a}", bind=False)
-                    if "://" not in a else _no_scheme(a))
+                    partial(_federate_address, address))
     if s["data_proxy"]:
         report.listen("leco.data_publish_port", "LECO data proxy, publishers (XSUB)",
                       lambda: parse_zmq_address(f"tcp://{s['data_host']}:"
@@ -115,7 +119,10 @@ def _leco(report: Report, s: dict[str, Any]) -> None:
         report.peers.append((f"leco.remote[{i}]", "LECO actor", actor))
 
 
-def _no_scheme(address: str) -> Address:
+def _federate_address(address: str) -> Address:
+    """A C{[leco] federate} entry: host:port, checked as a ZeroMQ address."""
+    if "://" not in address:
+        return parse_zmq_address(f"tcp://{address}", bind=False)
     raise ValueError(f"must be host:port, without a scheme; did you mean "
                      f"{address.partition('://')[2]!r}?")
 
@@ -124,13 +131,13 @@ def _plesty(report: Report, s: dict[str, Any]) -> None:
     for i, entry in enumerate(s["serve"]):
         report.wants(f"plesty.serve[{i}].device", entry["device"])
         report.listen(f"plesty.serve[{i}].address", f"PLESTY server ({entry['device']})",
-                      lambda a=entry["address"]: parse_zmq_address(a))
+                      partial(parse_zmq_address, entry["address"]))
     for i, entry in enumerate(s["import"]):
         report.devices.append((entry["name"], f"PLESTY server {entry['address']} "
                                f"(plesty.import[{i}])"))
         report.peer(f"plesty.import[{i}].address", f"PLESTY server ({entry['name']})",
                     entry["address"],
-                    lambda a=entry["address"]: parse_zmq_address(a, bind=False))
+                    partial(parse_zmq_address, entry["address"], bind=False))
 
 
 def _la4(report: Report, s: dict[str, Any]) -> None:

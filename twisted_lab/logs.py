@@ -13,9 +13,16 @@ from __future__ import annotations
 import sys
 from typing import IO, Any
 
-from twisted.logger import (FilteringLogObserver, ILogObserver, InvalidLogLevelError, LogLevel,
-                            LogLevelFilterPredicate, PredicateResult, jsonFileLogObserver,
-                            textFileLogObserver)
+from twisted.logger import (
+    FilteringLogObserver,
+    ILogObserver,
+    InvalidLogLevelError,
+    LogLevel,
+    LogLevelFilterPredicate,
+    PredicateResult,
+    jsonFileLogObserver,
+    textFileLogObserver,
+)
 
 __all__ = ["COMPONENTS", "ALWAYS", "parse_levels", "make_predicate", "make_observer",
            "open_log_file"]
@@ -38,7 +45,8 @@ _ALIASES = {"warning": "warn", "crit": "critical", "err": "error"}
 def _level(text: str) -> LogLevel:
     name = text.strip().lower()
     try:
-        return LogLevel.levelWithName(_ALIASES.get(name, name))
+        level: LogLevel = LogLevel.levelWithName(_ALIASES.get(name, name))
+        return level
     except InvalidLogLevelError:
         raise ValueError(f"unknown log level {text!r}; levels are: debug, info, warn, error, "
                          "critical") from None
@@ -71,9 +79,9 @@ ALWAYS = "twisted_lab_always"
 
 class _LabPredicate(LogLevelFilterPredicate):
     def __call__(self, event: Any) -> PredicateResult:
-        if event.get(ALWAYS):
-            return PredicateResult.yes
-        return super().__call__(event)  # type: ignore[no-any-return]
+        result: PredicateResult = (PredicateResult.yes if event.get(ALWAYS)
+                                   else super().__call__(event))
+        return result
 
 
 def make_predicate(default: LogLevel, namespaces: dict[str, LogLevel]

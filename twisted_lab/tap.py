@@ -195,10 +195,9 @@ def makeService(options: Options) -> IService:
     """
     from twisted.internet import reactor
 
+    from twisted_lab.logs import ALWAYS
     from twisted_lab.registry import DeviceRegistry
     from twisted_lab.service import build_service
-
-    from twisted_lab.logs import ALWAYS
 
     log.info("{version} starting", version=version_line(), **{ALWAYS: True})
     # a lab started in the background of a script inherits an ignored SIGINT;
