@@ -129,6 +129,22 @@ class RunningLabTests(SynchronousTestCase):
         self.assertNotIn("twisted.scripts._twistd_unix.UnixAppLogger", namespaces)
         self.assertEqual(sorted(os.listdir(cwd)), ["lab.log", "lab.toml"])
 
+    def test_sigint_ignored_by_parent(self) -> None:
+        """A lab started in a script's background (SIGINT ignored, as a shell does
+        for background jobs) still stops on SIGINT."""
+        cwd = os.path.abspath(self.mktemp())
+        os.makedirs(cwd)
+        with open(os.path.join(cwd, "lab.toml"), "w") as f:
+            f.write(FREE_PORTS_LAB)
+        log = os.path.join(cwd, "lab.log")
+        process = start_twistd(["-n", "--logfile", log, "lab", "--config", "lab.toml"], cwd,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        self.addCleanup(lambda: process.poll() is None and process.kill())
+        wait_for(log, "lab started", process)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=20)
+        self.assertIn("lab stopped", open(log).read())
+
     def test_text_debug_filtered(self) -> None:
         """The default level is info: text lines, no debug lines, the version first."""
         cwd = os.path.abspath(self.mktemp())
