@@ -13,7 +13,7 @@ from twisted.application.service import IServiceMaker
 from twisted.plugin import getPlugins
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_lab.tap import Options
+from twisted_lab.tap import Options, docs_location
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -38,8 +38,12 @@ class DropinTests(SynchronousTestCase):
         """`twistd -n lab --help` documents every option."""
         out = run_twistd("-n", "lab", "--help")
         self.assertEqual(out.returncode, 0, out.stderr)
-        for option in ("--config", "--check", "--list", "simulated lab", "127.0.0.1"):
+        for option in ("--config", "--check", "--list", "--log-level", "--log-format",
+                       "--version", "simulated lab", "127.0.0.1"):
             self.assertIn(option, out.stdout)
+        # it names where the documentation is, and it is there
+        self.assertIn(docs_location(), out.stdout.replace("\n", " ").replace("  ", " "))
+        self.assertTrue(os.path.exists(os.path.join(docs_location(), "configuration.md")))
 
     def test_twistd_lists_lab(self) -> None:
         """`twistd --help` lists the lab command."""
