@@ -135,7 +135,9 @@ class Options(usage.Options):
         from twisted_lab.logs import make_observer, open_log_file
 
         parent: Any = getattr(self, "parent", None)
-        if parent is None or parent.get("syslog"):
+        # only under twistd (whose options have nodaemon); twist logs by itself
+        if parent is None or "nodaemon" not in getattr(parent, "opts", {}) or \
+                parent.get("syslog"):
             return None
         output = open_log_file(parent.get("logfile") or "", bool(parent.get("nodaemon")))
         default, namespaces = self.log_levels
