@@ -23,6 +23,7 @@ from twisted.python import usage
 
 from twisted_lab import __version__
 from twisted_lab.errors import ConfigError
+from twisted_lab.logs import COMPONENTS
 
 __all__ = ["Options", "makeService", "docs_location", "version_line"]
 
@@ -69,8 +70,7 @@ class Options(usage.Options):
                               "Default: the built-in simulated lab."],
         ["log-level", None, "info", "Lowest level logged (debug, info, warn, error, critical), "
                                     "then per component: info,leco=debug,plesty=warn "
-                                    "(components: " + ", ".join(sorted(
-                                        __import__("twisted_lab.logs").logs.COMPONENTS)) + ")."],
+                                    "(components: " + ", ".join(sorted(COMPONENTS)) + ")."],
         ["log-format", None, "text", "text (one human-readable line per event) or json "
                                      "(one JSON object per line), written where twistd logs "
                                      "(--logfile; standard output with -n)."],
