@@ -7,6 +7,7 @@ protocol on 127.0.0.1, and stops cleanly within 2 s of Ctrl-C.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -62,7 +63,16 @@ class SimulatedLabProcessTests(SynchronousTestCase):
             self.assertRegex(text, rf"services: .*\b{service}\b")
         # the LA4 node reaches the registry over its own protocol
         time.sleep(1.5)
-        self.assertIn("registered device la4", open(log).read())
+        text = open(log).read()
+        self.assertIn("registered device la4", text)
+        # --check's summary of the built-in lab names exactly the running lab's devices
+        check = subprocess.run(
+            [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n", "lab",
+             "--check"], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+        summary = check.stdout.split("devices (", 1)[1].split("listeners (", 1)[0]
+        checked = sorted(line.split()[0] for line in summary.splitlines()[1:])
+        registered = sorted(set(re.findall(r"registered device (\w+)", text)))
+        self.assertEqual(checked, registered)
         for name, port in PORTS.items():
             self.assertTrue(connectable(port), name)
         started = time.monotonic()
