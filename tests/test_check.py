@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -171,3 +172,31 @@ class SummaryTests(SynchronousTestCase):
         out = run_twistd(["-n", "lab", "--check", "--config", path], ROOT)
         self.assertEqual(out.returncode, 1)
         self.assertIn("did you mean 'sim.stage'?", out.stderr)
+
+
+class PluginSectionTests(SynchronousTestCase):
+    """Another plugin's section describes itself to --check."""
+
+    def test_check_section_hook(self) -> None:
+        """A plugin's check_section adds its listener to the summary and to the
+        port-clash search; a plugin without one is skipped."""
+        from twisted_lab import check as check_module
+        from twisted_lab.addresses import parse_server_endpoint
+        from twisted_lab.config import Config, ProtocolSection
+
+        class Acme:
+            def check_section(self, report: Any, section: dict[str, Any]) -> None:
+                report.listen("acme.listen", "ACME server",
+                              lambda: parse_server_endpoint(section["listen"]))
+
+        plugins = {"acme": Acme(), "silent": object()}
+        self.patch(check_module, "protocol_plugin", lambda name, file=None: plugins[name])
+        leco = parse_config({"leco": {"port": 7000}}, "lab.toml").protocols[0]
+        config = Config([], [leco, ProtocolSection("acme", {"listen": "tcp:7000"}),
+                             ProtocolSection("silent", {})], {}, "lab.toml")
+        report = check(config)
+        self.assertIn(("acme.listen", "ACME server", parse_server_endpoint("tcp:7000")),
+                      report.listeners)
+        self.assertEqual(report.errors, [("acme.listen", "port 7000 is also used by leco.port "
+                                                         "(127.0.0.1:7000); give one of them "
+                                                         "another port")])

@@ -28,7 +28,7 @@ from twisted_lab.addresses import (
     parse_zmq_address,
 )
 from twisted_lab.config import Config
-from twisted_lab.discovery import did_you_mean
+from twisted_lab.discovery import did_you_mean, protocol_plugin
 
 __all__ = ["Report", "check", "render", "did_you_mean"]
 
@@ -173,6 +173,11 @@ def check(config: Config) -> Report:
         report.devices.append((device.name, device.type))
     for section in config.protocols:
         inspect = _SECTIONS.get(section.name)
+        if inspect is None:
+            # another plugin's section: it may describe itself
+            # (check_section(report, options), recording with report.listen,
+            # report.peer, report.wants and report.devices)
+            inspect = getattr(protocol_plugin(section.name, config.file), "check_section", None)
         if inspect is not None:
             inspect(report, section.options)
     # two listeners on one port
