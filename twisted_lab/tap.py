@@ -54,7 +54,8 @@ class Options(usage.Options):
     Options of C{twistd lab}.
     """
 
-    synopsis = "[--config lab.toml] [--check] [--list]"
+    synopsis = ("[--config lab.toml] [--check] [--list] [--log-level LEVELS] "
+                "[--log-format text|json] [--version]")
     longdesc = (
         "Serve laboratory instruments over PyMoDAQ TCP/IP, LECO, PLESTY and LA4 pycom "
         "from one process. With no --config, runs the built-in simulated lab (stage, "
