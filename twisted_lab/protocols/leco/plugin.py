@@ -33,6 +33,7 @@ from zope.interface import implementer
 from twisted_lab.interfaces import IProtocolPlugin
 from twisted_lab.options import Option
 from twisted_lab.registry import DeviceRegistry
+from twisted_lab.startup import guard
 
 __all__ = ["LecoPlugin", "plugin", "make_service"]
 
@@ -91,7 +92,7 @@ def make_service(registry: DeviceRegistry, section: dict[str, Any], reactor: Any
         coordinator = CoordinatorService(section["namespace"], f"tcp://{host}:{port}", reactor,
                                          coordinators=section["federate"])
         coordinator.setName("coordinator")
-        coordinator.setServiceParent(top)
+        guard(coordinator, "leco.port", f"tcp://{host}:{port}").setServiceParent(top)
         if not section["connect"]:
             hub = coordinator.local_hub
     proxy: ProxyService | None = None
@@ -100,7 +101,10 @@ def make_service(registry: DeviceRegistry, section: dict[str, Any], reactor: Any
                              f"tcp://{section['data_host']}:{section['data_publish_port']}",
                              f"tcp://{section['data_host']}:{section['data_subscribe_port']}")
         proxy.setName("data-proxy")
-        proxy.setServiceParent(top)
+        xsub, xpub = proxy.xsub_address, proxy.xpub_address
+        own = proxy
+        guard(proxy, lambda: (("leco.data_publish_port", xsub) if own.xsub_endpoint is None
+                              else ("leco.data_subscribe_port", xpub))).setServiceParent(top)
     topics: dict[str, Any] = {}
     for name in section["export"]:
         actor = DeviceActor(registry, name, connect, reactor,

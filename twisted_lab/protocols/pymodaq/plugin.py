@@ -36,6 +36,7 @@ from twisted_lab.protocols.pymodaq.codec import VERSIONS
 from twisted_lab.protocols.pymodaq.parser import DEFAULT_MAX_SIZE
 from twisted_lab.protocols.pymodaq.server import PyMoDAQServerFactory
 from twisted_lab.registry import DeviceRegistry
+from twisted_lab.startup import guard
 
 __all__ = ["PyMoDAQPlugin", "PyMoDAQService", "plugin", "DEFAULT_LISTEN", "DEFAULT_SERVER"]
 
@@ -131,8 +132,9 @@ class PyMoDAQPlugin:
                                            section["grab_dim"])
             top.server_factories.append(factory)
             top.listen = list(section["listen"])
-            for description in section["listen"]:
-                strports.service(description, factory, reactor=reactor).setServiceParent(top)
+            for i, description in enumerate(section["listen"]):
+                guard(strports.service(description, factory, reactor=reactor),
+                      f"pymodaq.listen[{i}]", description).setServiceParent(top)
         for export in section["export"]:
             client = PyMoDAQClientFactory(registry, export["device"], export["role"],
                                           export["version"] or version, max_size)
