@@ -1,0 +1,1 @@
+PLESTY: `describe` publishes each operation's budget (the deadline of the device's driver), so plesty-lib >= 0.4 clients wait for long operations instead of timing out; our own PLESTY client and imported PLESTY devices honour published budgets too. The PLESTY interop tests run against plesty-lib 0.5.2 as well as 0.6.0.
