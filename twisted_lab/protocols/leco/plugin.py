@@ -11,6 +11,7 @@ Example::
     host = "127.0.0.1"
     port = 12300
     namespace = "lab"
+    advertise = "labpc.example.org"  # how other nodes reach us (default: see below)
     federate = ["192.0.2.7:12300"]  # other Coordinators (ours or pyleco's)
     export = ["stage", "camera"]    # registry devices offered as actors
     data_proxy = true               # run the XSUB/XPUB proxy
@@ -54,6 +55,9 @@ OPTIONS: dict[str, Option] = {
     "namespace": Option(str, "lab", "Namespace of our Coordinator's node."),
     "connect": Option(str, "", "ZeroMQ address of the Coordinator our actors and director "
                                "use (default: ours, reached in memory)."),
+    "advertise": Option(str, "", "host or host:port other Coordinators reach ours at "
+                                 "(default: the bind address when it is a specific one, the "
+                                 "host name when bound to every interface; never 0.0.0.0)."),
     "federate": Option(list, [], "Other Coordinators (host:port) to link with.",
                        items={"*": Option(str)}),
     "export": Option(list, [], "Registry devices offered as LECO actors.",
@@ -89,7 +93,8 @@ def make_service(registry: DeviceRegistry, section: dict[str, Any], reactor: Any
     hub: LocalHub | None = None
     if section["coordinator"]:
         coordinator = CoordinatorService(section["namespace"], f"tcp://{host}:{port}", reactor,
-                                         coordinators=section["federate"])
+                                         coordinators=section["federate"],
+                                         advertised=section["advertise"] or None)
         coordinator.setName("coordinator")
         coordinator.setServiceParent(top)
         if not section["connect"]:
