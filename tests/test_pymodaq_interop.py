@@ -1,8 +1,10 @@
 # -*- test-case-name: tests.test_pymodaq_interop -*-
 """
-Interoperability with the real pymodaq 4.4.11 (its venv, see C{tests/peers}).
+Interoperability with the real pymodaq 4.4.11, 4.3.7, 4.2.5 and 4.1.5 (one
+venv each, see C{tests/peers}), each spoken to in its own wire version
+(4.4, 4.3, 4.2, 4.1.3): every test below runs against every release.
 
-These tests fail (never skip) when the peer is not installed.
+These tests fail (never skip) when a peer is not installed.
 
   - client role: PyMoDAQ's own C{TCPServer} plugins (0D/1D/2D viewer, move)
     drive our export connection: grabs, moves, position queries, C{set_info}
@@ -36,26 +38,30 @@ async def eventually(check: Any, timeout: float = 10.0) -> None:
     raise AssertionError(f"condition not reached within {timeout} s")
 
 
-class ClientRoleInteropTests(TestCase):
+class ClientRoleInteropMixin:
     """PyMoDAQ's TCPServer plugins drive a registry device we export."""
 
     timeout = 120
+    #: the peer venv and the wire version we speak to it
+    peer = "pymodaq4"
+    wire = "4.4"
 
-    async def export(self, kind: str, device: Any) -> Any:
+    async def export(self: Any, kind: str, device: Any) -> Any:
         """Start the peer server of C{kind}, export C{device} to it."""
         registry = DeviceRegistry(reactor)
         registry.register(device)
-        peer = start_peer(self, "pymodaq4_server.py", kind)
+        peer = start_peer(self, "pymodaq4_server.py", kind, peer=self.peer)
         port = (await peer.next("port", 90))["port"]
         service = PyMoDAQExportService(reactor, f"tcp:host=127.0.0.1:port={port}",
-                                       PyMoDAQClientFactory(registry, device.name))
+                                       PyMoDAQClientFactory(registry, device.name,
+                                                            wire=self.wire))
         service.startService()
         self.addCleanup(service.stopService)
         peer.send(op="wait_client")
         client = await peer.next("client")
         return peer, client
 
-    async def grab(self, kind: str, dim: str, shape: list[int]) -> Any:
+    async def grab(self: Any, kind: str, dim: str, shape: list[int]) -> Any:
         camera = make_camera("camera", dim)
         peer, client = await self.export(kind, camera)
         self.assertEqual(client["types"], ["GRABBER"])
@@ -69,17 +75,17 @@ class ClientRoleInteropTests(TestCase):
         self.assertEqual(signal["first"], 1.0)
         return peer, camera, signal
 
-    async def test_viewer_0d_grab(self) -> None:
+    async def test_viewer_0d_grab(self: Any) -> None:
         """The 0D viewer server grabs our detector's value with its units."""
         await self.grab("0D", "Data0D", [1])
 
-    async def test_viewer_1d_grab(self) -> None:
+    async def test_viewer_1d_grab(self: Any) -> None:
         """The 1D viewer server grabs our spectrum with its axis."""
         _, _, signal = await self.grab("1D", "Data1D", [5])
         self.assertEqual(signal["axes"], [{"label": "axis0", "units": "mm", "size": 5,
                                            "index": 0}])
 
-    async def test_viewer_2d_grab_and_settings(self) -> None:
+    async def test_viewer_2d_grab_and_settings(self: Any) -> None:
         """
         The 2D viewer server grabs our image with both axes; its C{set_info}
         changes our parameter, and our parameter change reaches its settings.
@@ -100,7 +106,7 @@ class ClientRoleInteropTests(TestCase):
         self.assertEqual(settings["settings"], {"exposure": 0.7})
         self.assertEqual(settings["types"], ["GRABBER"])
 
-    async def test_move_server(self) -> None:
+    async def test_move_server(self: Any) -> None:
         """
         The move server reads our units, moves absolute/relative/home and
         queries the position; C{stop_motion} gets no reply and breaks nothing.
@@ -122,25 +128,28 @@ class ClientRoleInteropTests(TestCase):
         self.assertIn(("stop",), stage.calls)
 
 
-class ServerRoleInteropTests(TestCase):
+class ServerRoleInteropMixin:
     """PyMoDAQ's TCPClient instruments connect to our server role."""
 
     timeout = 150
+    peer = "pymodaq4"
+    wire = "4.4"
 
-    async def test_grabber_and_actuator(self) -> None:
+    async def test_grabber_and_actuator(self: Any) -> None:
         """
         A GRABBER and an ACTUATOR connect at once; each is a device we grab,
         move and configure through the registry; on leaving each goes offline
         (pending calls fail) and a reconnecting client gets its name back.
         """
         registry = DeviceRegistry(reactor)
-        factory = PyMoDAQServerFactory(registry, reactor, call_timeout=10)
+        factory = PyMoDAQServerFactory(registry, reactor, self.wire, call_timeout=10)
         port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
         self.addCleanup(port.stopListening)
         self.addCleanup(factory.stop)
         number = str(port.getHost().port)
-        grabber = start_peer(self, "pymodaq4_client.py", "GRABBER", number, "cam")
-        actuator = start_peer(self, "pymodaq4_client.py", "ACTUATOR", number)
+        grabber = start_peer(self, "pymodaq4_client.py", "GRABBER", number, "cam",
+                             peer=self.peer)
+        actuator = start_peer(self, "pymodaq4_client.py", "ACTUATOR", number, peer=self.peer)
         await eventually(lambda: len(registry.names()) == 2 and all(
             d.online and d._settings for d in factory.devices.values()), 90)
         self.assertEqual(sorted(registry.names()),
@@ -183,8 +192,52 @@ class ServerRoleInteropTests(TestCase):
         self.assertTrue(camera.online)
         self.assertEqual((await camera.grab()).name, "peer")
 
-        again = start_peer(self, "pymodaq4_client.py", "ACTUATOR", number)
+        again = start_peer(self, "pymodaq4_client.py", "ACTUATOR", number, peer=self.peer)
         await eventually(lambda: stage.online, 90)
         self.assertIs(await registry.get("pymodaq_actuator_127_0_0_1"), stage)
         self.assertEqual(await stage.move_abs(2.0), 2.0)
         await again.next("move_abs")
+
+
+class ClientRoleInterop44Tests(ClientRoleInteropMixin, TestCase):
+    """pymodaq 4.4.11's TCPServer plugins, wire 4.4."""
+
+
+class ClientRoleInterop43Tests(ClientRoleInteropMixin, TestCase):
+    """pymodaq 4.3.7's TCPServer plugins, wire 4.3."""
+
+    peer, wire = "pymodaq43", "4.3"
+
+
+class ClientRoleInterop42Tests(ClientRoleInteropMixin, TestCase):
+    """pymodaq 4.2.5's TCPServer plugins, wire 4.2."""
+
+    peer, wire = "pymodaq42", "4.2"
+
+
+class ClientRoleInterop41Tests(ClientRoleInteropMixin, TestCase):
+    """pymodaq 4.1.5's TCPServer plugins, wire 4.1.3."""
+
+    peer, wire = "pymodaq41", "4.1.3"
+
+
+class ServerRoleInterop44Tests(ServerRoleInteropMixin, TestCase):
+    """pymodaq 4.4.11's TCPClient instruments, wire 4.4."""
+
+
+class ServerRoleInterop43Tests(ServerRoleInteropMixin, TestCase):
+    """pymodaq 4.3.7's TCPClient instruments, wire 4.3."""
+
+    peer, wire = "pymodaq43", "4.3"
+
+
+class ServerRoleInterop42Tests(ServerRoleInteropMixin, TestCase):
+    """pymodaq 4.2.5's TCPClient instruments, wire 4.2."""
+
+    peer, wire = "pymodaq42", "4.2"
+
+
+class ServerRoleInterop41Tests(ServerRoleInteropMixin, TestCase):
+    """pymodaq 4.1.5's TCPClient instruments, wire 4.1.3."""
+
+    peer, wire = "pymodaq41", "4.1.3"
