@@ -38,6 +38,14 @@ async def eventually(check: Any, timeout: float = 10.0) -> None:
     raise AssertionError(f"condition not reached within {timeout} s")
 
 
+def units_on_wire(wire: str, units: str) -> str:
+    """
+    The units a peer of C{wire} sees: data units (and an actuator's axis
+    units) travel only from PyMoDAQ 4.4 on (spec pymodaq-tcp.md §9).
+    """
+    return units if wire == "4.4" else ""
+
+
 class ClientRoleInteropMixin:
     """PyMoDAQ's TCPServer plugins drive a registry device we export."""
 
@@ -71,7 +79,8 @@ class ClientRoleInteropMixin:
         (signal,) = data["signals"]
         self.assertEqual((data["name"], signal["kind"], signal["dim"], signal["units"],
                           signal["shape"]),
-                         ("camera", "DataFromPlugins", dim, "counts", shape))
+                         ("camera", "DataFromPlugins", dim, units_on_wire(self.wire, "counts"),
+                          shape))
         self.assertEqual(signal["first"], 1.0)
         return peer, camera, signal
 
@@ -113,7 +122,8 @@ class ClientRoleInteropMixin:
         """
         stage = FakeActuator("stage", units="mm")
         peer, client = await self.export("move", stage)
-        self.assertEqual((client["types"], client["axis_unit"]), (["ACTUATOR"], "mm"))
+        self.assertEqual((client["types"], client["axis_unit"]),
+                         (["ACTUATOR"], units_on_wire(self.wire, "mm")))
         peer.send(op="move_abs", value=1.5)
         self.assertEqual((await peer.next("move_done"))["value"], 1.5)
         peer.send(op="move_rel", value=0.25)
@@ -122,7 +132,8 @@ class ClientRoleInteropMixin:
         peer.send(op="stop_motion")
         peer.send(op="get_actuator_value")
         reply = await peer.next("get_actuator_value")
-        self.assertEqual((reply["value"], reply["units"]), (1.75, "mm"))
+        self.assertEqual((reply["value"], reply["units"]),
+                         (1.75, units_on_wire(self.wire, "mm")))
         peer.send(op="move_home")
         self.assertEqual((await peer.next("move_done"))["value"], 0.0)
         self.assertIn(("stop",), stage.calls)
@@ -160,7 +171,8 @@ class ServerRoleInteropMixin:
         export = await camera.grab()
         (signal,) = export.signals
         self.assertEqual((export.name, signal.kind, signal.dim, signal.units, signal.shape),
-                         ("peer", "DataFromPlugins", "Data2D", "counts", (3, 4)))
+                         ("peer", "DataFromPlugins", "Data2D",
+                          units_on_wire(self.wire, "counts"), (3, 4)))
         self.assertEqual([(a.label, a.units, a.size) for a in signal.axes],
                          [("rows", "mm", 3), ("cols", "um", 4)])
 
@@ -178,9 +190,10 @@ class ServerRoleInteropMixin:
         await eventually(lambda: camera._values.get("info.temperature") == "20 C")
         self.assertEqual(await camera.get("camera.gain"), 7)
 
-        self.assertEqual(stage.units, "mm")
+        self.assertEqual(stage.units, units_on_wire(self.wire, "mm"))
         self.assertEqual(await stage.move_abs(1.5), 1.5)
-        self.assertEqual((await actuator.next("move_abs"))["units"], "mm")
+        self.assertEqual((await actuator.next("move_abs"))["units"],
+                         units_on_wire(self.wire, "mm"))
         self.assertEqual(await stage.move_rel(0.25), 1.75)
         self.assertEqual(await stage.position(), 1.75)
         self.assertEqual(await stage.move_home(), 0.0)
