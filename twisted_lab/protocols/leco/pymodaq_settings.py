@@ -94,14 +94,15 @@ class CommonSettings:
             "is_bounds": False, "min_bound": 0.0, "max_bound": 1.0,
             "use_scaling": False, "scaling": 1.0, "offset": 0.0}
         for name in ("epsilon", "tolerance"):
-            value = values.get(name)
+            value: Any = values.get(name)
             if _number(value):
                 self.values["epsilon"] = float(value)
                 break
         move = description.actions.get("move_abs")
         if move is not None and move.budget is not None:
             self.values["timeout"] = int(math.ceil(move.budget))
-        low, high = values.get("minimum"), values.get("maximum")
+        low: Any = values.get("minimum")
+        high: Any = values.get("maximum")
         if not (_number(low) and _number(high)):
             position = description.parameters.get("position")
             low, high = (position.minimum, position.maximum) if position else (None, None)
