@@ -156,6 +156,37 @@ class PlestyClientAgainstOurServerMixin:
         self.assertLess(out["unbudgeted"]["seconds"], 1.5)
 
 
+    async def test_client_field_test(self: Any) -> None:
+        """
+        plesty-lib's own client-tier field test (C{ClientFieldTest}, attached
+        to our server) passes its gates: connect, describe, protocol
+        fidelity, functions, timeout recovery and resource allocation.  (Its
+        wrapper-modes gate restarts the server, which an attached run cannot
+        do: plesty-lib skips it, as for any server on another machine.)
+        """
+        registry = DeviceRegistry(reactor)
+        registry.register(FakeDevice("powermeter", {"wavelength": 532.0, "averages": 4,
+                                                    "serial": "S1"},
+                                     actions={"measure_power": lambda samples=10: samples * 1e-3},
+                                     readonly=["serial"]))
+        server = PlestyServerService(registry, "powermeter", "tcp://127.0.0.1:*", reactor)
+        server.startService()
+        self.addCleanup(server.stopService)
+        result = await deferToThread(
+            subprocess.run, [str(peer_python(self.peer)), str(PEERS / "plesty_field_test.py"),
+                             server.address, "wavelength,averages", "measure_power",
+                             "wavelength", self.mktemp()],
+            env=peer_env(self.peer), capture_output=True, text=True, timeout=300)
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        out = json.loads(result.stdout.strip().splitlines()[-1])
+        self.assertEqual(out["plesty-lib"], PEER_SPECS[self.peer]["versions"]["plesty-lib"])
+        statuses = {name: gate["status"] for name, gate in out["gates"].items()}
+        for gate in ("connect", "describe", "protocol_fidelity", "functions",
+                     "timeout_recovery", "resource_allocation"):
+            self.assertEqual(statuses.get(gate), "pass", out)
+        self.assertTrue(out["ok"], out)
+
+
 class PlestyClientAgainstOurServerTests(PlestyClientAgainstOurServerMixin, TestCase):
     """plesty-lib 0.6.0's build_client drives our server."""
 
