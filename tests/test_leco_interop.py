@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import zmq
 from twisted.internet import reactor
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import TestCase
@@ -16,7 +17,7 @@ from tests.peers.pyleco_process import PeerProcess, spawn
 from tests.test_leco_coordinator import CoordinatorMixin, sleep
 from twisted_lab.errors import DeviceOffline, LabError
 from twisted_lab.protocols.leco.actor import DeviceActor
-from twisted_lab.protocols.leco.coordinator import advertised_address
+from twisted_lab.protocols.leco.coordinator import CoordinatorService, advertised_address
 from twisted_lab.protocols.leco.datapub import ProxyService, RegistryPublisher
 from twisted_lab.protocols.leco.director import RemoteActorDevice
 from twisted_lab.registry import DeviceRegistry
@@ -298,6 +299,77 @@ class NodeInteropTests(PylecoMixin, TestCase):
         nodes = await self.linked_from_pyleco(ours, port2)
         self.assertEqual(nodes["N1"], f"localhost:{ours.port}")
         self.assertNotIn("0.0.0.0", json.dumps(nodes))
+
+
+class RestartInteropTests(PylecoMixin, TestCase):
+    """Federation with pyleco survives a restart of either Coordinator."""
+
+    timeout = 90
+
+    async def test_pyleco_restarts(self) -> None:
+        """
+        We federate with pyleco's N2; pyleco's Coordinator stops and starts
+        again on the same port: we sign in there again and calls cross again.
+        """
+        first, port2 = await self.pyleco_coordinator("N2")
+        ours = self.start_coordinator("N1", coordinators=[f"127.0.0.1:{port2}"],
+                                      cleaning_interval=0.2, expiration_time=0.5)
+        await FederationInteropTests.wait_linked(self, ours, "N2")  # type: ignore[arg-type]
+        me = await self.component("me", ours)
+        await self.pyleco_actor(port2, "pyactor")
+        self.assertEqual(await me.ask("N2.pyactor", "add", {"a": 1, "b": 2}), (3, []))
+        await first.stop()
+        await sleep(0.5)
+        _, again = await self.pyleco_coordinator("N2", "--port", str(port2))
+        self.assertEqual(again, port2)
+        await self.pyleco_actor(port2, "pyactor")
+        for _ in range(100):
+            if "N2" in ours.nodes():
+                try:
+                    self.assertEqual(await me.ask("N2.pyactor", "add", {"a": 2, "b": 2}),
+                                     (4, []))
+                    break
+                except LabError:
+                    pass
+            await sleep(0.1)
+        else:
+            self.fail("no route to N2.pyactor after pyleco's restart")
+        client = await self.pyleco_client(port2)
+        got = await client.command(op="ask", receiver="N2.COORDINATOR", method="send_nodes")
+        self.assertEqual(set(got["ok"]), {"N1", "N2"})
+
+    async def test_we_restart(self) -> None:
+        """
+        pyleco's N2 federates with our N1; ours stops and starts again on the
+        same port, configured with N2: calls from pyleco reach us again.
+        """
+        ours = self.start_coordinator("N1", cleaning_interval=0.2, expiration_time=0.5)
+        _, port2 = await self.pyleco_coordinator("N2", "--federate", f"127.0.0.1:{ours.port}")
+        await FederationInteropTests.wait_linked(self, ours, "N2")  # type: ignore[arg-type]
+        endpoint = ours.endpoint
+        await ours.stopService()
+        for attempt in range(50):
+            second = CoordinatorService("N1", endpoint, reactor,  # type: ignore[arg-type]
+                                        coordinators=[f"127.0.0.1:{port2}"],
+                                        cleaning_interval=0.2, expiration_time=0.5)
+            try:
+                second.startService()
+                break
+            except zmq.ZMQError:
+                if attempt == 49:
+                    raise
+                await sleep(0.1)
+        self.addCleanup(second.stopService)
+        registry = lab()
+        await self.actor(registry, "oven", second.endpoint)  # type: ignore[arg-type]
+        client = await self.pyleco_client(port2)
+        for _ in range(100):
+            got = await client.command(op="director", actor="N1.oven", call="get_parameters",
+                                       args=[["temperature"]])
+            if got == {"ok": {"temperature": 20.0}}:
+                break
+            await sleep(0.1)
+        self.assertEqual(got, {"ok": {"temperature": 20.0}})
 
 
 class DirectorInteropTests(PylecoMixin, TestCase):
