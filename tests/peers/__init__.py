@@ -75,7 +75,8 @@ PEER_SPECS: Dict[str, Dict[str, object]] = {
             ["pymodaq_plugin_manager==1.3.8"],
         ],
         "import": "pymodaq.utils.leco.director_utils",
-        "versions": {"pymodaq": "5.3.8", "pyleco": "0.6.0.post1", "pymodaq_gui": "5.3.8"},
+        "versions": {"pymodaq": "5.3.8", "pyleco": "0.6.0.post1", "pymodaq_gui": "5.3.8",
+                     "pymodaq_plugins_mock": "5.3.0", "pymodaq_plugin_manager": "1.3.8"},
     },
     "plesty": {
         "python": "3.12.1",
