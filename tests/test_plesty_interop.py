@@ -76,10 +76,13 @@ class DeferredSlowInstrument:
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
+        self.running: list[Deferred[float]] = []
 
     def settle(self) -> Deferred[float]:
         """Fire with C{seconds} after that many seconds."""
-        return deferLater(reactor, self.seconds, lambda: self.seconds)
+        d = deferLater(reactor, self.seconds, lambda: self.seconds)
+        self.running.append(d)
+        return d
 
 
 class PlestyClientAgainstOurServerMixin:
@@ -124,17 +127,18 @@ class PlestyClientAgainstOurServerMixin:
 
     async def test_budget(self: Any) -> None:
         """
-        A 1.5 s operation on a device whose driver deadline is 4 s succeeds
+        A 2 s operation on a device whose driver deadline is 4 s succeeds
         through plesty-lib's client with a 1 s default timeout, because
         C{describe} publishes the 4 s budget; the same operation on a device
         without a deadline publishes none and the client gives up.
         """
         registry = DeviceRegistry(reactor)
-        slow = WrappedDevice("slow", SlowInstrument(1.5), reactor, threaded=True, deadline=4.0)
+        slow = WrappedDevice("slow", SlowInstrument(2.0), reactor, threaded=True, deadline=4.0)
         slow.startService()
         self.addCleanup(slow.stopService)
         registry.register(slow)
-        registry.register(WrappedDevice("loose", DeferredSlowInstrument(1.5)))
+        loose = DeferredSlowInstrument(2.0)
+        registry.register(WrappedDevice("loose", loose))
         servers = []
         for name in ("slow", "loose"):
             server = PlestyServerService(registry, name, "tcp://127.0.0.1:*", reactor)
@@ -149,11 +153,13 @@ class PlestyClientAgainstOurServerMixin:
         out = json.loads(result.stdout)
         self.assertEqual(out["plesty-lib"], PEER_SPECS[self.peer]["versions"]["plesty-lib"])
         self.assertEqual(out["budgets"], {"settle": 4.0})
-        self.assertEqual(out["budgeted"]["ok"], 1.5, out)
-        self.assertEqual(out["budgeted_by_name"]["ok"], 1.5, out)
+        self.assertEqual(out["budgeted"]["ok"], 2.0, out)
+        self.assertEqual(out["budgeted_by_name"]["ok"], 2.0, out)
         self.assertEqual(out["unbudgeted_budgets"], {})
         self.assertIn("TimeoutError", out["unbudgeted"]["error"])
-        self.assertLess(out["unbudgeted"]["seconds"], 1.5)
+        self.assertLess(out["unbudgeted"]["seconds"], 2.0)  # gave up before it ended
+        self.assertEqual(len(loose.running), 1)
+        await loose.running[0]  # the operation the client gave up on still ends
 
 
     async def test_client_field_test(self: Any) -> None:
