@@ -7,6 +7,7 @@ Building the service tree of a lab: what embedding applications call.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, NoReturn
 
 from twisted.application.service import IService, MultiService
@@ -131,8 +132,24 @@ def build_service(registry: DeviceRegistry, config: Config, reactor: Any) -> Lab
     build_devices(registry, config, reactor).setServiceParent(top)
     for section in config.protocols:
         service = protocol_plugin(section.name, config.file).make_service(
-            registry, section.options, reactor)
+            registry, _beside(section.options, config.file), reactor)
         if service.name is None:
             service.setName(section.name)
         service.setServiceParent(top)
     return top
+
+
+def _beside(options: dict[str, Any], config_file: str | None) -> dict[str, Any]:
+    """
+    Options naming files (keys ending in C{_file}) with a relative path,
+    resolved against the folder of the config file that set them.
+    """
+    if not config_file:
+        return options
+    folder = Path(config_file).resolve().parent
+    out = dict(options)
+    for key, value in options.items():
+        if key.endswith("_file") and isinstance(value, str) and value \
+                and not Path(value).is_absolute():
+            out[key] = str(folder / value)
+    return out

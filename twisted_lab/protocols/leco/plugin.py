@@ -11,8 +11,11 @@ Example::
     host = "127.0.0.1"
     port = 12300
     namespace = "lab"
+    advertise = "labpc.example.org"  # how other nodes reach us (default: see below)
     federate = ["192.0.2.7:12300"]  # other Coordinators (ours or pyleco's)
     export = ["stage", "camera"]    # registry devices offered as actors
+    dashboard = true                # answer PyMoDAQ 5.3's dashboard methods
+    states_file = "lab-states.json" # its saved states, next to this file
     data_proxy = true               # run the XSUB/XPUB proxy
     data_publish_port = 11100
     data_subscribe_port = 11099
@@ -55,12 +58,20 @@ OPTIONS: dict[str, Option] = {
     "namespace": Option(str, "lab", "Namespace of our Coordinator's node."),
     "connect": Option(str, "", "ZeroMQ address of the Coordinator our actors and director "
                                "use (default: ours, reached in memory)."),
+    "advertise": Option(str, "", "host or host:port other Coordinators reach ours at "
+                                 "(default: the bind address when it is a specific one, the "
+                                 "host name when bound to every interface; never 0.0.0.0)."),
     "federate": Option(list, [], "Other Coordinators (host:port) to link with.",
                        items={"*": Option(str)}),
     "export": Option(list, [], "Registry devices offered as LECO actors.",
                      items={"*": Option(str)}),
     "pymodaq_methods": Option(bool, True, "Actors also offer the PyMoDAQ method set."),
     "remote": Option(list, [], "Remote actors imported as registry devices.", items=_REMOTE),
+    "dashboard": Option(bool, True, "Answer PyMoDAQ 5.3's dashboard methods as Component "
+                                    "'dashboard' (devices, saved states)."),
+    "states_file": Option(str, "lab-states.json", "The dashboard's saved states (JSON; a "
+                                                  "relative path is next to the config file; "
+                                                  "empty: in memory only)."),
     "director_name": Option(str, "twisted_lab_director", "Component name of our director."),
     "timeout": Option(float, 2.0, "Deadline of requests to remote actors (s)."),
     "data_proxy": Option(bool, True, "Run the data protocol's XSUB/XPUB proxy."),
@@ -90,7 +101,8 @@ def make_service(registry: DeviceRegistry, section: dict[str, Any], reactor: Any
     hub: LocalHub | None = None
     if section["coordinator"]:
         coordinator = CoordinatorService(section["namespace"], f"tcp://{host}:{port}", reactor,
-                                         coordinators=section["federate"])
+                                         coordinators=section["federate"],
+                                         advertised=section["advertise"] or None)
         coordinator.setName("coordinator")
         guard(coordinator, "leco.port", f"tcp://{host}:{port}").setServiceParent(top)
         if not section["connect"]:
@@ -112,6 +124,13 @@ def make_service(registry: DeviceRegistry, section: dict[str, Any], reactor: Any
         actor.setName(f"actor-{name}")
         actor.setServiceParent(top)
         topics[name] = lambda actor=actor: actor.full_name
+    if section["dashboard"]:
+        from twisted_lab.protocols.leco.dashboard import DashboardComponent, StateStore
+        dashboard = DashboardComponent(registry, connect, reactor,
+                                       StateStore(section["states_file"] or None),
+                                       {name: name for name in section["export"]}, hub=hub)
+        dashboard.setName("dashboard")
+        dashboard.setServiceParent(top)
     if section["remote"]:
         director = DirectorService(registry, section["remote"], connect, reactor,
                                    section["director_name"], section["timeout"], hub=hub)
