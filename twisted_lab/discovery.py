@@ -111,6 +111,14 @@ def device_plugins() -> dict[str, Any]:
     return found
 
 
+def did_you_mean(word: str, choices: Any) -> str:
+    """C{"; did you mean 'x'?"} for the closest of C{choices}, or C{""}."""
+    import difflib
+
+    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def protocol_plugin(name: str, file: str | None = None) -> Any:
     """
     The protocol plugin for a config section.
@@ -121,8 +129,9 @@ def protocol_plugin(name: str, file: str | None = None) -> Any:
     try:
         return plugins[name]
     except KeyError:
-        raise ConfigError(f"unknown section; known protocols are: {', '.join(sorted(plugins))}",
-                          file, name) from None
+        hint = did_you_mean(name, list(plugins) + ["lab", "devices"])
+        raise ConfigError(f"unknown section; known sections are: lab, devices, "
+                          f"{', '.join(sorted(plugins))}{hint}", file, name) from None
 
 
 def device_plugin(type_name: str, file: str | None = None, key: str | None = None) -> Any:
@@ -136,4 +145,5 @@ def device_plugin(type_name: str, file: str | None = None, key: str | None = Non
         return plugins[type_name]
     except KeyError:
         raise ConfigError(f"unknown device type {type_name!r}; known types are: "
-                          f"{', '.join(sorted(plugins))}", file, key) from None
+                          f"{', '.join(sorted(plugins))}{did_you_mean(type_name, plugins)}",
+                          file, key) from None

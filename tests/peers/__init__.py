@@ -22,6 +22,7 @@ __all__ = [
     "PEERS_DIR",
     "PEER_NAMES",
     "PEER_SPECS",
+    "PYMODAQ4_PEERS",
     "PeerMissing",
     "install_command",
     "peer_python",
@@ -70,9 +71,12 @@ PEER_SPECS: Dict[str, Dict[str, object]] = {
                 "pymodaq_gui==5.3.8",
             ],
             ["--no-deps", "pymodaq==5.3.8", "pymodaq_plugins_mock==5.3.0"],
+            # DAQ_Move/DAQ_Viewer import it; the --no-deps step leaves it out.
+            ["pymodaq_plugin_manager==1.3.8"],
         ],
         "import": "pymodaq.utils.leco.director_utils",
-        "versions": {"pymodaq": "5.3.8", "pyleco": "0.6.0.post1", "pymodaq_gui": "5.3.8"},
+        "versions": {"pymodaq": "5.3.8", "pyleco": "0.6.0.post1", "pymodaq_gui": "5.3.8",
+                     "pymodaq_plugins_mock": "5.3.0", "pymodaq_plugin_manager": "1.3.8"},
     },
     "plesty": {
         "python": "3.12.1",
@@ -80,7 +84,27 @@ PEER_SPECS: Dict[str, Dict[str, object]] = {
         "import": "plesty.lib.service",
         "versions": {"plesty-lib": "0.6.0"},
     },
+    # plesty-lib 0.5.x is still supported by its authors.
+    "plesty05": {
+        "python": "3.12.1",
+        "steps": [["plesty-lib==0.5.2"]],
+        "import": "plesty.lib.service",
+        "versions": {"plesty-lib": "0.5.2"},
+    },
 }
+
+# The older PyMoDAQ 4 lines users still run (latest patch of each), installed
+# like pymodaq4 (4.4.11); each speaks its own wire version.
+for _line, _patch in (("41", "4.1.5"), ("42", "4.2.5"), ("43", "4.3.7")):
+    PEER_SPECS[f"pymodaq{_line}"] = {
+        "python": "3.11",
+        "steps": [[f"pymodaq=={_patch}", "PyQt5"]],
+        "import": "pymodaq.utils.tcp_ip.tcp_server_client",
+        "versions": {"pymodaq": _patch},
+    }
+
+#: Every PyMoDAQ 4 peer, oldest first: the TCP interop tests run against each.
+PYMODAQ4_PEERS: List[str] = ["pymodaq41", "pymodaq42", "pymodaq43", "pymodaq4"]
 
 PEER_NAMES: List[str] = list(PEER_SPECS)
 

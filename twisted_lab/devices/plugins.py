@@ -13,6 +13,7 @@ L{DEVICE_PLUGINS} lists them; L{SIMULATED_LAB} is the built-in simulated lab.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -101,6 +102,9 @@ def _visa(name: str, o: dict[str, Any], reactor: Any) -> Any:
     backend = o["backend"]
     if backend == "sim":
         backend = SIM_BACKEND
+    if backend.endswith("@sim") and importlib.util.find_spec("pyvisa_sim") is None:
+        raise ConfigError("the simulated VISA backend needs pyvisa-sim, an optional extra: "
+                          "pip install 'twisted-lab[sim]'", key=f"devices.{name}.backend")
     return VisaDevice(name, reactor, o["resource"], backend=backend,
                       parameters=parse_table(o["parameters"]), timeout=o["timeout"],
                       read_termination=o["read_termination"],

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import inspect
 import typing
+from dataclasses import replace
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -169,6 +170,9 @@ class WrappedDevice(BaseDevice, Service):  # type: ignore[misc]
         self.obj = obj
         self.runner = runner
         parameters, actions = introspect(obj, include, exclude)
+        if runner is not None:
+            # Each call may run up to the runner's deadline: publish it.
+            actions = [replace(a, budget=runner.deadline) for a in actions]
         BaseDevice.__init__(self, name, parameters, actions,
                             doc or _doc_line(type(obj)) or self.doc)
 

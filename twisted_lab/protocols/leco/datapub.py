@@ -108,8 +108,15 @@ class ProxyService(Service):
         self._xpub = open_connection(self.reactor, zmq.XPUB, self._from_subscribers,
                                      options={zmq.MAXMSGSIZE: MAX_SUBSCRIPTION,
                                               zmq.XPUB_VERBOSE: 1})
-        self.xsub_endpoint = self._xsub.bind(self.xsub_address)
-        self.xpub_endpoint = self._xpub.bind(self.xpub_address)
+        try:
+            self.xsub_endpoint = self._xsub.bind(self.xsub_address)
+            self.xpub_endpoint = self._xpub.bind(self.xpub_address)
+        except BaseException:
+            # nothing left on the reactor or bound: the caller may retry
+            self._xsub.close()
+            self._xpub.close()
+            self._xsub = self._xpub = None
+            raise
         Service.startService(self)
         self.log.info("LECO data proxy: publishers {xsub}, subscribers {xpub}",
                       xsub=self.xsub_endpoint, xpub=self.xpub_endpoint)

@@ -38,6 +38,7 @@ from twisted_lab.protocols.guard import (HANDSHAKE_TIMEOUT, MAX_CONNECTIONS, MAX
                                          ConnectionGuard)
 from twisted_lab.protocols.pymodaq.server import FORGET_AFTER, MAX_CLIENTS, PyMoDAQServerFactory
 from twisted_lab.registry import DeviceRegistry
+from twisted_lab.startup import guard
 
 __all__ = ["PyMoDAQPlugin", "PyMoDAQService", "plugin", "DEFAULT_LISTEN", "DEFAULT_SERVER"]
 
@@ -147,8 +148,9 @@ class PyMoDAQPlugin:
                                                            section["handshake_timeout"]))
             top.server_factories.append(factory)
             top.listen = list(section["listen"])
-            for description in section["listen"]:
-                strports.service(description, factory, reactor=reactor).setServiceParent(top)
+            for i, description in enumerate(section["listen"]):
+                guard(strports.service(description, factory, reactor=reactor),
+                      f"pymodaq.listen[{i}]", description).setServiceParent(top)
         for export in section["export"]:
             client = PyMoDAQClientFactory(registry, export["device"], export["role"],
                                           export["version"] or version, max_size)
