@@ -88,3 +88,23 @@ class OverLECOTests(_Observed, CoordinatorMixin, TestCase):
         await client.ask("COORDINATOR", "set_log_level", {"level": "DEBUG"})
         self.assertEqual(predicate.logLevelForNamespace("twisted_lab.protocols.leco.actor"),
                          LogLevel.debug)
+
+
+class LabObserverTests(SynchronousTestCase):
+    """The lab's own log observer (L{twisted_lab.logs}) is the one changed."""
+
+    def test_make_observer_installs(self) -> None:
+        """After C{make_observer}, L{loglevels.set_level} changes what it writes."""
+        import io
+
+        from twisted_lab.logs import make_observer
+
+        self.addCleanup(loglevels.install, loglevels.installed())
+        out = io.StringIO()
+        observer = make_observer(out, "text", LogLevel.info, {})
+        log = Logger(namespace="twisted_lab.protocols.leco.actor", observer=observer)
+        log.debug("before")
+        set_log_level({"level": "DEBUG"}, "twisted_lab.protocols.leco")
+        log.debug("after")
+        self.assertNotIn("before", out.getvalue())
+        self.assertIn("after", out.getvalue())

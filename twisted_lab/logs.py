@@ -24,6 +24,8 @@ from twisted.logger import (
     textFileLogObserver,
 )
 
+from twisted_lab import loglevels
+
 __all__ = ["COMPONENTS", "ALWAYS", "parse_levels", "make_predicate", "make_observer",
            "open_log_file"]
 
@@ -115,8 +117,13 @@ def make_observer(output: IO[Any], fmt: str, default: LogLevel,
     """
     An observer writing C{fmt} (C{"text"}: one human-readable line per
     event; C{"json"}: one JSON object per line) to C{output}, filtered by
-    level.
+    level; its level predicate is installed in L{twisted_lab.loglevels}, so
+    that LECO's C{set_log_level} changes it at run time.
     """
     base = (jsonFileLogObserver(output, recordSeparator="") if fmt == "json"
             else textFileLogObserver(output))
-    return FilteringLogObserver(base, [make_predicate(default, namespaces)])
+    predicate = make_predicate(default, namespaces)
+    # LECO's set_log_level (and anything else using twisted_lab.loglevels)
+    # changes this predicate's levels while the lab runs
+    loglevels.install(predicate)
+    return FilteringLogObserver(base, [predicate])
