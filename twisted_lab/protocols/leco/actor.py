@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from twisted_lab.data import Axis, Export, Signal
@@ -33,11 +34,31 @@ from twisted_lab.leases import Owner
 from twisted_lab.protocols.leco.component import DEFAULT_COORDINATOR, Component
 from twisted_lab.protocols.leco.locallink import LocalHub
 from twisted_lab.protocols.leco.locking import register_lock_methods
+from twisted_lab.protocols.leco.rpc import RawJSON, dumps
 from twisted_lab.registry import DeviceRegistry
 
 __all__ = ["DeviceActor", "to_json", "register_pymodaq"]
 
 log = Logger()
+
+
+#: Results with more numbers than this are JSON-encoded on a worker thread.
+BIG_RESULT = 65536
+
+
+def _numbers(value: Any, limit: int) -> int:
+    """How many list items C{value} holds, counting up to about C{limit}."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if not isinstance(value, list):
+        return 1
+    count = len(value)
+    for item in value:
+        if count >= limit:
+            break
+        if isinstance(item, (list, dict)):
+            count += _numbers(item, limit - count)
+    return count
 
 
 def to_json(value: Any) -> Any:
@@ -183,9 +204,21 @@ class DeviceActor(Component):
 
         async def run() -> Any:
             device = await self.registry.guarded(self.device_name, owner)
-            return to_json(await device.call(action, *args, **kwargs))
+            return await self._encoded(to_json(await device.call(action, *args, **kwargs)))
 
         return Deferred.fromCoroutine(run())
+
+    async def _encoded(self, value: Any) -> Any:
+        """
+        C{value}, or for a big one (a camera frame: more than
+        L{BIG_RESULT} numbers) its JSON text encoded on a worker thread, so
+        that the reactor is not held while it is written.
+        """
+        reactor = self.reactor
+        if _numbers(value, BIG_RESULT) < BIG_RESULT or not hasattr(reactor, "getThreadPool"):
+            return value
+        text: bytes = await deferToThreadPool(reactor, reactor.getThreadPool(), dumps, value)
+        return RawJSON(text)
 
     def describe(self, params: Any, frames: list[bytes]) -> Deferred[dict[str, Any]]:
         """The device's description as a dict."""

@@ -23,7 +23,7 @@ __all__ = [
     "SERVER_ERROR", "NOT_SIGNED_IN", "DUPLICATE_NAME", "NODE_UNKNOWN", "RECEIVER_UNKNOWN",
     "RESOURCE_LOCKED", "MESSAGES", "RemoteError", "encode_request", "encode_notification",
     "encode_result", "encode_error", "error_object", "error_from_exception", "remote_error",
-    "RPCServer", "Method", "dumps", "jsonable",
+    "RPCServer", "Method", "dumps", "jsonable", "RawJSON",
 ]
 
 PARSE_ERROR = -32700
@@ -57,11 +57,25 @@ _ABSENT: Any = object()
 log = Logger()
 
 
+class RawJSON:
+    """
+    A result already encoded as JSON (big results are encoded on a worker
+    thread, off the reactor): the response carries C{text} as it is.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: bytes) -> None:
+        self.text = text
+
+
 def jsonable(value: Any) -> Any:
     """
     The C{default} hook of our JSON encoder: numpy scalars and arrays,
     tuples, sets, bytes, and objects with C{as_dict()}.
     """
+    if isinstance(value, RawJSON):
+        return json.loads(value.text)
     tolist = getattr(value, "tolist", None)
     if tolist is not None:
         return tolist()
@@ -315,6 +329,10 @@ class RPCServer:
         response, binary = out
         if response is None:
             return None, []
+        result = response.get("result")
+        if isinstance(result, RawJSON):
+            return (b'{"id":' + dumps(response.get("id")) + b',"result":' + result.text
+                    + b',"jsonrpc":"2.0"}'), binary
         try:
             return dumps(response), binary
         except (TypeError, ValueError) as e:
