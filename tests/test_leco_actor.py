@@ -62,10 +62,11 @@ class ActorTests(CoordinatorMixin, TestCase):
                                           {"action": "move_abs", "kwargs": {"position": 2}}),
                          (2.0, []))
 
-    async def test_big_result_encoded_off_the_reactor(self) -> None:
+    async def test_big_result_encoded_in_steps(self) -> None:
         """
-        A grab bigger than L{BIG_RESULT} numbers is JSON-encoded on a worker
-        thread; the caller gets the same value as for a small one.
+        A grab bigger than L{BIG_RESULT} numbers is JSON-encoded a row at a
+        time (one C{dumps} per row, by a cooperative task); the caller gets
+        the same value as for a small one.
         """
         import numpy as np
 
@@ -92,7 +93,7 @@ class ActorTests(CoordinatorMixin, TestCase):
         self.patch(actor_module, "dumps", counting)
         result, _ = await client.ask("cam", "call_action", {"action": "grab"})
         self.assertEqual(result["signals"][0]["data"][0], frame.tolist())
-        self.assertEqual(encoded, [1])
+        self.assertGreaterEqual(len(encoded), 300)  # at least one step per row
         self.assertGreater(frame.size, actor_module.BIG_RESULT)
 
     async def test_errors(self) -> None:

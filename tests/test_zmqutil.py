@@ -134,6 +134,7 @@ class ZmqConnectionTestsMixin(_Paths):
 
     def test_batch_limit(self) -> None:
         """At most C{_BATCH} messages a wakeup; then it yields and comes back at once."""
+        self.patch(zmqutil, "_BUDGET", 3600.0)
         connection, peer = self.pair()
         total = zmqutil._BATCH + 5
         for i in range(total):
@@ -145,6 +146,20 @@ class ZmqConnectionTestsMixin(_Paths):
         self.reactor.advance(0)
         self.assertEqual(len(connection.messages), total)
         self.assertEqual(connection.messages[-1], [str(total - 1).encode()])
+
+    def test_time_budget(self) -> None:
+        """Handling that takes longer than C{_BUDGET} yields after 16 messages."""
+        self.patch(zmqutil, "_BUDGET", 0.0)
+        connection, peer = self.pair()
+        for i in range(40):
+            peer.send_multipart([b"ours", str(i).encode()])
+        _wait_readable(connection.socket)
+        connection.doRead()
+        self.assertEqual(len(connection.messages), 16)
+        self.assertEqual([c.getTime() for c in self.reactor.getDelayedCalls()], [0])
+        self.reactor.advance(0)
+        self.reactor.advance(0)
+        self.assertEqual(len(connection.messages), 40)
 
     def test_close_inside_callback(self) -> None:
         """Closing from C{messageReceived} stops reading at once, without error."""

@@ -7,8 +7,8 @@ L{ZmqConnection} puts one pyzmq socket on a Twisted reactor without txzmq
 and hands frames over through the legacy logger):
 
   - the socket's C{FD} is registered as an C{IReadDescriptor}, and every
-    wakeup reads I{all} pending messages (at most 1000, then it yields to the
-    reactor and comes back at once);
+    wakeup reads I{all} pending messages (at most 1000, or 20 ms of
+    handling, then it yields to the reactor and comes back at once);
   - the ZMQ C{FD} is edge-triggered (it only says "the events may have
     changed"), so after every operation outside L{ZmqConnection.doRead}
     (send, connect, setsockopt) the socket's C{EVENTS} is checked again and
@@ -31,6 +31,7 @@ each message to a callback.
 """
 from __future__ import annotations
 
+import time
 from typing import Any, Callable, Sequence
 
 import zmq
@@ -65,6 +66,9 @@ COPY_THRESHOLD = 65536
 
 #: Messages read per reactor wakeup before yielding to other sources.
 _BATCH = 1000
+#: Seconds of handling per reactor wakeup before yielding (checked every
+#: 16 messages): a flood of costly messages does not hold the reactor.
+_BUDGET = 0.02
 
 def fast_path_available() -> bool:
     """C{True} when this pyzmq has the compiled methods the fast path calls."""
@@ -256,6 +260,7 @@ class ZmqConnection:
             return
         self._reading = True
         socket, copy = self.socket, self.copy
+        started = time.monotonic()
         try:
             count = 0
             while not self.closed:
@@ -273,7 +278,8 @@ class ZmqConnection:
                     self.log.failure("handling a message on {connection} failed",
                                      connection=self.logPrefix())
                 count += 1
-                if count >= _BATCH:
+                if count >= _BATCH or (not count & 15
+                                       and time.monotonic() - started > _BUDGET):
                     # let other sources run; come back at once
                     self._scheduled = self.reactor.callLater(0, self.doRead)
                     break

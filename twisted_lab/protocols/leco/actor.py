@@ -19,11 +19,11 @@ L{DeviceRegistry.guarded} with C{Owner("leco", <caller full name>)}.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.threads import deferToThreadPool
+from twisted.internet.task import cooperate
 from twisted.logger import Logger
 
 from twisted_lab.data import Axis, Export, Signal
@@ -42,8 +42,10 @@ __all__ = ["DeviceActor", "to_json", "register_pymodaq"]
 log = Logger()
 
 
-#: Results with more numbers than this are JSON-encoded on a worker thread.
+#: Results with more numbers than this are JSON-encoded by a cooperative task.
 BIG_RESULT = 65536
+#: Lists with fewer numbers than this are encoded in one step.
+_ROW = 4096
 
 
 def _numbers(value: Any, limit: int) -> int:
@@ -59,6 +61,29 @@ def _numbers(value: Any, limit: int) -> int:
         if isinstance(item, (list, dict)):
             count += _numbers(item, limit - count)
     return count
+
+
+def _json_pieces(value: Any, out: list[bytes]) -> Iterator[None]:
+    """
+    Append C{value}'s JSON text to C{out} piece by piece, yielding after
+    each small piece (a row of a frame): a step of a cooperative task.
+    """
+    if isinstance(value, dict):
+        out.append(b"{")
+        for i, (key, item) in enumerate(value.items()):
+            out.append(b"," + dumps(str(key)) + b":" if i else dumps(str(key)) + b":")
+            yield from _json_pieces(item, out)
+        out.append(b"}")
+    elif isinstance(value, list) and _numbers(value, _ROW) >= _ROW:
+        out.append(b"[")
+        for i, item in enumerate(value):
+            if i:
+                out.append(b",")
+            yield from _json_pieces(item, out)
+        out.append(b"]")
+    else:
+        out.append(dumps(value))
+        yield None
 
 
 def to_json(value: Any) -> Any:
@@ -211,14 +236,15 @@ class DeviceActor(Component):
     async def _encoded(self, value: Any) -> Any:
         """
         C{value}, or for a big one (a camera frame: more than
-        L{BIG_RESULT} numbers) its JSON text encoded on a worker thread, so
-        that the reactor is not held while it is written.
+        L{BIG_RESULT} numbers) its JSON text, written a row at a time by a
+        cooperative task, so that the reactor is never held for the whole
+        frame (a thread would not help: the JSON encoder holds the GIL).
         """
-        reactor = self.reactor
-        if _numbers(value, BIG_RESULT) < BIG_RESULT or not hasattr(reactor, "getThreadPool"):
+        if _numbers(value, BIG_RESULT) < BIG_RESULT:
             return value
-        text: bytes = await deferToThreadPool(reactor, reactor.getThreadPool(), dumps, value)
-        return RawJSON(text)
+        pieces: list[bytes] = []
+        await cooperate(_json_pieces(value, pieces)).whenDone()
+        return RawJSON(b"".join(pieces))
 
     def describe(self, params: Any, frames: list[bytes]) -> Deferred[dict[str, Any]]:
         """The device's description as a dict."""
