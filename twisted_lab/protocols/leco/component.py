@@ -12,6 +12,7 @@ L{Component.register_method} offers methods to other Components.
 from __future__ import annotations
 
 import json
+from collections import deque
 from typing import Any, Callable, Sequence
 
 import zmq
@@ -29,12 +30,17 @@ from twisted_lab.protocols.leco.rpc import (DUPLICATE_NAME, NOT_SIGNED_IN, SERVE
                                             encode_notification, encode_request,
                                             remote_error, set_log_level)
 from twisted_lab.protocols.zmqutil import ZmqConnection, open_connection
+from twisted_lab.ratelog import BadInputLog
 from twisted_lab.waiting import Pending, PendingCalls, Waiters
 
 __all__ = ["Component", "DEFAULT_COORDINATOR"]
 
 DEFAULT_COORDINATOR = "tcp://127.0.0.1:12300"
 _JSON_TYPE = b"\x01"
+#: Requests of one sender answered at once; its next ones wait their turn.
+MAX_CONCURRENT = 8
+#: Requests of one sender waiting at most; more are refused with an error.
+MAX_QUEUED = 1000
 
 
 class Component(Service):
@@ -87,6 +93,10 @@ class Component(Service):
         self._pending: PendingCalls[bytes] = PendingCalls(reactor)
         #: the requests being answered (a Deferred's id → its message)
         self._inflight: dict[int, Message] = {}
+        #: per sender: requests in progress, and those waiting their turn
+        self._busy: dict[bytes, int] = {}
+        self._queued: dict[bytes, deque[Message]] = {}
+        self.bad_input = BadInputLog(self.log, reactor)
         self._next_id = 0
         self._last_sent = 0.0
         self._signed_in = False
@@ -342,30 +352,74 @@ class Component(Service):
         if b'"method"' not in payload:
             self._stray_response(message)
             return
+        if self._busy.get(message.sender, 0) >= MAX_CONCURRENT:
+            self._queue(message)
+            return
+        self._handle_request(message)
+
+    def _queue(self, message: Message) -> None:
+        """A sender with L{MAX_CONCURRENT} requests in progress: its next ones wait."""
+        queue = self._queued.get(message.sender)
+        if queue is None:
+            queue = self._queued[message.sender] = deque()
+        if len(queue) < MAX_QUEUED:
+            queue.append(message)
+            return
+        self._refuse(message, f"{message.sender!r} has {MAX_QUEUED} requests waiting")
+        self.bad_input.warn(message.sender, "{name}: refused a request from {sender!r}: "
+                            "{count} requests waiting", name=self.component_name,
+                            sender=message.sender, count=MAX_QUEUED)
+
+    def _refuse(self, message: Message, why: str) -> None:
+        """Answer a request with a server error without running it."""
+        try:
+            request = json.loads(message.payload[0])
+        except ValueError:
+            return
+        if isinstance(request, dict) and request.get("id") is not None:
+            self._reply((encode_error(request["id"], SERVER_ERROR, why), []), message)
+
+    def _handle_request(self, message: Message) -> None:
         sender = message.sender.decode("ascii", "replace")
         self.caller = sender
         try:
-            out = self.server.handle(payload, message.payload[1:], sender)
+            out = self.server.handle(message.payload[0], message.payload[1:], sender)
         finally:
             self.caller = None
         if isinstance(out, Deferred):
             key = id(out)
             self._inflight[key] = message
-            out.addBoth(self._answered, key)
+            self._busy[message.sender] = self._busy.get(message.sender, 0) + 1
+            out.addBoth(self._answered, key, message.sender)
             out.addCallback(self._reply, message)
             out.addErrback(lambda f: self.log.failure("answering {sender} failed", f,
                                                       sender=sender))
         else:
             self._reply(out, message)
 
-    def _answered(self, result: Any, key: int) -> Any:
+    def _answered(self, result: Any, key: int, sender: bytes) -> Any:
         self._inflight.pop(key, None)
+        busy = self._busy.get(sender, 0) - 1
+        if busy > 0:
+            self._busy[sender] = busy
+        else:
+            self._busy.pop(sender, None)
+        queue = self._queued.get(sender)
+        if queue:
+            message = queue.popleft()
+            if not queue:
+                del self._queued[sender]
+            # on a later turn: a chain of queued requests answered at once
+            # never recurses
+            self.reactor.callLater(0, self._handle_request, message)
         return result
 
     def _refuse_inflight(self) -> None:
         """At stop: an error response to every request still being answered."""
         inflight, self._inflight = self._inflight, {}
-        for message in inflight.values():
+        waiting = [m for queue in self._queued.values() for m in queue]
+        self._queued = {}
+        for message in [*inflight.values(), *waiting]:
             try:
                 request = json.loads(message.payload[0])
             except ValueError:
@@ -375,9 +429,10 @@ class Component(Service):
             self._reply((encode_error(request["id"], SERVER_ERROR,
                                       f"{self.component_name} is shutting down"), []), message)
             # the late answer finds the socket closed and is dropped
-        if inflight:
+        if inflight or waiting:
             self.log.info("{name}: answered {count} requests in progress with an error "
-                          "(shutting down)", name=self.component_name, count=len(inflight))
+                          "(shutting down)", name=self.component_name,
+                          count=len(inflight) + len(waiting))
 
     def _reply(self, out: tuple[bytes | None, list[bytes]], message: Message) -> None:
         response, binary = out
