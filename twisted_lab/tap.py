@@ -14,7 +14,7 @@ from twisted.python import usage
 
 from twisted_lab.errors import ConfigError
 
-__all__ = ["Options", "makeService"]
+__all__ = ["Options", "makeService", "check_devices"]
 
 
 class Options(usage.Options):
@@ -52,13 +52,17 @@ class Options(usage.Options):
             raise usage.UsageError(str(e)) from None
         if self["check"]:
             config = self.lab_config
+            try:
+                check_devices(config)
+            except ConfigError as e:
+                raise usage.UsageError(str(e)) from None
             print(f"{config.file or 'built-in simulated lab'}: OK")
             print("devices: " + ", ".join(f"{d.name} ({d.type})" for d in config.devices))
             print("protocols: " + ", ".join(p.name for p in config.protocols))
             raise SystemExit(0)
 
     def _print_plugins(self) -> None:
-        from twisted_lab.discovery import device_plugins, protocol_plugins
+        from twisted_lab.discovery import device_plugins, protocol_plugins, unavailable
 
         out = sys.stdout
         out.write("protocols (config sections):\n")
@@ -66,7 +70,30 @@ class Options(usage.Options):
             out.write(f"  [{name}]  {plugin.description}\n")
         out.write("device types:\n")
         for name, plugin in sorted(device_plugins().items()):
-            out.write(f"  {name}  {plugin.description}\n")
+            try:
+                reason = unavailable(plugin)
+            except Exception as e:  # a broken third-party plugin must not hide the others
+                reason = f"its plugin failed: {type(e).__name__}: {e}"
+            state = f"  [not usable here: {reason}]" if reason else ""
+            out.write(f"  {name}  {plugin.description}{state}\n")
+
+
+def check_devices(config: Any) -> None:
+    """
+    Check every device's options against its driver (C{--check}): the
+    driver class exists, takes those arguments, and the type can run here.
+
+    @raise ConfigError: naming the file, C{devices.<name>.<key>} and the reason.
+    """
+    from twisted_lab.discovery import check, device_plugin
+
+    for device in config.devices:
+        plugin = device_plugin(device.type, config.file, f"devices.{device.name}.type")
+        try:
+            check(plugin, device.options)
+        except ConfigError as e:
+            key = f"devices.{device.name}" + (f".{e.key}" if e.key else "")
+            raise ConfigError(e.reason, config.file, key) from None
 
 
 def makeService(options: Options) -> IService:

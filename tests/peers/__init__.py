@@ -80,6 +80,33 @@ PEER_SPECS: Dict[str, Dict[str, object]] = {
         "import": "plesty.lib.service",
         "versions": {"plesty-lib": "0.6.0"},
     },
+    # The lab itself on Python 3.12, hosting PLESTY device packages (issue 17).
+    # twisted_lab's own dependencies are installed here, not twisted_lab: the
+    # tests run the lab from the checkout (PYTHONPATH = the repo root), so the
+    # venv never goes stale when the code changes.
+    "lab312": {
+        "python": "3.12.1",
+        "steps": [
+            [
+                "twisted>=24.7",
+                "numpy",
+                "pyzmq",
+                "txzmq",
+                "pyvisa",
+                "pyvisa-sim",
+                "hypothesis",
+                "plesty-lib==0.6.0",
+                "plesty-thorlabs-powermeter==0.1.0",
+                "plesty-k10cr1==0.3.0",
+            ]
+        ],
+        "import": "plesty.thorlabs_powermeter",
+        "versions": {
+            "plesty-lib": "0.6.0",
+            "plesty-thorlabs-powermeter": "0.1.0",
+            "plesty-k10cr1": "0.3.0",
+        },
+    },
 }
 
 PEER_NAMES: List[str] = list(PEER_SPECS)

@@ -42,10 +42,34 @@ class DevicePlugin:
     description: str
     options: Mapping[str, Option]
     builder: Callable[[str, dict[str, Any], Any], Any] = field(repr=False)
+    #: C{""} when the type is usable in this environment, else why not
+    #: (a missing package, a Python too old); C{None}: always usable.
+    requires: Callable[[], str] | None = field(default=None, repr=False)
+    #: checks validated options against the driver (raises L{ConfigError}
+    #: naming the key), without connecting to anything.
+    checker: Callable[[dict[str, Any]], None] | None = field(default=None, repr=False)
 
     def make_device(self, name: str, options: dict[str, Any], reactor: Any) -> Any:
         """Build a device from validated options (see L{IDevicePlugin.make_device})."""
         return self.builder(name, options, reactor)
+
+    def unavailable(self) -> str:
+        """C{""} when the type can be used here, else the reason it cannot."""
+        return self.requires() if self.requires is not None else ""
+
+    def check(self, options: dict[str, Any]) -> None:
+        """
+        Check validated options against the driver (C{--check}).
+
+        @raise ConfigError: naming the option at fault (or why the type is
+            unusable here).
+        """
+        reason = self.unavailable()
+        if reason:
+            raise ConfigError(f"device type {self.type_name!r} cannot run here: {reason}",
+                              key="type")
+        if self.checker is not None:
+            self.checker(options)
 
 
 def _seed() -> Option:
@@ -249,9 +273,67 @@ PARAMETER_DETECTOR = DevicePlugin(
                              items={"*": Option(str)}),
     }, _parameter_detector)
 
+def _missing(*modules: str, extra: str = "") -> str:
+    """C{""} when every module can be found, else what to install."""
+    import importlib.util
+
+    for module in modules:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            hint = f" (pip install {extra})" if extra else ""
+            return f"the Python package {module!r} is not installed{hint}"
+    return ""
+
+
+def _sim_backend(value: str) -> str:
+    if value == "sim":
+        from twisted_lab.devices.visa import SIM_BACKEND
+
+        return SIM_BACKEND
+    return value
+
+
+def _pymeasure_kwargs(o: dict[str, Any]) -> dict[str, Any]:
+    kwargs = dict(o["kwargs"])
+    if o["visa_library"]:
+        kwargs["visa_library"] = _sim_backend(o["visa_library"])
+    return kwargs
+
+
+def _pymeasure(name: str, o: dict[str, Any], reactor: Any) -> Any:
+    from twisted_lab.devices.pymeasure_device import PymeasureDevice, check_instrument
+
+    cls = check_instrument(o["instrument"], o["kwargs"])
+    return PymeasureDevice(name, reactor, cls, o["adapter"], _pymeasure_kwargs(o),
+                           deadline=o["timeout"], retry=o["retry"])
+
+
+def _check_pymeasure(o: dict[str, Any]) -> None:
+    from twisted_lab.devices.pymeasure_device import check_instrument
+
+    check_instrument(o["instrument"], o["kwargs"])
+
+
+PYMEASURE = DevicePlugin(
+    "pymeasure", "A pymeasure Instrument subclass (properties, validators, channels), on its "
+    "own worker thread.", {
+        "instrument": Option(str, doc="'package.module:Class', a pymeasure Instrument subclass, "
+                             "e.g. 'pymeasure.instruments.keysight:KeysightE36312A'."),
+        "adapter": Option(str, doc="The adapter: a VISA resource name, e.g. 'GPIB0::7::INSTR'."),
+        "visa_library": Option(str, "", "pyvisa backend: '' (default), '@py', 'sim' (the "
+                               "shipped simulated instruments) or '<file.yaml>@sim'."),
+        "kwargs": Option(dict, {}, "More constructor arguments (read_termination, ...)."),
+        "timeout": Option(float, 5.0, "Deadline of each call in s."),
+        "retry": Option(float, 5.0, "Seconds between connection attempts."),
+    }, _pymeasure, requires=lambda: _missing("pymeasure", extra="twisted_lab[pymeasure]"),
+    checker=_check_pymeasure)
+
 #: Every built-in device type.
 DEVICE_PLUGINS: list[DevicePlugin] = [STAGE, POWERMETER, SPECTROMETER, CAMERA, LA4, VISA, PYTHON,
-                                      PARAMETER_ACTUATOR, PARAMETER_DETECTOR]
+                                      PARAMETER_ACTUATOR, PARAMETER_DETECTOR, PYMEASURE]
 
 #: The built-in simulated lab's local devices: device name to (type name, options).
 #: Its fifth device, C{la4}, is not here: the C{[la4]} protocol section of the
