@@ -184,12 +184,15 @@ class Action:
     @ivar arguments: its arguments, in order.
     @ivar doc: one line saying what it does.
     @ivar mutating: C{False} for actions that only read (no lease needed).
+    @ivar budget: the seconds it may take, when it declares it may take
+        longer than an ordinary call (a PLESTY operation's budget), or C{None}.
     """
 
     name: str
     arguments: tuple[Argument, ...] = ()
     doc: str = ""
     mutating: bool = True
+    budget: float | None = None
 
     def bind(self, args: Sequence[Any], kwargs: dict[str, Any], device: str = "") -> list[Any]:
         """
@@ -229,8 +232,11 @@ class Action:
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-friendly form."""
-        return {"name": self.name, "doc": self.doc, "mutating": self.mutating,
-                "arguments": [a.as_dict() for a in self.arguments]}
+        out: dict[str, Any] = {"name": self.name, "doc": self.doc, "mutating": self.mutating,
+                              "arguments": [a.as_dict() for a in self.arguments]}
+        if self.budget is not None:
+            out["budget"] = self.budget
+        return out
 
 
 @dataclass(frozen=True)

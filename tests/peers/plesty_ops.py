@@ -6,7 +6,9 @@ JSON list of results ({"ok": value} or {"error": "Type: message"}).
 Usage: python plesty_ops.py ADDRESS CLIENT_ID RESOURCES_JSON OPS_JSON
 
 Each op is {"op": "query", "name": N} | {"op": "write", "name": N, "value": V}
-| {"op": "call", "name": F, "args": [...], "kwargs": {...}} | {"op": "describe"}.
+| {"op": "call", "name": F, "args": [...], "kwargs": {...}} | {"op": "describe"}
+| {"op": "hold"}: print {"held": true} and wait for a line on stdin (the
+client stays connected, holding its resources, meanwhile).
 """
 import json
 import sys
@@ -22,6 +24,10 @@ def run(client, op):
         return client.write(op["name"], op["value"])
     if kind == "call":
         return client.call(op["name"], *op.get("args", []), **op.get("kwargs", {}))
+    if kind == "hold":
+        print(json.dumps({"held": True}), flush=True)
+        sys.stdin.readline()
+        return None
     if kind == "describe":
         described = client.describe()
         return {"methods": described["methods"],

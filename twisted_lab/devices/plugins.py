@@ -331,9 +331,68 @@ PYMEASURE = DevicePlugin(
     }, _pymeasure, requires=lambda: _missing("pymeasure", extra="twisted_lab[pymeasure]"),
     checker=_check_pymeasure)
 
+class OpenSchema(dict):  # type: ignore[type-arg]
+    """
+    An option schema that also accepts keys it does not declare (the driver
+    class's own constructor arguments), of any type; C{--check} checks them
+    against the class.
+    """
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        """The declared option, or one that accepts any value."""
+        if key in self:
+            return self[key]
+        return Option(object, None, "An argument of the driver class.")
+
+
+_PLESTY_OWN = ("package", "class", "timeout", "retry", "connect_timeout")
+
+
+def _plesty_arguments(o: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in o.items() if k not in _PLESTY_OWN}
+
+
+def _plesty(name: str, o: dict[str, Any], reactor: Any) -> Any:
+    from twisted_lab.devices.plesty_device import (check_arguments, load_class,
+                                                   make_plesty_device, python_too_old)
+
+    reason = python_too_old()
+    if reason:
+        raise ConfigError(reason, key="type")
+    cls = load_class(o["package"], o["class"])
+    check_arguments(cls, _plesty_arguments(o))
+    return make_plesty_device(name, reactor, cls, _plesty_arguments(o), deadline=o["timeout"],
+                              retry=o["retry"], connect_deadline=o["connect_timeout"])
+
+
+def _check_plesty(o: dict[str, Any]) -> None:
+    from twisted_lab.devices.plesty_device import check_arguments, load_class
+
+    check_arguments(load_class(o["package"], o["class"]), _plesty_arguments(o))
+
+
+def _plesty_requires() -> str:
+    from twisted_lab.devices.plesty_device import python_too_old
+
+    return python_too_old() or _missing("plesty.lib", extra="plesty-lib")
+
+
+PLESTY = DevicePlugin(
+    "plesty", "A PLESTY device package's driver (schemas → parameters and actions), hosted "
+    "on its own worker thread; Python >= 3.12.", OpenSchema({
+        "package": Option(str, "", "The package, e.g. 'plesty.thorlabs_powermeter' (its "
+                          "Device class)."),
+        "class": Option(str, "", "Or the class, 'module:Class'."),
+        "timeout": Option(float, 10.0, "Deadline of each call in s (an operation's own "
+                          "budget, when longer, wins)."),
+        "retry": Option(float, 5.0, "Seconds between connection attempts."),
+        "connect_timeout": Option(float, 30.0, "Deadline of connect in s."),
+    }), _plesty, requires=_plesty_requires, checker=_check_plesty)
+
 #: Every built-in device type.
 DEVICE_PLUGINS: list[DevicePlugin] = [STAGE, POWERMETER, SPECTROMETER, CAMERA, LA4, VISA, PYTHON,
-                                      PARAMETER_ACTUATOR, PARAMETER_DETECTOR, PYMEASURE]
+                                      PARAMETER_ACTUATOR, PARAMETER_DETECTOR, PYMEASURE,
+                                      PLESTY]
 
 #: The built-in simulated lab's local devices: device name to (type name, options).
 #: Its fifth device, C{la4}, is not here: the C{[la4]} protocol section of the

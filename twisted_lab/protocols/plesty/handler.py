@@ -226,7 +226,9 @@ class PlestyHandler:
         return ok(await self._call(client, device, description, func, args, kwargs, timeout))
 
     def _describe(self, description: Description) -> dict[str, Any]:
-        result: dict[str, Any] = {"methods": _methods(description), "budgets": {},
+        budgets = {name: action.budget for name, action in description.actions.items()
+                   if action.budget is not None and not name.startswith("_")}
+        result: dict[str, Any] = {"methods": _methods(description), "budgets": budgets,
                                   "doc": plesty_doc(description)}
         if not self.strict:
             result["twisted_lab"] = description.as_dict()
