@@ -107,6 +107,36 @@ PEER_SPECS: Dict[str, Dict[str, object]] = {
             "plesty-k10cr1": "0.3.0",
         },
     },
+    # The lab on Python 3.11 with the PyMoDAQ 5 stack (issue 17), hosting
+    # PyMoDAQ instrument plugins headless; like lab312, the tests run the lab
+    # from the checkout.  The same pins as the pymodaq5 peer.
+    "labpymodaq": {
+        "python": "3.11",
+        "steps": [
+            [
+                "pyleco==0.6.0.post1",
+                "pymodaq_utils==5.3.7",
+                "pymodaq_data==5.3.0",
+                "serializall",
+                "pyqtgraph",
+                "qtpy",
+                "qt-themes",
+                "easydict",
+                "PyQt5",
+                "pymodaq_gui==5.3.8",
+                "twisted>=24.7",
+                "numpy",
+                "pyzmq",
+                "txzmq",
+                "pyvisa",
+                "pyvisa-sim",
+                "hypothesis",
+            ],
+            ["--no-deps", "pymodaq==5.3.8", "pymodaq_plugins_mock==5.3.0"],
+        ],
+        "import": "pymodaq_plugins_mock.daq_move_plugins.daq_move_Mock",
+        "versions": {"pymodaq": "5.3.8", "pymodaq_plugins_mock": "5.3.0"},
+    },
 }
 
 PEER_NAMES: List[str] = list(PEER_SPECS)

@@ -389,10 +389,37 @@ PLESTY = DevicePlugin(
         "connect_timeout": Option(float, 30.0, "Deadline of connect in s."),
     }), _plesty, requires=_plesty_requires, checker=_check_plesty)
 
+def _pymodaq(name: str, o: dict[str, Any], reactor: Any) -> Any:
+    from twisted_lab.devices.pymodaq_device import check_plugin, make_pymodaq_device
+
+    check_plugin(o["plugin"], o["settings"])
+    return make_pymodaq_device(name, reactor, o["plugin"], o["settings"], deadline=o["timeout"],
+                               retry=o["retry"], connect_deadline=o["connect_timeout"])
+
+
+def _check_pymodaq(o: dict[str, Any]) -> None:
+    from twisted_lab.devices.pymodaq_device import check_plugin
+
+    check_plugin(o["plugin"], o["settings"])
+
+
+PYMODAQ_PLUGIN = DevicePlugin(
+    "pymodaq.plugin", "A PyMoDAQ 5 instrument plugin (DAQ_Move_*, DAQ_xDViewer_*) hosted "
+    "headless (Qt on its own thread).", {
+        "plugin": Option(str, doc="'module:Class', e.g. 'pymodaq_plugins_mock.daq_move_plugins."
+                         "daq_move_Mock:DAQ_Move_Mock'."),
+        "settings": Option(dict, {}, "Initial settings by path ('tau', 'bounds.is_bounds').",
+                           free_keys=True),
+        "timeout": Option(float, 10.0, "Deadline of each call (a whole move, a grab) in s."),
+        "retry": Option(float, 5.0, "Seconds between ini_stage/ini_detector attempts."),
+        "connect_timeout": Option(float, 30.0, "Deadline of ini_stage/ini_detector in s."),
+    }, _pymodaq, requires=lambda: _missing("pymodaq", "qtpy", extra="twisted_lab[pymodaq]"),
+    checker=_check_pymodaq)
+
 #: Every built-in device type.
 DEVICE_PLUGINS: list[DevicePlugin] = [STAGE, POWERMETER, SPECTROMETER, CAMERA, LA4, VISA, PYTHON,
                                       PARAMETER_ACTUATOR, PARAMETER_DETECTOR, PYMEASURE,
-                                      PLESTY]
+                                      PLESTY, PYMODAQ_PLUGIN]
 
 #: The built-in simulated lab's local devices: device name to (type name, options).
 #: Its fifth device, C{la4}, is not here: the C{[la4]} protocol section of the

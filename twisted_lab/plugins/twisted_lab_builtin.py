@@ -25,3 +25,4 @@ adapter_actuator = LazyDevicePlugin("adapter.actuator", "twisted_lab.devices.plu
 adapter_detector = LazyDevicePlugin("adapter.detector", "twisted_lab.devices.plugins")
 pymeasure = LazyDevicePlugin("pymeasure", "twisted_lab.devices.plugins")
 plesty_device = LazyDevicePlugin("plesty", "twisted_lab.devices.plugins")
+pymodaq_plugin = LazyDevicePlugin("pymodaq.plugin", "twisted_lab.devices.plugins")
