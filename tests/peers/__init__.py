@@ -80,10 +80,11 @@ PEER_SPECS: Dict[str, Dict[str, object]] = {
         "import": "plesty.lib.service",
         "versions": {"plesty-lib": "0.6.0"},
     },
-    # The lab itself on Python 3.12, hosting PLESTY device packages (issue 17).
-    # twisted_lab's own dependencies are installed here, not twisted_lab: the
-    # tests run the lab from the checkout (PYTHONPATH = the repo root), so the
-    # venv never goes stale when the code changes.
+    # The lab itself on Python 3.12, hosting PLESTY device packages (issue 17),
+    # and the interpreter of the Python 3.12 CI run (.ci/checks.d/50-py312.sh).
+    # twisted_lab's own dependencies and test extras are installed here, not
+    # twisted_lab: the tests run the lab from the checkout (PYTHONPATH = the
+    # repo root), so the venv never goes stale when the code changes.
     "lab312": {
         "python": "3.12.1",
         "steps": [
@@ -95,6 +96,7 @@ PEER_SPECS: Dict[str, Dict[str, object]] = {
                 "pyvisa",
                 "pyvisa-sim",
                 "hypothesis",
+                "pymeasure==0.16.0",
                 "plesty-lib==0.6.0",
                 "plesty-thorlabs-powermeter==0.1.0",
                 "plesty-k10cr1==0.3.0",

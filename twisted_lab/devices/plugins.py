@@ -379,7 +379,8 @@ def _plesty_requires() -> str:
 
 PLESTY = DevicePlugin(
     "plesty", "A PLESTY device package's driver (schemas → parameters and actions), hosted "
-    "on its own worker thread; Python >= 3.12.", OpenSchema({
+    "on its own worker thread; Python >= 3.12. Every other key is an argument of the "
+    "driver class (address = \"mock:PM400\", port = \"mock\", ...).", OpenSchema({
         "package": Option(str, "", "The package, e.g. 'plesty.thorlabs_powermeter' (its "
                           "Device class)."),
         "class": Option(str, "", "Or the class, 'module:Class'."),
