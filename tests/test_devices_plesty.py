@@ -337,6 +337,22 @@ class CheckTests(SynchronousTestCase):
         self.assertIn("PLESTY device packages need Python >= 3.12", message)
         self.assertIn("[[plesty.import]]", message)
 
+    def test_list_says_why_not(self) -> None:
+        """--list marks the plesty type unusable on a Python that is too old, saying why."""
+        import io
+
+        from twisted_lab.tap import Options
+
+        self.patch(plesty_device, "MINIMUM_PYTHON", (sys.version_info[0], sys.version_info[1] + 1))
+        out = io.StringIO()
+        self.patch(sys, "stdout", out)
+        with self.assertRaises(SystemExit):
+            Options().parseOptions(["--list"])
+        line = next(x for x in out.getvalue().splitlines() if x.strip().startswith("plesty "))
+        self.assertIn("[not usable here: PLESTY device packages need Python >= 3.12", line)
+        visa = next(x for x in out.getvalue().splitlines() if x.strip().startswith("visa "))
+        self.assertNotIn("not usable", visa)
+
     def test_unknown_argument_on_312(self) -> None:
         """In the 3.12 lab, --check refuses an argument the driver class does not take and
         a package that does not exist, naming the key."""

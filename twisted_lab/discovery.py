@@ -101,7 +101,7 @@ def unavailable(plugin: Any) -> str:
     the reason (a plugin without an C{unavailable()} method is usable).
     """
     method = getattr(plugin, "unavailable", None)
-    return method() if method is not None else ""  # type: ignore[no-any-return]
+    return str(method()) if method is not None else ""
 
 
 def check(plugin: Any, options: dict[str, Any]) -> None:

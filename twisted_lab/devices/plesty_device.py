@@ -76,6 +76,7 @@ def load_class(package: str, spec: str) -> type:
     if bool(package) == bool(spec):
         raise ConfigError("give exactly one of 'package' (e.g. 'plesty.thorlabs_powermeter') "
                           "and 'class' ('module:Class')", key="package")
+    cls: Any
     if spec:
         try:
             cls = load_factory(spec)
@@ -96,7 +97,7 @@ def load_class(package: str, spec: str) -> type:
             getattr(cls, "write", None)):
         raise ConfigError(f"{spec or package!r} is not a PLESTY device class (it needs "
                           f"query and write)", key=key)
-    return cls  # type: ignore[no-any-return]
+    return cls
 
 
 def check_arguments(cls: type, arguments: Mapping[str, Any]) -> None:
@@ -106,7 +107,7 @@ def check_arguments(cls: type, arguments: Mapping[str, Any]) -> None:
     @raise ConfigError: an argument the class does not take, naming it.
     """
     try:
-        signature = inspect.signature(cls.__init__)
+        signature = inspect.signature(cls)
     except (TypeError, ValueError):
         return
     parameters = signature.parameters
@@ -291,7 +292,8 @@ class PlestyActuator(_PlestyDriver, BaseActuator):
 
     def run_action(self, action: str, *args: Any) -> Deferred[Any]:
         if action in ("move_abs", "move_rel", "move_home", "stop", "position"):
-            return BaseActuator.run_action(self, action, *args)
+            result: Deferred[Any] = BaseActuator.run_action(self, action, *args)
+            return result
         return self.run_operation(action, *args)
 
     def _motion(self, operation: str, *args: Any) -> Deferred[Any]:

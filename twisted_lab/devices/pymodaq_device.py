@@ -86,7 +86,7 @@ def _invoker_class() -> Any:
     class Invoker(QtCore.QObject):  # type: ignore[misc]
         call = QtCore.Signal(object)
 
-        @QtCore.Slot(object)
+        @QtCore.Slot(object)  # type: ignore[untyped-decorator]
         def execute(self, job: Any) -> None:
             fn, args, future = job
             if not future.set_running_or_notify_cancel():
@@ -178,7 +178,7 @@ def load_plugin(spec: str) -> type:
     from twisted_lab.devices.plugins import load_factory
 
     try:
-        cls = load_factory(spec)
+        cls: Any = load_factory(spec)
     except ConfigError as e:
         raise ConfigError(e.reason, key="plugin") from None
     kind = _kind(cls)
