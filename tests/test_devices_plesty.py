@@ -291,7 +291,7 @@ class PylecoDirectorTests(LabOn312Mixin, PylecoMixin, TestCase):
 
 
 class PyMoDAQClientRoleTests(LabOn312Mixin, TestCase):
-    """PyMoDAQ 4's own TCPServer move plugin drives the hosted K10CR1 (our client role)."""
+    """PyMoDAQ 4's own TCPServer plugins drive the hosted packages (our client role)."""
 
     timeout = 240
 
@@ -316,6 +316,31 @@ export = [{{device = "k10", server = "tcp:host=127.0.0.1:port={port}"}}]
                                places=3)
         out = await self.plesty("k10", [{"op": "query", "name": "MO.UserPosition"}])
         self.assertAlmostEqual(out[0]["ok"], 20.0, places=3)
+
+
+    async def test_powermeter_settings(self) -> None:
+        """A PyMoDAQ 4 viewer server reads the hosted power meter's settings (its schema
+        parameters with the head's values) and writes one with set_info."""
+        peer = start_peer(self, "pymodaq4_server.py", "0D")
+        port = (await peer.next("port", 90))["port"]
+        await self.start_lab(f"""
+[pymodaq]
+listen = []
+export = [{{device = "pm", server = "tcp:host=127.0.0.1:port={port}"}}]
+""")
+        peer.send(op="wait_client")
+        client = await peer.next("client", 60)
+        self.assertEqual(client["types"], ["GRABBER"])
+        self.assertEqual((client["settings"]["wavelength"], client["settings"]["power_unit"],
+                          client["settings"]["averaging"]), (632.8, "W", 1))
+        peer.send(op="set_info", path=["wavelength"], value=700.0)
+        await peer.next("set_info_sent")
+        for _ in range(50):
+            out = await self.plesty("pm", [{"op": "query", "name": "wavelength"}])
+            if out == [{"ok": 700.0}]:
+                break
+            await deferLater(reactor, 0.2, lambda: None)
+        self.assertEqual(out, [{"ok": 700.0}])
 
 
 class CheckTests(SynchronousTestCase):

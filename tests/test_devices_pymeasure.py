@@ -52,6 +52,14 @@ class HangingSupply(KeysightE36312A):
         raise RuntimeError("the driver broke")
 
 
+class Flaky(KeysightE36312A):
+    """An E36312A whose link drops."""
+
+    def drop(self) -> None:
+        """Lose the connection."""
+        raise ConnectionResetError("link lost")
+
+
 class Unreachable(KeysightE36312A):
     """An E36312A whose connection is refused."""
 
@@ -186,6 +194,27 @@ class HostedTests(TestCase):
         await deferLater(reactor, 0.3, lambda: None)
         self.assertGreater(Unreachable.attempts, 2)
         self.assertFalse(psu.online)
+
+    async def test_reconnect_after_a_lost_connection(self) -> None:
+        """A call that fails with a lost connection takes the device offline (listeners are
+        told), the driver is reopened, and the device comes back online."""
+        psu = await self.device(cls=Flaky, resource="GPIB0::11::INSTR", retry=0.05)
+        first = psu.instrument
+        events: list[str] = []
+        psu.subscribe(lambda event: events.append(event.kind))
+        error = await self.assertFailure(psu.call("drop"), DriverError)
+        self.assertIn("link lost", str(error))
+        self.assertFalse(psu.online)
+        await self.assertFailure(psu.get("id"), DeviceOffline)
+        for _ in range(200):
+            if psu.online:
+                break
+            await deferLater(reactor, 0.02, lambda: None)
+        self.assertTrue(psu.online)
+        self.assertIsNot(psu.instrument, first)
+        self.assertIn("E36312A", await psu.get("id"))
+        self.assertEqual([k for k in events if k in ("online", "offline")],
+                         ["offline", "online"])
 
     async def test_stop_disconnects(self) -> None:
         """Stopping the device closes the adapter and takes it offline."""
