@@ -76,16 +76,20 @@ class PymodaqLabMixin:
     directory: str
     ports: dict[str, int]
 
-    async def start_lab(self) -> None:
+    async def start_lab(self, text: str | None = None, tag: str = "lab",
+                        devices: tuple[str, ...] = ("mover", "camera", "bad")) -> None:
+        """Start a lab (the one of L{lab_config} unless C{text} is given)."""
         test: Any = self
-        self.directory = os.path.abspath(test.mktemp())
-        os.makedirs(self.directory)
-        names = ["mover", "camera", "bad", "leco"]
-        self.ports = dict(zip(names, free_ports(len(names))))
-        config = os.path.join(self.directory, "lab.toml")
+        if text is None:
+            self.directory = os.path.abspath(test.mktemp())
+            os.makedirs(self.directory)
+            names = ["mover", "camera", "bad", "leco", "director", "viewer"]
+            self.ports = dict(zip(names, free_ports(len(names))))
+            text = lab_config(self.ports)
+        config = os.path.join(self.directory, f"{tag}.toml")
         with open(config, "w") as f:
-            f.write(lab_config(self.ports))
-        log = os.path.join(self.directory, "lab.log")
+            f.write(text)
+        log = os.path.join(self.directory, f"{tag}.log")
         env = peer_env("labpymodaq")
         env["PYTHONPATH"] = str(ROOT)
         env["TWISTED_LAB_TEST_GATE"] = os.path.join(self.directory, "gate")
@@ -109,7 +113,7 @@ class PymodaqLabMixin:
         text = ""
         while time.monotonic() < deadline:
             text = open(log).read() if os.path.exists(log) else ""
-            if all(f"{name}: driver connected" in text for name in ("mover", "camera", "bad")):
+            if all(f"{name}: driver connected" in text for name in devices):
                 return
             if process.poll() is not None:
                 break
@@ -206,6 +210,46 @@ class HostedPluginTests(PymodaqLabMixin, TestCase):
         self.assertIn("DriverError", out[0]["error"])
         self.assertIn("the driver broke", out[0]["error"])
         self.assertLess(abs(out[1]["ok"] - 3.0), 0.01)
+
+
+class DirectorPluginTests(PymodaqLabMixin, TestCase):
+    """PyMoDAQ 5's own LECO director plugins drive the hosted plugins of another lab."""
+
+    timeout = 300
+
+    async def test_director_plugins(self) -> None:
+        """A second lab hosts PyMoDAQ's DAQ_Move_LECODirector and DAQ_2DViewer_LECODirector
+        (headless, like any plugin) pointed at the first lab's actors; a move and a grab
+        through them, asked over PLESTY, reach the hosted DAQ_Move_Mock and
+        DAQ_2DViewer_Mock over LECO."""
+        await self.start_lab()
+        leco = self.ports["leco"]
+        await self.start_lab(f"""
+[lab]
+simulated = false
+
+[devices.director]
+type = "pymodaq.plugin"
+plugin = "pymodaq_plugins_mock.daq_move_plugins.daq_move_LECODirector:DAQ_Move_LECODirector"
+settings = {{host = "127.0.0.1", port = {leco}, actor_name = "mover"}}
+
+[devices.viewer]
+type = "pymodaq.plugin"
+plugin = "{VIEW2D.replace("daq_2Dviewer_Mock:DAQ_2DViewer_Mock",
+                          "daq_2Dviewer_LECODirector:DAQ_2DViewer_LECODirector")}"
+settings = {{host = "127.0.0.1", port = {leco}, actor_name = "camera"}}
+
+[plesty]
+serve = [{{device = "director", address = "tcp://127.0.0.1:{self.ports["director"]}"}},
+         {{device = "viewer", address = "tcp://127.0.0.1:{self.ports["viewer"]}"}}]
+""", "directors", ("director", "viewer"))
+        out = await self.plesty("director", [{"op": "call", "name": "move_abs", "args": [2.5]}])
+        self.assertLess(abs(out[0]["ok"] - 2.5), 0.01)
+        out = await self.plesty("mover", [{"op": "call", "name": "position"}])
+        self.assertLess(abs(out[0]["ok"] - 2.5), 0.01)
+        out = await self.plesty("viewer", [{"op": "call", "name": "grab"}])
+        self.assertNotIn("error", out[0], out[0])
+        self.assertIn("Mock2D_0", json.dumps(out[0]))
 
 
 class CheckTests(SynchronousTestCase):

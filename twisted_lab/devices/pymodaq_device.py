@@ -31,11 +31,13 @@ PyMoDAQ is an optional extra: C{pip install twisted_lab[pymodaq]}.
 from __future__ import annotations
 
 import concurrent.futures
+import inspect
 import os
 import threading
+import time
 from typing import Any, Callable
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail, succeed
 
 from twisted_lab.data import SIGNAL_KINDS, Axis, Export, Signal
 from twisted_lab.description import Description, Parameter
@@ -217,6 +219,28 @@ def check_plugin(spec: str, settings: dict[str, Any]) -> None:
                               f"{', '.join(sorted(known))}", key=f"settings.{key}")
 
 
+def constructor_arguments(cls: type) -> set[str]:
+    """
+    The keyword arguments a plugin class's constructor takes, following
+    C{**kwargs} up the MRO (C{DAQ_2DViewer_LECODirector} passes C{host} and
+    C{port} on to its base), without C{parent} and C{params_state}.
+    """
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            parameters = inspect.signature(init).parameters.values()
+        except (TypeError, ValueError):
+            break
+        names |= {p.name for p in parameters
+                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    return names - {"self", "parent", "params_state"}
+
+
 def _kind(cls: Any) -> str | None:
     from pymodaq.control_modules.move_utility_classes import DAQ_Move_base
     from pymodaq.control_modules.viewer_utility_classes import DAQ_Viewer_base
@@ -367,7 +391,11 @@ class _Hosted(HostedDriver):
 
         parent = Parent()
         parent.status_sig.connect(self._status)
-        plugin = self.cls(parent, None)
+        # settings that are also constructor arguments (a LECO director
+        # plugin's host and port) are given to the constructor as well
+        accepted = constructor_arguments(self.cls)
+        kwargs = {k: v for k, v in self.initial_settings.items() if k in accepted}
+        plugin = self.cls(parent, None, **kwargs)
         plugin._twisted_lab_parent = parent  # the plugin must not outlive its parent
         # the values now; committed to the hardware once initialised
         for key, value in self.initial_settings.items():
@@ -400,8 +428,15 @@ class _Hosted(HostedDriver):
         self._reactor_ref.callFromThread(self._report_status, name, text)
         if name == "RAISE_TIMEOUT":
             self._on_raise_timeout()
+        elif name == "MOVE_DONE":
+            # plugins that report the end of a move as a status (PyMoDAQ's LECO
+            # director plugins) rather than with move_done_signal
+            self._on_move_done_status(attribute)
 
     def _on_raise_timeout(self) -> None:
+        pass
+
+    def _on_move_done_status(self, position: Any) -> None:
         pass
 
     def _report_status(self, name: str, text: str) -> None:
@@ -421,11 +456,17 @@ class _Hosted(HostedDriver):
         if name == STATUS:
             return self.drive(lambda: self.status_text)
 
-        def read() -> Any:
-            return plain(self.plugin.settings.child(*name.split(".")).value())
-
-        read.__name__ = f"read {name}"
-        return self.drive(self._qt, read)
+        if not self.connected:
+            return self.drive(lambda: None)  # fails with DeviceOffline, naming the reason
+        # A read of the settings tree is a dictionary lookup: it is answered
+        # at once, without a round trip through the driver and Qt threads
+        # (PyMoDAQ's directors wait 0.1 s for get_settings), and even while a
+        # plugin call overruns.  Writes go through the plugin's thread.
+        try:
+            return succeed(plain(self.plugin.settings.child(*name.split(".")).value()))
+        except Exception as e:
+            return fail(DriverError(f"device {self.name!r}: reading {name!r} failed: "
+                                    f"{type(e).__name__}: {e}"))
 
     def write_parameter(self, name: str, value: Any) -> Deferred[Any]:
         def write() -> Any:
@@ -437,6 +478,22 @@ class _Hosted(HostedDriver):
 
     def close_driver(self) -> Any:
         self._qt(self.plugin.close)
+
+    def _signed_in(self, limit: float = 10.0) -> None:
+        """
+        On the driver thread: a plugin with a LECO communicator (PyMoDAQ's
+        LECO director plugins) asks its actor at C{ini_*}, which fails until
+        the communicator has signed in to its Coordinator; wait for that.
+        """
+        communicator = getattr(self.plugin, "communicator", None)
+        if communicator is None:
+            return
+        deadline = time.monotonic() + limit
+        while getattr(communicator, "namespace", None) is None:
+            if time.monotonic() > deadline:
+                raise ConnectionError("the plugin's LECO communicator did not sign in to its "
+                                      "Coordinator")
+            time.sleep(0.02)
 
 
 class PymodaqActuator(_Hosted, BaseActuator):
@@ -462,6 +519,7 @@ class PymodaqActuator(_Hosted, BaseActuator):
                 self._commit_initial()
             return info, initialized, self.plugin.axis_unit
 
+        self._signed_in()
         info, initialized, units = self._qt(ini)
         if not initialized:
             raise ConnectionError(f"ini_stage did not initialise the stage: {info}")
@@ -479,6 +537,12 @@ class PymodaqActuator(_Hosted, BaseActuator):
         pending = self._pending
         if pending is not None and not pending.done():
             pending.set_result(float(position.value()))
+
+    def _on_move_done_status(self, position: Any) -> None:
+        if isinstance(position, (list, tuple)) and position:
+            position = position[0]
+        if hasattr(position, "value"):
+            self._move_done(position)
 
     def _on_raise_timeout(self) -> None:
         pending = self._pending
@@ -560,6 +624,7 @@ class PymodaqDetector(_Hosted, BaseDetector):
                 self._commit_initial()
             return info, initialized
 
+        self._signed_in()
         info, initialized = self._qt(ini)
         if not initialized:
             raise ConnectionError(f"ini_detector did not initialise the detector: {info}")
