@@ -29,7 +29,8 @@ class PluginTests(SynchronousTestCase):
         names = [p.type_name for p in DEVICE_PLUGINS]
         self.assertEqual(names, ["sim.stage", "sim.powermeter", "sim.spectrometer",
                                  "sim.camera", "sim.la4", "visa", "python",
-                                 "adapter.actuator", "adapter.detector"])
+                                 "adapter.actuator", "adapter.detector", "pymeasure",
+                                 "plesty", "pymodaq.plugin"])
         for plugin in DEVICE_PLUGINS:
             verifyObject(IDevicePlugin, plugin)
             self.assertTrue(IPlugin.providedBy(plugin))

@@ -28,7 +28,9 @@ from twisted_lab.addresses import (
     parse_zmq_address,
 )
 from twisted_lab.config import Config
-from twisted_lab.discovery import did_you_mean, protocol_plugin
+from twisted_lab.discovery import check as check_options
+from twisted_lab.discovery import device_plugin, did_you_mean, protocol_plugin
+from twisted_lab.errors import ConfigError
 
 __all__ = ["Report", "check", "render", "did_you_mean"]
 
@@ -169,6 +171,24 @@ _SECTIONS: dict[str, Callable[[Report, dict[str, Any]], None]] = {
 }
 
 
+def device_errors(config: Config) -> list[tuple[str, str]]:
+    """
+    Every device's options checked against its driver, when its plugin can
+    (an optional C{check(options)}): the driver class exists, takes those
+    arguments, and the type can run here.
+
+    @return: C{(key, reason)} pairs, C{key} as C{devices.<name>.<option>}.
+    """
+    errors = []
+    for device in config.devices:
+        plugin = device_plugin(device.type, config.file, f"devices.{device.name}.type")
+        try:
+            check_options(plugin, device.options)
+        except ConfigError as e:
+            errors.append((f"devices.{device.name}" + (f".{e.key}" if e.key else ""), e.reason))
+    return errors
+
+
 def check(config: Config) -> Report:
     """
     Check a loaded config as far as possible without binding anything.
@@ -176,6 +196,7 @@ def check(config: Config) -> Report:
     report = Report()
     for device in config.devices:
         report.devices.append((device.name, device.type))
+    report.errors.extend(device_errors(config))
     for section in config.protocols:
         inspect = _SECTIONS.get(section.name)
         if inspect is None:

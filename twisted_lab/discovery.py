@@ -18,7 +18,8 @@ from zope.interface import implementer
 from twisted_lab.errors import ConfigError
 from twisted_lab.interfaces import IDevicePlugin, IProtocolPlugin
 
-__all__ = ["LazyProtocolPlugin", "LazyDevicePlugin", "protocol_plugins", "device_plugins"]
+__all__ = ["LazyProtocolPlugin", "LazyDevicePlugin", "protocol_plugins", "device_plugins",
+           "unavailable", "check"]
 
 
 @implementer(IPlugin, IProtocolPlugin)
@@ -84,6 +85,33 @@ class LazyDevicePlugin:
     def make_device(self, name: str, options: dict[str, Any], reactor: Any) -> Any:
         """Build the device."""
         return self._load().make_device(name, options, reactor)
+
+    def unavailable(self) -> str:
+        """C{""} when the type can be used here, else why not."""
+        return unavailable(self._load())
+
+    def check(self, options: dict[str, Any]) -> None:
+        """Check validated options against the driver (see L{check})."""
+        check(self._load(), options)
+
+
+def unavailable(plugin: Any) -> str:
+    """
+    C{""} when a device plugin's type can be used in this environment, else
+    the reason (a plugin without an C{unavailable()} method is usable).
+    """
+    method = getattr(plugin, "unavailable", None)
+    return str(method()) if method is not None else ""
+
+
+def check(plugin: Any, options: dict[str, Any]) -> None:
+    """
+    Check a device's validated options against its driver, when the plugin
+    can (an optional C{check(options)} method raising L{ConfigError}).
+    """
+    method = getattr(plugin, "check", None)
+    if method is not None:
+        method(options)
 
 
 def _plugins_package() -> Any:

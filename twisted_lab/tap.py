@@ -145,7 +145,7 @@ class Options(usage.Options):
         return make_observer(output, self["log-format"], default, namespaces)
 
     def _print_plugins(self) -> None:
-        from twisted_lab.discovery import device_plugins, protocol_plugins
+        from twisted_lab.discovery import device_plugins, protocol_plugins, unavailable
 
         out = sys.stdout
         out.write("protocols (config sections):\n")
@@ -153,7 +153,25 @@ class Options(usage.Options):
             out.write(f"  [{name}]  {plugin.description}\n")
         out.write("device types:\n")
         for name, plugin in sorted(device_plugins().items()):
-            out.write(f"  {name}  {plugin.description}\n")
+            try:
+                reason = unavailable(plugin)
+            except Exception as e:  # a broken third-party plugin must not hide the others
+                reason = f"its plugin failed: {type(e).__name__}: {e}"
+            state = f"  [not usable here: {reason}]" if reason else ""
+            out.write(f"  {name}  {plugin.description}{state}\n")
+
+
+def check_devices(config: Any) -> None:
+    """
+    Check every device's options against its driver (C{--check}): the
+    driver class exists, takes those arguments, and the type can run here.
+
+    @raise ConfigError: naming the file, C{devices.<name>.<key>} and the reason.
+    """
+    from twisted_lab.check import device_errors
+
+    for key, reason in device_errors(config):
+        raise ConfigError(reason, config.file, key)
 
 
 class _LabProcess(MultiService):
