@@ -75,6 +75,38 @@ class InfoNamesTests(SynchronousTestCase):
         factory.stop()
 
 
+class SettingsSizeTests(SynchronousTestCase):
+    """A settings tree over C{max_settings_size} is refused before it is parsed."""
+
+    def test_oversize_infos_closes(self) -> None:
+        """The connection closes with the reason logged; nothing is registered."""
+        clock = Clock()
+        registry = DeviceRegistry(clock)
+        factory = PyMoDAQServerFactory(registry, clock, max_settings=1000)
+        client = Client(factory, 5001)
+        big = GRABBER_XML.replace(">cam<", ">" + "x" * 2000 + "<")
+        with capturedLogs() as events:
+            client.send(msg("GRABBER") + msg("Infos", big))
+        self.assertTrue(client.transport.disconnecting)
+        self.assertIn("exceeds max_settings_size (1000)",
+                      " ".join(str(e.get("reason", "")) for e in events))
+        self.assertEqual(registry.names(), [])
+        self.assertEqual(len(factory.connections), 1)  # until the transport reports it gone
+        client.close()
+        factory.stop()
+
+    def test_small_infos_parsed(self) -> None:
+        """A tree under the limit is mirrored as usual."""
+        clock = Clock()
+        factory = PyMoDAQServerFactory(DeviceRegistry(clock), clock, max_settings=10000)
+        client = Client(factory, 5001)
+        client.send(msg("GRABBER") + msg("Infos", GRABBER_XML))
+        self.assertFalse(client.transport.disconnecting)
+        self.assertIn("exposure", client.proto.device.description.parameters)
+        client.close()
+        factory.stop()
+
+
 class DeviceBoundTests(SynchronousTestCase):
     """Imported devices: expired after their client left; capped."""
 

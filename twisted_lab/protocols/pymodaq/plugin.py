@@ -36,7 +36,8 @@ from twisted_lab.protocols.pymodaq.codec import VERSIONS
 from twisted_lab.protocols.pymodaq.parser import DEFAULT_MAX_SIZE
 from twisted_lab.protocols.guard import (HANDSHAKE_TIMEOUT, MAX_CONNECTIONS, MAX_PER_HOST,
                                          ConnectionGuard)
-from twisted_lab.protocols.pymodaq.server import FORGET_AFTER, MAX_CLIENTS, PyMoDAQServerFactory
+from twisted_lab.protocols.pymodaq.server import (FORGET_AFTER, MAX_CLIENTS, MAX_SETTINGS,
+                                                  PyMoDAQServerFactory)
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.startup import guard
 
@@ -120,6 +121,9 @@ class PyMoDAQPlugin:
         "max_per_host": Option(int, MAX_PER_HOST, "client connections from one host, at most"),
         "handshake_timeout": Option(float, HANDSHAKE_TIMEOUT,
                                     "seconds a client has to send its type"),
+        "max_settings_size": Option(int, MAX_SETTINGS,
+                                    "largest settings XML (Infos, Info_xml) parsed, in "
+                                    "characters; bigger closes the connection"),
         "export": Option(list, [], "registry devices served to PyMoDAQ main computers",
                          items=_EXPORT),
         "import": Option(list, [], "names for connecting clients, first match wins",
@@ -145,7 +149,8 @@ class PyMoDAQPlugin:
                                            ConnectionGuard(reactor, "PyMoDAQ",
                                                            section["max_connections"],
                                                            section["max_per_host"],
-                                                           section["handshake_timeout"]))
+                                                           section["handshake_timeout"]),
+                                           section["max_settings_size"])
             top.server_factories.append(factory)
             top.listen = list(section["listen"])
             for i, description in enumerate(section["listen"]):

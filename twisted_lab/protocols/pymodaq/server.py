@@ -38,7 +38,7 @@ from twisted_lab.ratelog import BadInputLog
 from twisted_lab.registry import DeviceRegistry
 
 __all__ = ["PyMoDAQServerProtocol", "PyMoDAQServerFactory", "INFOS_GRACE", "MAX_CLIENTS",
-           "FORGET_AFTER"]
+           "FORGET_AFTER", "MAX_SETTINGS"]
 
 #: Seconds a client may take between its type and its C{Infos} before it is
 #: registered without settings.
@@ -47,6 +47,9 @@ INFOS_GRACE = 1.0
 MAX_CLIENTS = 64
 #: Seconds an offline imported device keeps its name before it is unregistered.
 FORGET_AFTER = 600.0
+#: Largest settings XML (C{Infos}, C{Info_xml}) parsed, in characters: a
+#: PyMoDAQ settings tree is tens of kilobytes; parsing costs reactor time.
+MAX_SETTINGS = 1024 * 1024
 
 
 def _safe(text: str) -> str:
@@ -98,6 +101,8 @@ class PyMoDAQServerProtocol(PyMoDAQConnection):
             assert self.transport is not None
             self.transport.loseConnection()
             return
+        if command in ("Infos", "Info_xml"):
+            self._check_settings_size(command, args[-1])
         if command == "Infos":
             settings = parse_settings(args[0])
             if self.device is None:
@@ -133,6 +138,12 @@ class PyMoDAQServerProtocol(PyMoDAQConnection):
         else:
             self.bad_input.info(("ignored", self.peer_host), "ignoring {command} from {peer}",
                            command=command, peer=self.peer)
+
+    def _check_settings_size(self, command: str, xml: Any) -> None:
+        limit = self.factory.max_settings
+        if isinstance(xml, (str, bytes)) and len(xml) > limit:
+            raise ProtocolError(f"{command} settings XML of {len(xml)} characters exceeds "
+                                f"max_settings_size ({limit})")
 
     def explain(self, error: ProtocolError) -> str:
         """Before the handshake, an unknown command is an invalid client type."""
@@ -184,6 +195,8 @@ class PyMoDAQServerFactory(Factory):
     @param max_clients: imported devices kept at most (online or offline).
     @param forget_after: seconds an offline imported device is kept.
     @param guard: the connection limits (default: L{ConnectionGuard}'s).
+    @param max_settings: the largest settings XML parsed (characters); a
+        bigger one closes the connection with that reason.
     """
 
     protocol = PyMoDAQServerProtocol  # type: ignore[assignment]
@@ -194,7 +207,8 @@ class PyMoDAQServerFactory(Factory):
                  call_timeout: float = 10.0, rules: Sequence[Mapping[str, Any]] = (),
                  grab_dim: str = "2D", max_clients: int = MAX_CLIENTS,
                  forget_after: float = FORGET_AFTER,
-                 guard: ConnectionGuard | None = None) -> None:
+                 guard: ConnectionGuard | None = None,
+                 max_settings: int = MAX_SETTINGS) -> None:
         self.registry = registry
         self.clock = clock
         self.wire = wire
@@ -206,6 +220,7 @@ class PyMoDAQServerFactory(Factory):
         self.devices: dict[str, Any] = {}
         self.max_clients = max_clients
         self.forget_after = forget_after
+        self.max_settings = max_settings
         self.guard = guard or ConnectionGuard(clock, "PyMoDAQ")
         self.bad_input = BadInputLog(self.log, clock)
         self.stopped = False
