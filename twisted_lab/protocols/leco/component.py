@@ -334,8 +334,9 @@ class Component(Service):
         try:
             message = Message.from_frames(frames)
         except ProtocolError as e:
-            self.log.warn("{name} dropped a malformed LECO message: {error}",
-                          name=self.component_name, error=str(e))
+            self.bad_input.warn(("malformed", bytes(frames[2]) if len(frames) > 2 else b""),
+                                "{name} dropped a malformed LECO message: {error}",
+                                name=self.component_name, error=str(e))
             return
         if not message.payload:
             return  # a heartbeat: nothing to do
@@ -344,9 +345,10 @@ class Component(Service):
             self._resolve(message, pending)
             return
         if message.message_type != JSON:
-            self.log.warn("{name} dropped a message of type {type} from {sender!r}",
-                          name=self.component_name, type=message.message_type,
-                          sender=message.sender)
+            self.bad_input.warn(message.sender,
+                                "{name} dropped a message of type {type} from {sender!r}",
+                                name=self.component_name, type=message.message_type,
+                                sender=message.sender)
             return
         payload = message.payload[0]
         if b'"method"' not in payload:

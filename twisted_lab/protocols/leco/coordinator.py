@@ -34,6 +34,7 @@ from twisted_lab.protocols.leco.rpc import (DUPLICATE_NAME, INVALID_REQUEST, NOD
                                             encode_error, encode_request, set_log_level)
 from twisted_lab.protocols.leco.locallink import LocalHub
 from twisted_lab.protocols.zmqutil import ZmqConnection, open_connection
+from twisted_lab.ratelog import BadInputLog
 
 __all__ = ["CoordinatorService", "zmq_address", "node_address", "advertised_address",
            "ANOTHER_COORDINATOR"]
@@ -162,6 +163,7 @@ class CoordinatorService(Service):
         self.namespace = check_name(namespace, "namespace")
         self.address = address
         self.reactor = reactor
+        self.bad_input = BadInputLog(self.log, reactor)
         self.coordinators = list(coordinators)
         self.cleaning_interval = cleaning_interval
         self.expiration_time = expiration_time
@@ -312,14 +314,15 @@ class CoordinatorService(Service):
             entry = self._local.get(s_nm)
             if entry is not None:
                 if entry.identity != identity:
-                    self.log.warn("{sender!r} used a name signed in by another connection",
-                                  sender=sender)
+                    self.bad_input.warn(identity, "{sender!r} used a name signed in by "
+                                        "another connection", sender=sender)
                     self._reply_identity(identity, sender, frames[4][:16],
                                          encode_error(None, DUPLICATE_NAME))
                     return
                 entry.heartbeat = now
             elif not (n > 5 and (b'"sign_in"' in frames[5] or b'"sign_out"' in frames[5])):
-                self.log.info("message from {sender!r}, which did not sign in", sender=sender)
+                self.bad_input.info(identity, "message from {sender!r}, which did not sign in",
+                                    sender=sender)
                 self._reply_identity(identity, sender, frames[4][:16],
                                      encode_error(None, NOT_SIGNED_IN))
                 return
@@ -328,7 +331,8 @@ class CoordinatorService(Service):
             if node is not None:
                 node[1] = now
             elif not (s_nm == _COORDINATOR and n > 5 and b"coordinator_sign_" in frames[5]):
-                self.log.info("message from {sender!r} of an unknown node", sender=sender)
+                self.bad_input.info(identity, "message from {sender!r} of an unknown node",
+                                    sender=sender)
                 self._reply_identity(identity, sender, frames[4][:16],
                                      encode_error(None, NOT_SIGNED_IN))
                 return
@@ -341,8 +345,8 @@ class CoordinatorService(Service):
         if not r_ns or r_ns == self._me:
             target = self._local.get(r_nm)
             if target is None:
-                self.log.info("{sender!r} addressed unknown {receiver!r}", sender=sender,
-                              receiver=receiver)
+                self.bad_input.info(identity, "{sender!r} addressed unknown {receiver!r}",
+                                    sender=sender, receiver=receiver)
                 self._route_error(sender, frames[4][:16], RECEIVER_UNKNOWN,
                                   receiver.decode("utf-8", "replace"))
                 return
@@ -351,8 +355,8 @@ class CoordinatorService(Service):
             return
         link = self._nodes.get(r_ns)
         if link is None:
-            self.log.info("{sender!r} addressed {receiver!r} of unknown node", sender=sender,
-                          receiver=receiver)
+            self.bad_input.info(identity, "{sender!r} addressed {receiver!r} of unknown node",
+                                sender=sender, receiver=receiver)
             self._route_error(sender, frames[4][:16], NODE_UNKNOWN,
                               r_ns.decode("utf-8", "replace"))
             return
@@ -375,8 +379,8 @@ class CoordinatorService(Service):
         """Answer a malformed message if it names a sender, log it in any case."""
         identity = frames[0] if frames else b""
         reason = self._malformed_reason(frames)
-        self.log.warn("dropped malformed LECO message from identity {identity}: {reason}",
-                      identity=identity.hex(), reason=reason)
+        self.bad_input.warn(identity, "dropped malformed LECO message from identity "
+                            "{identity}: {reason}", identity=identity.hex(), reason=reason)
         if len(frames) >= 5 and frames[3] and self._router is not None:
             head = frames[4]
             cid = head[:16] if len(head) >= 16 else conversation_id()
@@ -427,8 +431,8 @@ class CoordinatorService(Service):
         head = frames[4]
         sender = frames[3]
         if head[19] != 1:
-            self.log.warn("ignored message of type {type} from {sender!r} to the Coordinator",
-                          type=head[19], sender=sender)
+            self.bad_input.warn(sender, "ignored message of type {type} from {sender!r} to the "
+                                "Coordinator", type=head[19], sender=sender)
             return
         payload = frames[5]
         if b'"method"' not in payload:
@@ -459,7 +463,8 @@ class CoordinatorService(Service):
         try:
             obj = json.loads(payload)
         except (ValueError, UnicodeDecodeError, RecursionError):
-            self.log.warn("invalid JSON from {sender!r} to the Coordinator", sender=sender)
+            self.bad_input.warn(sender, "invalid JSON from {sender!r} to the Coordinator",
+                                sender=sender)
             return
         items = obj if isinstance(obj, list) else [obj]
         for item in items:

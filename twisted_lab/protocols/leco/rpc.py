@@ -17,6 +17,7 @@ from twisted.logger import Logger
 
 from twisted_lab import errors
 from twisted_lab.errors import LabError
+from twisted_lab.ratelog import BadInputLog
 
 __all__ = [
     "PARSE_ERROR", "INVALID_REQUEST", "METHOD_NOT_FOUND", "INVALID_PARAMS", "INTERNAL_ERROR",
@@ -55,6 +56,11 @@ MESSAGES = {
 
 _ABSENT: Any = object()
 log = Logger()
+
+
+#: Lines about bad requests, rate-limited per peer (one limiter for every
+#: RPC server of the process: the Coordinator's and each Component's).
+_bad_input = BadInputLog(Logger(namespace=__name__))
 
 
 class RawJSON:
@@ -313,8 +319,8 @@ class RPCServer:
         try:
             obj = json.loads(payload)
         except (ValueError, UnicodeDecodeError, RecursionError) as e:
-            self.log.warn("unparsable JSON-RPC payload from {peer}: {error}", peer=peer,
-                          error=str(e))
+            _bad_input.warn(peer, "unparsable JSON-RPC payload from {peer}: {error}",
+                            peer=peer, error=str(e)[:200])
             return encode_error(None, PARSE_ERROR), []
         if isinstance(obj, list):
             return self._batch(obj, peer)
@@ -364,8 +370,8 @@ class RPCServer:
     def _one(self, obj: Any, frames: list[bytes], peer: str) -> Any:
         if not isinstance(obj, dict) or obj.get("jsonrpc") != "2.0" \
                 or not isinstance(obj.get("method"), str):
-            self.log.warn("invalid JSON-RPC request from {peer}: {request!r}", peer=peer,
-                          request=obj)
+            _bad_input.warn(peer, "invalid JSON-RPC request from {peer}: {request}", peer=peer,
+                            request=repr(obj)[:200])
             rid = obj.get("id") if isinstance(obj, dict) else None
             return {"id": rid, "error": error_object(
                 INVALID_REQUEST, None, {"reason": "not a JSON-RPC 2.0 request", "data": obj}),
@@ -376,7 +382,8 @@ class RPCServer:
         params = obj.get("params")
         entry = self.methods.get(method)
         if entry is None:
-            self.log.warn("{peer} called unknown method {method!r}", peer=peer, method=method)
+            _bad_input.warn(peer, "{peer} called unknown method {method!r}", peer=peer,
+                            method=method[:100])
             return (None if notification else
                     {"id": rid, "error": error_object(METHOD_NOT_FOUND, None, method),
                      "jsonrpc": "2.0"}), []
