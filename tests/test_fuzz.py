@@ -350,6 +350,21 @@ class LECOChunkedEncoderFuzzTests(SynchronousTestCase):
         self.assertEqual(json.loads(b"".join(pieces)), json.loads(dumps(value)))
         self.assertEqual(b"".join(pieces), dumps(value))
 
+    @FUZZ
+    @given(st.lists(st.integers(min_value=1, max_value=7), min_size=1, max_size=3),
+           st.sampled_from(["<f8", "<i4", "|b1", "<u2"]))
+    def test_array_pieces_equal_dumps(self, shape: list[int], dtype: str) -> None:
+        """Numpy arrays of any shape and dtype encode as their C{tolist()} would."""
+        from twisted_lab.protocols.leco import actor
+        from twisted_lab.protocols.leco.rpc import dumps
+
+        self.patch(actor, "_ROW", 3)
+        array = (np.arange(int(np.prod(shape))) - 5).reshape(shape).astype(dtype)
+        pieces: list[bytes] = []
+        for _ in actor._json_pieces({"data": [array]}, pieces):
+            pass
+        self.assertEqual(b"".join(pieces), dumps({"data": [array.tolist()]}))
+
 
 class PlestyFuzzTests(SynchronousTestCase):
     """The PLESTY request handler (frames in, frames out)."""

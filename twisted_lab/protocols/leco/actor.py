@@ -50,6 +50,8 @@ _ROW = 4096
 
 def _numbers(value: Any, limit: int) -> int:
     """How many list items C{value} holds, counting up to about C{limit}."""
+    if isinstance(value, np.ndarray):
+        return int(value.size)
     if isinstance(value, dict):
         value = list(value.values())
     if not isinstance(value, list):
@@ -58,7 +60,7 @@ def _numbers(value: Any, limit: int) -> int:
     for item in value:
         if count >= limit:
             break
-        if isinstance(item, (list, dict)):
+        if isinstance(item, (list, dict, np.ndarray)):
             count += _numbers(item, limit - count)
     return count
 
@@ -66,7 +68,8 @@ def _numbers(value: Any, limit: int) -> int:
 def _json_pieces(value: Any, out: list[bytes]) -> Iterator[None]:
     """
     Append C{value}'s JSON text to C{out} piece by piece, yielding after
-    each small piece (a row of a frame): a step of a cooperative task.
+    each small piece (a row of a frame, a slice of a long 1-D array): a step
+    of a cooperative task.
     """
     if isinstance(value, dict):
         out.append(b"{")
@@ -74,7 +77,15 @@ def _json_pieces(value: Any, out: list[bytes]) -> Iterator[None]:
             out.append(b"," + dumps(str(key)) + b":" if i else dumps(str(key)) + b":")
             yield from _json_pieces(item, out)
         out.append(b"}")
-    elif isinstance(value, list) and _numbers(value, _ROW) >= _ROW:
+    elif isinstance(value, np.ndarray) and value.ndim == 1 and value.size >= _ROW:
+        out.append(b"[")
+        for start in range(0, value.size, _ROW):
+            piece = dumps(value[start:start + _ROW].tolist())[1:-1]
+            out.append(b"," + piece if start else piece)
+            yield None
+        out.append(b"]")
+    elif (isinstance(value, np.ndarray) and value.ndim > 1 and value.size >= _ROW) or \
+            (isinstance(value, list) and _numbers(value, _ROW) >= _ROW):
         out.append(b"[")
         for i, item in enumerate(value):
             if i:
@@ -86,29 +97,40 @@ def _json_pieces(value: Any, out: list[bytes]) -> Iterator[None]:
         yield None
 
 
-def to_json(value: Any) -> Any:
+def to_json(value: Any, arrays: bool = False) -> Any:
     """
     A JSON-friendly form of a device value: numpy values become lists and
     numbers, an L{Export} or L{Signal} becomes a dict of plain values.
+
+    @param arrays: keep numpy arrays as they are (our encoder writes them as
+        lists; L{_json_pieces} writes a big one a row at a time without
+        making the whole list first).
     """
     if isinstance(value, Export):
         return {"name": value.name, "timestamp": value.timestamp,
-                "signals": [to_json(s) for s in value.signals]}
+                "signals": [to_json(s, arrays) for s in value.signals]}
     if isinstance(value, Signal):
         return {"name": value.name, "kind": value.kind, "dim": value.dim, "units": value.units,
                 "labels": list(value.labels), "timestamp": value.timestamp,
-                "data": [np.asarray(a).tolist() for a in value.data],
-                "axes": [to_json(a) for a in value.axes]}
+                "data": [_array(a, arrays) for a in value.data],
+                "axes": [to_json(a, arrays) for a in value.axes]}
     if isinstance(value, Axis):
         return {"label": value.label, "units": value.units,
-                "data": np.asarray(value.data).tolist(), "index": value.index}
+                "data": _array(value.data, arrays), "index": value.index}
+    if isinstance(value, np.ndarray) and arrays:
+        return value
     if isinstance(value, (np.ndarray, np.generic)):
         return value.tolist()
     if isinstance(value, dict):
-        return {str(k): to_json(v) for k, v in value.items()}
+        return {str(k): to_json(v, arrays) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [to_json(v) for v in value]
+        return [to_json(v, arrays) for v in value]
     return value
+
+
+def _array(data: Any, keep: bool) -> Any:
+    array = np.asarray(data)
+    return array if keep else array.tolist()
 
 
 def register_pymodaq(component: Any, registry: DeviceRegistry, device_name: str) -> Any:
@@ -229,7 +251,8 @@ class DeviceActor(Component):
 
         async def run() -> Any:
             device = await self.registry.guarded(self.device_name, owner)
-            return await self._encoded(to_json(await device.call(action, *args, **kwargs)))
+            return await self._encoded(to_json(await device.call(action, *args, **kwargs),
+                                               arrays=True))
 
         return Deferred.fromCoroutine(run())
 
