@@ -282,15 +282,19 @@ VALID: dict[str, Callable[[Lab], bool]] = {
 
 # -- hostile input, per listener ------------------------------------------------
 
-def tcp_burst(port: int, payloads: list[bytes], linger_rst: bool = False) -> None:
+def tcp_burst(port: int, payloads: Any, linger_rst: bool = False) -> int:
+    """One connection per payload; the number really sent."""
+    sent = 0
     for payload in payloads:
         try:
             with socket.create_connection((HOST, port), timeout=2) as s:
                 if linger_rst:  # vanish: RST instead of FIN
                     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 s.sendall(payload)
+                sent += 1
         except OSError:
             pass
+    return sent
 
 
 def held_connections(port: int, count: int, seconds: float, first: bytes = b"") -> int:
@@ -315,13 +319,10 @@ def pymodaq_batches(lab: Lab, n: int) -> list[tuple[str, Callable[[], int]]]:
     rng = random.Random(1)
 
     def garbage() -> int:
-        tcp_burst(port, [bytes(rng.getrandbits(8) for _ in range(rng.randrange(1, 64)))
-                         for _ in range(n)])
-        return n
+        return tcp_burst(port, (rng.randbytes(rng.randrange(1, 64)) for _ in range(n)))
 
     def oversize() -> int:
-        tcp_burst(port, [struct.pack(">i", 0x7FFFFFF0) + b"x" * 100 for _ in range(n // 10)])
-        return n // 10
+        return tcp_burst(port, [struct.pack(">i", 0x7FFFFFF0) + b"x" * 100] * (n // 10))
 
     def info_names() -> int:
         count = max(4000, n // 10)
@@ -343,18 +344,16 @@ def pymodaq_batches(lab: Lab, n: int) -> list[tuple[str, Callable[[], int]]]:
 
     def titles() -> int:
         count = min(300, n)
-        for i in range(count):
-            xml = (f'<settings type="group" title="s"><title type="str" title="t">t{i}'
-                   '</title></settings>')
-            tcp_burst(port, [pmq_string("GRABBER") + pmq_string("Infos") + pmq_string(xml)])
-        return count
+        return tcp_burst(port, (
+            pmq_string("GRABBER") + pmq_string("Infos") + pmq_string(
+                f'<settings type="group" title="s"><title type="str" title="t">t{i}'
+                '</title></settings>') for i in range(count)))
 
     def idle() -> int:
         return held_connections(port, 300, 1.0)
 
     def vanish() -> int:
-        tcp_burst(port, [pmq_string("GRABBER")] * min(n, 500), linger_rst=True)
-        return min(n, 500)
+        return tcp_burst(port, [pmq_string("GRABBER")] * min(n, 500), linger_rst=True)
 
     return [("garbage", garbage), ("oversized length", oversize), ("Info name flood", info_names),
             ("4 MB Infos tree", big_infos), ("distinct titles", titles),
@@ -376,8 +375,8 @@ def leco_batches(lab: Lab, n: int) -> list[tuple[str, Callable[[], int]]]:
         sock.close(0)
 
     def garbage() -> int:
-        raw([[bytes(rng.getrandbits(8) for _ in range(rng.randrange(0, 40)))
-              for _ in range(rng.randrange(1, 7))] for _ in range(n)])
+        raw([[rng.randbytes(rng.randrange(0, 40)) for _ in range(rng.randrange(1, 7))]
+             for _ in range(n)])
         return n
 
     def bad_json() -> int:
@@ -455,8 +454,7 @@ def plesty_batches(lab: Lab, n: int) -> list[tuple[str, Callable[[], int]]]:
         sock.close(0)
 
     def garbage() -> int:
-        raw([[bytes(rng.getrandbits(8) for _ in range(rng.randrange(0, 60)))]
-             for _ in range(n)])
+        raw([[rng.randbytes(rng.randrange(0, 60))] for _ in range(n)])
         return n
 
     def oversize() -> int:
@@ -485,13 +483,10 @@ def la4_batches(lab: Lab, n: int) -> list[tuple[str, Callable[[], int]]]:
     rng = random.Random(4)
 
     def garbage() -> int:
-        tcp_burst(port, [bytes(rng.getrandbits(8) for _ in range(rng.randrange(1, 80)))
-                         for _ in range(n // 10)])
-        return n // 10
+        return tcp_burst(port, (rng.randbytes(rng.randrange(1, 80)) for _ in range(n)))
 
     def oversize() -> int:
-        tcp_burst(port, [b'{"a": "' + b"x" * (1 << 20)] * 10)
-        return 10
+        return tcp_burst(port, [b'{"a": "' + b"x" * (1 << 20)] * 10)
 
     def partial() -> int:
         return held_connections(port, 64, 3.0, first=b'{"event": ')
