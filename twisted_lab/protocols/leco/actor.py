@@ -40,28 +40,34 @@ __all__ = ["DeviceActor", "to_json", "register_pymodaq"]
 log = Logger()
 
 
-def to_json(value: Any) -> Any:
+def to_json(value: Any, keep_arrays: bool = False) -> Any:
     """
     A JSON-friendly form of a device value: numpy values become lists and
     numbers, an L{Export} or L{Signal} becomes a dict of plain values.
+
+    @param keep_arrays: leave numpy arrays as they are (for
+        L{twisted_lab.protocols.leco.rpc.dumps}, which writes large ones
+        much faster than C{tolist()} would).
     """
     if isinstance(value, Export):
         return {"name": value.name, "timestamp": value.timestamp,
-                "signals": [to_json(s) for s in value.signals]}
+                "signals": [to_json(s, keep_arrays) for s in value.signals]}
     if isinstance(value, Signal):
         return {"name": value.name, "kind": value.kind, "dim": value.dim, "units": value.units,
                 "labels": list(value.labels), "timestamp": value.timestamp,
-                "data": [np.asarray(a).tolist() for a in value.data],
-                "axes": [to_json(a) for a in value.axes]}
+                "data": [to_json(np.asarray(a), keep_arrays) for a in value.data],
+                "axes": [to_json(a, keep_arrays) for a in value.axes]}
     if isinstance(value, Axis):
         return {"label": value.label, "units": value.units,
-                "data": np.asarray(value.data).tolist(), "index": value.index}
-    if isinstance(value, (np.ndarray, np.generic)):
+                "data": to_json(np.asarray(value.data), keep_arrays), "index": value.index}
+    if isinstance(value, np.ndarray):
+        return value if keep_arrays else value.tolist()
+    if isinstance(value, np.generic):
         return value.tolist()
     if isinstance(value, dict):
-        return {str(k): to_json(v) for k, v in value.items()}
+        return {str(k): to_json(v, keep_arrays) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [to_json(v) for v in value]
+        return [to_json(v, keep_arrays) for v in value]
     return value
 
 
@@ -142,7 +148,7 @@ class DeviceActor(Component):
             raise InvalidValue("get_parameters() needs parameters: a list of names")
         device = self.registry.lookup(self.device_name)
         d = gatherResults([device.get(n) for n in names], consumeErrors=True)
-        d.addCallback(lambda values: {n: to_json(v) for n, v in zip(names, values)})
+        d.addCallback(lambda values: {n: to_json(v, True) for n, v in zip(names, values)})
         return d.addErrback(_first_error)
 
     def set_parameters(self, params: Any, frames: list[bytes]) -> Deferred[None]:
@@ -173,7 +179,7 @@ class DeviceActor(Component):
 
         async def run() -> Any:
             device = await self.registry.guarded(self.device_name, owner)
-            return to_json(await device.call(action, *args, **kwargs))
+            return to_json(await device.call(action, *args, **kwargs), True)
 
         return Deferred.fromCoroutine(run())
 

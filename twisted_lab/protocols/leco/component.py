@@ -20,6 +20,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from twisted_lab.bigjson import shared_pool
 from twisted_lab.errors import DeviceOffline, DeviceTimeout, LabError, ProtocolError
 from twisted_lab.protocols.leco.locallink import LocalHub, LocalLink
 from twisted_lab.protocols.leco.message import (COORDINATOR, JSON, MESSAGE_ID, NOT_DEFINED,
@@ -157,6 +158,8 @@ class Component(Service):
     def startService(self) -> None:
         """Connect, sign in, start heartbeats."""
         Service.startService(self)
+        if self.server.pool is None:
+            self.server.pool = shared_pool(self.reactor)
         if self.hub is not None:
             self._socket = self.hub.connect(self._on_frames)
         else:
