@@ -114,10 +114,15 @@ def array_json(array: np.ndarray[Any, Any], pause: bool = True) -> bytes:
     row = max(1, a[0].size)
     step = max(1, SLICE_ELEMENTS // row)
     floats = a.dtype.kind == "f"
+    widen = a.dtype == np.float32
     pieces = []
     option = orjson.OPT_SERIALIZE_NUMPY
     for start in range(0, len(a), step):
         part = a[start:start + step]
+        if widen:
+            # orjson writes float32 in its shortest float32 form; the standard
+            # library writes the float64 value (what a reader decodes)
+            part = part.astype(np.float64)
         if floats and not np.isfinite(part).all():
             text = _std_slice(part)
         else:
