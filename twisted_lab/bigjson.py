@@ -35,6 +35,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
+orjson: Any
 try:
     import orjson
 except ImportError:  # pragma: no cover - orjson is an install requirement

@@ -91,7 +91,7 @@ def split_arrays(value: Any, frames: list[Any] | None = None) -> tuple[Any, list
         if value.dtype.kind not in "biuf" or value.ndim == 0:
             return value.tolist(), frames
         array = np.ascontiguousarray(value)
-        frames.append(memoryview(array).cast("B"))
+        frames.append(memoryview(array.data).cast("B"))
         return {ARRAY_KEY: len(frames) - 1, "dtype": array.dtype.str,
                 "shape": list(array.shape)}, frames
     if isinstance(value, dict):
