@@ -162,7 +162,8 @@ class CoordinatorService(Service):
 
     def startService(self) -> None:
         """Bind the ROUTER, start expiry, connect to the configured Coordinators."""
-        self._router = open_connection(self.reactor, zmq.ROUTER, self._on_router_zmq)
+        self._router = open_connection(self.reactor, zmq.ROUTER, self._on_router_zmq,
+                                       large_from=6)
         try:
             self.endpoint = self._router.bind(self.address)
         except zmq.ZMQError:
