@@ -142,3 +142,67 @@ class SlowReaderTests(TestCase):
         """A PyMoDAQ peer that stops reading: the bytes waiting for it stay under the
         limit, and it is dropped, with a log line, once the limit or deadline is hit."""
         return Deferred.fromCoroutine(self._pymodaq())
+
+
+class PlestySlowReaderTests(TestCase):
+    """A PLESTY client that does not read."""
+
+    async def _plesty(self) -> None:
+        from twisted_lab.data import Export, Signal
+        from twisted_lab.protocols.plesty.server import PlestyServerService
+        from twisted_lab.registry import DeviceRegistry
+        from twisted_lab.testing import FakeDetector
+
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        registry = DeviceRegistry(reactor)
+        image = np.ones((1024, 1024), dtype=np.uint8)
+        registry.register(FakeDetector("cam", Export("cam", [Signal("cam", [image])])))
+        service = PlestyServerService(registry, "cam", "tcp://127.0.0.1:*", reactor,
+                                      send_hwm=2)
+        service.startService()
+        self.addCleanup(service.stopService)
+        assert service.connection is not None
+        accepted: list[int] = []
+        send = service.connection.send
+
+        def counting(frames: Any) -> bool:
+            ok = send(frames)
+            if ok and len(frames) > 2:
+                accepted.append(1)
+            return ok
+
+        service.connection.send = counting  # type: ignore[method-assign]
+        context = zmq.Context()
+        self.addCleanup(context.destroy, 0)
+        slow = context.socket(zmq.DEALER)
+        slow.setsockopt(zmq.RCVHWM, 1)
+        slow.setsockopt(zmq.RCVBUF, 65536)
+        slow.connect(service.address)
+        requests = 40
+        for _ in range(requests):
+            slow.send(json.dumps({"type": "call", "func": "grab", "binary": True}).encode())
+        dropped: list[dict[str, Any]] = []
+        for _ in range(200):
+            await deferLater(reactor, 0.05, lambda: None)
+            dropped = [e for e in events if "not delivered" in e.get("log_format", "")]
+            if dropped:
+                break
+        self.assertTrue(dropped, "the client that does not read was never dropped")
+        self.assertLess(len(accepted), requests)
+        # another client is answered meanwhile
+        other = context.socket(zmq.DEALER)
+        other.connect(service.address)
+        other.send(json.dumps({"type": "ping"}).encode())
+        for _ in range(100):
+            await deferLater(reactor, 0.02, lambda: None)
+            if other.poll(0):
+                break
+        self.assertEqual(json.loads(other.recv())["result"], "pong")
+
+    def test_plesty_client_not_reading(self) -> Deferred[None]:
+        """A PLESTY client that never reads gets at most a few replies queued (the
+        send high-water mark); then its replies are refused and it is dropped with a
+        log line, while another client is answered."""
+        return Deferred.fromCoroutine(self._plesty())

@@ -342,6 +342,12 @@ class PlestyHandler:
             raise ValueError(f"resources {missing} were not granted to {client}")
         return wanted
 
+    def drop_client(self, client: str) -> None:
+        """Forget a client's session and release its lock (it does not read)."""
+        state = self.clients.pop(client, None)
+        if state is not None and state.lease is not None:
+            self.registry.release(state.lease)
+
     def release_all(self) -> None:
         """Release every client's lock (the server is stopping)."""
         for state in self.clients.values():
