@@ -148,7 +148,7 @@ class ArrayWriter:
 
     def __init__(self, pause: bool = True) -> None:
         self.pause = pause
-        self._nonce = os.urandom(8).hex()
+        self._nonce = ""  # made at the first large array: small documents pay nothing
         self._arrays: list[np.ndarray[Any, Any]] = []
 
     def array(self, value: np.ndarray[Any, Any]) -> Any:
@@ -156,6 +156,8 @@ class ArrayWriter:
         string for a large one, the nested lists for a small one."""
         if value.size < ARRAY_MIN or value.ndim == 0:
             return value.tolist()
+        if not self._nonce:
+            self._nonce = os.urandom(8).hex()
         self._arrays.append(value)
         return f"@tl-array:{self._nonce}:{len(self._arrays) - 1}@"
 
