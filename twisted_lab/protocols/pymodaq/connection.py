@@ -172,10 +172,11 @@ class PyMoDAQConnection(Protocol):
 
     def _send_budget(self) -> SendBudget:
         factory = getattr(self, "factory", None)
-        clock = getattr(factory, "clock", None) or getattr(factory, "reactor", None) \
+        clock: Any = getattr(factory, "clock", None) or getattr(factory, "reactor", None) \
             or getattr(getattr(factory, "registry", None), "clock", None)
         if clock is None:
-            from twisted.internet import reactor as clock
+            from twisted.internet import reactor
+            clock = reactor
         return SendBudget(clock, self._peer_not_reading, self.send_limit, self.send_deadline)
 
     def _peer_not_reading(self, reason: str) -> None:
