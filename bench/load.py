@@ -11,15 +11,24 @@ C{--seconds} each:
 
   - probes, one process per protocol, read the stage position every 10 ms
     (LECO: a plain pyleco 0.6 Director C{get_parameters}, in the pyleco
-    venv; PLESTY: a plain pyzmq DEALER C{query});
+    venv; PLESTY: a plain pyzmq DEALER C{query}; PyMoDAQ 4 TCP: our server
+    role, the PyMoDAQ main-computer side, to which the lab exports the stage
+    as an ACTUATOR: C{get_actuator_value});
   - in every phase but the first (C{idle}), one client pulls camera frames
     as fast as it can over one path:
 
       - C{leco-json}: pyleco Director C{call_action("grab")} (JSON);
       - C{leco-binary}: pyleco Director C{ask_rpc("call_action_binary",
         action="grab", extract_additional_payload=True)};
+      - C{pymodaq5-load}: the PyMoDAQ 5 method set over LECO
+        (C{send_data_grab}, the frame in a serializall binary frame), from our
+        LECO director in another process;
       - C{plesty-json}, C{plesty-binary}: pyzmq DEALER C{call grab} without
-        and with C{"binary": true}.
+        and with C{"binary": true};
+      - C{pymodaq-load}: PyMoDAQ 4 TCP, the lab exporting the camera as a
+        GRABBER to our server role in another process (C{Send Data 2D}).
+
+(The LECO data protocol is not a path here yet.)
 
 It prints, per phase, frames/s and per protocol the probe's p50/p99/max
 latency (ms) and lost requests (no answer within 1 s), and the load average.
@@ -37,7 +46,8 @@ from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-PATHS = ("leco-json", "leco-binary", "plesty-json", "plesty-binary")
+PATHS = ("leco-json", "leco-binary", "pymodaq5-load", "plesty-json", "plesty-binary",
+         "pymodaq-load")
 PERIOD = 0.010
 DEADLINE = 1.0
 
@@ -50,8 +60,8 @@ def _free_port() -> int:
 
 # -- the lab -----------------------------------------------------------------------
 
-def serve(leco_port: int, stage_port: int, camera_port: int, width: int, height: int,
-          dtype: str) -> None:
+def serve(leco_port: int, stage_port: int, camera_port: int, pymodaq_stage: int,
+          pymodaq_camera: int, width: int, height: int, dtype: str) -> None:
     """The simulated lab in this process, until stdin closes."""
     sys.path.insert(0, ROOT)
     from twisted.internet import reactor
@@ -72,6 +82,12 @@ def serve(leco_port: int, stage_port: int, camera_port: int, width: int, height:
         "plesty": {"serve": [
             {"device": "stage", "address": f"tcp://127.0.0.1:{stage_port}"},
             {"device": "camera", "address": f"tcp://127.0.0.1:{camera_port}"},
+        ]},
+        "pymodaq": {"listen": [], "export": [
+            {"device": "stage", "server": f"tcp:host=127.0.0.1:port={pymodaq_stage}",
+             "role": "ACTUATOR"},
+            {"device": "camera", "server": f"tcp:host=127.0.0.1:port={pymodaq_camera}",
+             "role": "GRABBER"},
         ]},
     })
     registry = DeviceRegistry(reactor)
@@ -215,6 +231,115 @@ def load(path: str, port: int, seconds: float) -> None:
     print(json.dumps({"frames": count, "seconds": elapsed, "shape": list(shape)}), flush=True)
 
 
+def twisted_helper(kind: str, port: int) -> None:
+    """
+    A client of our own stack, driven by stdin lines C{run <seconds>}:
+
+      - C{pymodaq-probe}, C{pymodaq-load}: a PyMoDAQ 4 TCP server (the
+        main-computer side, our server role) listening on C{port}, to which the
+        lab exports the stage (ACTUATOR) or the camera (GRABBER); reads the
+        position every 10 ms, or grabs flat out;
+      - C{pymodaq5-load}: our LECO director with the PyMoDAQ 5 method set
+        (C{send_data_grab}, serializall frames) on C{load.camera}, through
+        the lab's Coordinator at C{port}; grabs flat out.
+    """
+    sys.path.insert(0, ROOT)
+    from twisted.internet import reactor, stdio
+    from twisted.internet.defer import Deferred
+    from twisted.internet.endpoints import TCP4ServerEndpoint
+    from twisted.internet.task import deferLater
+    from twisted.protocols.basic import LineReceiver
+
+    from twisted_lab.registry import DeviceRegistry
+
+    registry = DeviceRegistry(reactor)
+    if kind.startswith("pymodaq-"):
+        from twisted_lab.protocols.pymodaq.server import PyMoDAQServerFactory
+        factory = PyMoDAQServerFactory(registry, reactor, call_timeout=60.0,
+                                       rules=[{"name": "dev"}])
+        TCP4ServerEndpoint(reactor, port, interface="127.0.0.1").listen(factory)
+    else:
+        from twisted_lab.protocols.leco.director import DirectorService
+        DirectorService(registry, [{"name": "dev", "actor": "camera",
+                                    "kind": "pymodaq_detector", "parameters": [],
+                                    "actions": []}],
+                        f"tcp://127.0.0.1:{port}", reactor, f"pm5load{os.getpid()}",
+                        60.0).startService()
+
+    async def run(seconds: float) -> dict[str, Any]:
+        device = await registry.when_registered("dev")
+        while not device.online:
+            await deferLater(reactor, 0.05, lambda: None)
+        if kind == "pymodaq-probe":
+            latencies: list[float] = []
+            lost = 0
+            end = time.perf_counter() + seconds
+            tick = time.perf_counter()
+            while tick < end:
+                started = time.perf_counter()
+                d = device.position()
+                d.addTimeout(DEADLINE, reactor)
+                try:
+                    await d
+                    latencies.append(time.perf_counter() - started)
+                except Exception:
+                    lost += 1
+                tick += PERIOD
+                pause = tick - time.perf_counter()
+                if pause > 0:
+                    await deferLater(reactor, pause, lambda: None)
+                else:
+                    tick = time.perf_counter()
+            return {"latencies": latencies, "lost": lost}
+        await device.grab()
+        count = 0
+        started = time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            await device.grab()
+            count += 1
+        return {"frames": count, "seconds": time.perf_counter() - started}
+
+    class Commands(LineReceiver):
+        delimiter = b"\n"
+
+        def connectionMade(self) -> None:
+            reactor.callLater(0, self.sendLine, b"READY")  # type: ignore[attr-defined]
+
+        def lineReceived(self, line: bytes) -> None:
+            word, _, arg = line.decode().partition(" ")
+            if word == "run":
+                d = Deferred.fromCoroutine(run(float(arg)))
+                d.addCallback(lambda r: self.sendLine(json.dumps(r).encode()))
+                d.addErrback(lambda f: self.sendLine(json.dumps(
+                    {"error": str(f.value)}).encode()))
+
+        def connectionLost(self, reason: object = None) -> None:
+            if reactor.running:  # type: ignore[attr-defined]
+                reactor.stop()  # type: ignore[attr-defined]
+
+    stdio.StandardIO(Commands())
+    reactor.run()  # type: ignore[attr-defined]
+
+
+def _ask(helper: subprocess.Popen[str], seconds: float) -> None:
+    assert helper.stdin is not None
+    helper.stdin.write(f"run {seconds}\n")
+    helper.stdin.flush()
+
+
+def _answer(helper: subprocess.Popen[str]) -> dict[str, Any]:
+    assert helper.stdout is not None
+    while True:
+        line = helper.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{helper.args} ended")
+        if line.startswith("{"):
+            result: dict[str, Any] = json.loads(line)
+            if "error" in result:
+                raise RuntimeError(f"{helper.args}: {result['error']}")
+            return result
+
+
 # -- the driver ------------------------------------------------------------------------
 
 def _spawn(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
@@ -260,11 +385,13 @@ def main() -> None:
     if args.role:
         role, *rest = args.role
         if role == "serve":
-            serve(*(int(x) for x in rest[:5]), rest[5])  # type: ignore[call-arg]
+            serve(*(int(x) for x in rest[:7]), rest[7])  # type: ignore[call-arg]
         elif role == "probe":
             probe(rest[0], int(rest[1]), float(rest[2]))
         elif role == "load":
             load(rest[0], int(rest[1]), float(rest[2]))
+        elif role == "helper":
+            twisted_helper(rest[0], int(rest[1]))
         return
 
     sys.path.insert(0, ROOT)
@@ -272,13 +399,27 @@ def main() -> None:
     pyleco, pyleco_env = str(peer_python("pyleco")), peer_env("pyleco")
     me = os.path.abspath(__file__)
     leco_port, stage_port, camera_port = _free_port(), _free_port(), _free_port()
+    pm_stage, pm_camera = _free_port(), _free_port()
+    helpers = {
+        "pymodaq-probe": _spawn([sys.executable, me, "helper", "pymodaq-probe",
+                                 str(pm_stage)]),
+        "pymodaq-load": _spawn([sys.executable, me, "helper", "pymodaq-load",
+                                str(pm_camera)]),
+    }
+    for helper in helpers.values():
+        _wait_line(helper, "READY")
     server = _spawn([sys.executable, me, "serve", str(leco_port), str(stage_port),
-                     str(camera_port), str(args.width), str(args.height), args.dtype])
+                     str(camera_port), str(pm_stage), str(pm_camera), str(args.width),
+                     str(args.height), args.dtype])
     print(f"lab: {args.width}x{args.height} {args.dtype} camera; probes every "
           f"{PERIOD * 1e3:.0f} ms; {args.seconds:.0f} s per phase")
+    kinds = ("leco", "plesty", "pymodaq")
     rows = []
     try:
         _wait_line(server, "READY")
+        helpers["pymodaq5-load"] = _spawn([sys.executable, me, "helper", "pymodaq5-load",
+                                           str(leco_port)])
+        _wait_line(helpers["pymodaq5-load"], "READY")
         for phase in ("idle", *[p for p in args.paths.split(",") if p]):
             probes = {
                 "leco": _spawn([pyleco, me, "probe", "leco", str(leco_port), "0"], pyleco_env),
@@ -286,8 +427,15 @@ def main() -> None:
             }
             for p in probes.values():
                 _last_json(p)  # warm-up run (sign-in, imports)
+            _ask(helpers["pymodaq-probe"], 0.1)
+            _answer(helpers["pymodaq-probe"])
             loader = None
-            if phase != "idle":
+            helper = None
+            if phase in helpers:
+                helper = helpers[phase]
+                _ask(helper, args.seconds + 1)
+                time.sleep(0.5)
+            elif phase != "idle":
                 port = leco_port if phase.startswith("leco") else camera_port
                 py, env = (pyleco, pyleco_env) if phase.startswith("leco") else \
                     (sys.executable, None)
@@ -300,34 +448,45 @@ def main() -> None:
                 "plesty": _spawn([sys.executable, me, "probe", "plesty", str(stage_port),
                                   str(args.seconds)]),
             }
+            _ask(helpers["pymodaq-probe"], args.seconds)
             results = {k: _last_json(p) for k, p in probes.items()}
+            results["pymodaq"] = _answer(helpers["pymodaq-probe"])
             rate = ""
+            done = None
             if loader is not None:
                 done = _last_json(loader)
+            elif helper is not None:
+                done = _answer(helper)
+            if done is not None:
                 rate = f"{done['frames'] / done['seconds']:.2f}"
             load_avg = os.getloadavg()[0]
             row = [phase, rate]
-            for kind in ("leco", "plesty"):
+            for kind in kinds:
                 p50, p99, worst = _stats(results[kind]["latencies"])
                 row += [f"{p50:.1f}", f"{p99:.1f}", f"{worst:.1f}", str(results[kind]["lost"])]
             row.append(f"{load_avg:.1f}")
             rows.append(row)
             print("  ".join(row), flush=True)
     finally:
-        assert server.stdin is not None
-        server.stdin.close()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-    head = ["path", "frames/s", "leco p50", "p99", "max", "lost", "plesty p50", "p99", "max",
-            "lost", "load"]
+        for proc in (server, *helpers.values()):
+            assert proc.stdin is not None
+            proc.stdin.close()
+        for proc in (server, *helpers.values()):
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    head = ["path", "frames/s"]
+    for kind in kinds:
+        head += [f"{kind} p50", "p99", "max", "lost"]
+    head.append("load")
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
     print()
     print("  ".join(h.rjust(w) for h, w in zip(head, widths)))
     for r in rows:
         print("  ".join(c.rjust(w) for c, w in zip(r, widths)))
-    print("(latencies in ms of a stage position read every 10 ms; load: 1-min load average)")
+    print("(latencies in ms of a stage position read every 10 ms on each protocol; "
+          "lost: no answer within 1 s; load: 1-min load average)")
 
 
 if __name__ == "__main__":
