@@ -189,3 +189,16 @@ class PoolTests(TestCase):
         """An encoding error in the worker becomes a clear error response to that
         request only; the others are answered."""
         return ensureDeferred(self._errors())
+
+
+class SerializallBufferTests(SynchronousTestCase):
+    """C{serializall.encode_buffer} gives the bytes of C{encode}."""
+
+    def test_same_bytes(self) -> None:
+        """Small and large exports: the same frame as C{encode}."""
+        from twisted_lab.protocols.leco import serializall
+        for shape in ((3, 4), (600, 700)):
+            export = _export(shape, "float64")
+            frame = serializall.encode_buffer(export)
+            self.assertEqual(bytes(frame), serializall.encode(export))
+        self.assertIsInstance(frame, np.ndarray)  # the large one: numpy-filled
