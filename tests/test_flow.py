@@ -206,3 +206,57 @@ class PlestySlowReaderTests(TestCase):
         send high-water mark); then its replies are refused and it is dropped with a
         log line, while another client is answered."""
         return Deferred.fromCoroutine(self._plesty())
+
+
+class LecoSlowReaderTests(TestCase):
+    """A LECO peer of our Coordinator that does not read."""
+
+    async def _leco(self) -> None:
+        from tests.test_leco_coordinator import CoordinatorMixin, request
+
+        mixin = CoordinatorMixin()
+        mixin.addCleanup = self.addCleanup  # type: ignore[attr-defined]
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        coordinator = mixin.start_coordinator()
+        coordinator.send_limit = 4 << 20
+        a = await mixin.component("a", coordinator)
+        blob = bytes(1 << 20)
+        a.register_method("blob", lambda p, f: (None, [blob]))
+        a.register_method("add", lambda p, f: p["x"] + p["y"])
+        context = zmq.Context()
+        self.addCleanup(context.destroy, 0)
+        slow = context.socket(zmq.DEALER)
+        slow.setsockopt(zmq.RCVHWM, 1)
+        slow.setsockopt(zmq.RCVBUF, 65536)
+        slow.connect(coordinator.endpoint)
+        slow.send_multipart(request(b"COORDINATOR", b"slow", "sign_in"))
+        for _ in range(100):
+            await deferLater(reactor, 0.02, lambda: None)
+            if slow.poll(0):
+                break
+        slow.recv_multipart()
+        self.assertIn("slow", coordinator.local_names())
+        for _ in range(60):
+            slow.send_multipart(request(b"N1.a", b"N1.slow", "blob"))
+        peak = 0
+        dropped: list[dict[str, Any]] = []
+        for _ in range(200):
+            await deferLater(reactor, 0.05, lambda: None)
+            for waiting in coordinator._unsent.values():
+                peak = max(peak, sum(w[1] for w in waiting if not w[0].done))
+            dropped = [e for e in events if "dropping LECO peer" in e.get("log_format", "")]
+            if dropped:
+                break
+        self.assertTrue(dropped, "the peer that does not read was never dropped")
+        self.assertLessEqual(peak, coordinator.send_limit)
+        self.assertNotIn("slow", coordinator.local_names())
+        b = await mixin.component("b", coordinator)
+        self.assertEqual(await b.ask("a", "add", {"x": 1, "y": 1}), (2, []))
+
+    def test_leco_peer_not_reading(self) -> Deferred[None]:
+        """Large messages waiting for a LECO peer that does not read stay within the
+        Coordinator's limit; past it the peer is dropped (its name forgotten) with a
+        log line, and other Components are served."""
+        return Deferred.fromCoroutine(self._leco())

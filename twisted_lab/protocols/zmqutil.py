@@ -276,6 +276,38 @@ class ZmqConnection:
             raise NotImplementedError(f"{self.logPrefix()} has no on_message")
         self.on_message(frames)
 
+    def send_tracked(self, frames: Sequence[Any]) -> zmq.MessageTracker | None:
+        """
+        L{send}, tracking the largest frame (sent without a copy): the
+        tracker is C{done} once ZeroMQ wrote it out, so the caller can tell
+        a peer that does not read.
+
+        @return: the tracker, or C{None} when the message was not sent.
+        """
+        if self.closed:
+            return None
+        socket = self.socket
+        sizes = [len(f) if type(f) is bytes else memoryview(f).nbytes for f in frames]
+        biggest = max(range(len(sizes)), key=sizes.__getitem__)
+        last = len(sizes) - 1
+        tracker = None
+        try:
+            for i, frame in enumerate(frames):
+                flags = _NOBLOCK if i == last else _MORE_NOBLOCK
+                if i == biggest:
+                    if isinstance(frame, zmq.Frame):
+                        frame = frame.buffer  # a received frame, still not copied
+                    tracker = _send(socket, frame, flags, False, True)
+                else:
+                    _send(socket, frame, flags, sizes[i] < COPY_THRESHOLD)
+        except zmq.ZMQError as e:
+            self.log.warn("{connection}: message not sent ({error})",
+                          connection=self.logPrefix(), error=e.strerror)
+            self._check()
+            return None
+        self._check()
+        return tracker
+
     def send(self, frames: Sequence[Any]) -> bool:
         """
         Send a multipart message without blocking.
