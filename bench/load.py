@@ -93,6 +93,8 @@ def serve(leco_port: int, stage_port: int, camera_port: int, pymodaq_stage: int,
     registry = DeviceRegistry(reactor)
     service = build_service(registry, config, reactor)
     service.startService()
+    reactor.addSystemEventTrigger(  # type: ignore[attr-defined]
+        "before", "shutdown", service.stopService)
 
     class StdinWatch:
         def fileno(self) -> int:
@@ -107,7 +109,9 @@ def serve(leco_port: int, stage_port: int, camera_port: int, pymodaq_stage: int,
                 reactor.stop()  # type: ignore[attr-defined]
 
         def connectionLost(self, reason: object) -> None:
-            pass
+            # stdin hung up without a last read
+            if reactor.running:  # type: ignore[attr-defined]
+                reactor.stop()  # type: ignore[attr-defined]
 
     reactor.addReader(StdinWatch())  # type: ignore[attr-defined]
     reactor.callLater(1.0, print, "READY", flush=True)  # type: ignore[attr-defined]
