@@ -329,43 +329,6 @@ class LECOFuzzTests(SynchronousTestCase):
         self.assertEqual(json.loads(payload)["error"]["code"], -32700)
 
 
-class LECOChunkedEncoderFuzzTests(SynchronousTestCase):
-    """Big LECO results are written piece by piece: the text is the one-shot encoding's."""
-
-    @FUZZ
-    @given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
-                        | st.text(max_size=10),
-                        lambda kids: st.lists(kids, max_size=40)
-                        | st.dictionaries(st.text(max_size=5), kids, max_size=5),
-                        max_leaves=200))
-    def test_pieces_equal_dumps(self, value: Any) -> None:
-        """Every JSON value encodes to the same text in pieces as with C{dumps}."""
-        from twisted_lab.protocols.leco import actor
-        from twisted_lab.protocols.leco.rpc import dumps
-
-        self.patch(actor, "_ROW", 3)  # make every list of 3+ numbers "big"
-        pieces: list[bytes] = []
-        for _ in actor._json_pieces(value, pieces):
-            pass
-        self.assertEqual(json.loads(b"".join(pieces)), json.loads(dumps(value)))
-        self.assertEqual(b"".join(pieces), dumps(value))
-
-    @FUZZ
-    @given(st.lists(st.integers(min_value=1, max_value=7), min_size=1, max_size=3),
-           st.sampled_from(["<f8", "<i4", "|b1", "<u2"]))
-    def test_array_pieces_equal_dumps(self, shape: list[int], dtype: str) -> None:
-        """Numpy arrays of any shape and dtype encode as their C{tolist()} would."""
-        from twisted_lab.protocols.leco import actor
-        from twisted_lab.protocols.leco.rpc import dumps
-
-        self.patch(actor, "_ROW", 3)
-        array = (np.arange(int(np.prod(shape))) - 5).reshape(shape).astype(dtype)
-        pieces: list[bytes] = []
-        for _ in actor._json_pieces({"data": [array]}, pieces):
-            pass
-        self.assertEqual(b"".join(pieces), dumps({"data": [array.tolist()]}))
-
-
 class PlestyFuzzTests(SynchronousTestCase):
     """The PLESTY request handler (frames in, frames out)."""
 

@@ -62,40 +62,6 @@ class ActorTests(CoordinatorMixin, TestCase):
                                           {"action": "move_abs", "kwargs": {"position": 2}}),
                          (2.0, []))
 
-    async def test_big_result_encoded_in_steps(self) -> None:
-        """
-        A grab bigger than L{BIG_RESULT} numbers is JSON-encoded a row at a
-        time (one C{dumps} per row, by a cooperative task); the caller gets
-        the same value as for a small one.
-        """
-        import numpy as np
-
-        from twisted_lab.data import Export, Signal
-        from twisted_lab.protocols.leco import actor as actor_module
-        from twisted_lab.testing import FakeDetector
-
-        coordinator = self.start_coordinator()
-        registry = lab()
-        frame = np.arange(300 * 300, dtype=float).reshape(300, 300)
-        registry.register(FakeDetector("cam", Export("cam", [Signal("cam", [frame])])))
-        cam = DeviceActor(registry, "cam", coordinator.endpoint, reactor)
-        cam.startService()
-        self.addCleanup(cam.stopService)
-        await cam.when_signed_in()
-        client = await self.component("client", coordinator)
-        encoded: list[int] = []
-        original = actor_module.dumps
-
-        def counting(value: object) -> bytes:
-            encoded.append(1)
-            return original(value)
-
-        self.patch(actor_module, "dumps", counting)
-        result, _ = await client.ask("cam", "call_action", {"action": "grab"})
-        self.assertEqual(result["signals"][0]["data"][0], frame.tolist())
-        self.assertGreaterEqual(len(encoded), 300)  # at least one step per row
-        self.assertGreater(frame.size, actor_module.BIG_RESULT)
-
     async def test_errors(self) -> None:
         """Unknown parameters, read-only, invalid values, wrong params come back typed."""
         registry, client = await self.setUp_actor()

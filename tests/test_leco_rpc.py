@@ -152,37 +152,3 @@ class SetLogLevelTests(SynchronousTestCase):
         self.assertEqual(logger.level, logging.DEBUG)
         e = self.assertRaises(InvalidValue, set_log_level, {"level": "LOUD"})
         self.assertIn("DEBUG, INFO, WARNING, ERROR, CRITICAL", str(e))
-
-
-class RawJSONTests(SynchronousTestCase):
-    """A result already encoded (L{RawJSON}) is carried as it is."""
-
-    def test_raw_result(self) -> None:
-        """The response holds the raw text as its result, with the request's id."""
-        from twisted.internet.defer import succeed
-
-        from twisted_lab.protocols.leco.rpc import RawJSON
-
-        server = RPCServer(lambda: "lab.cam")
-        server.register("big", lambda params, frames: succeed(RawJSON(b'{"a":[1,2,3]}')))
-        out = server.handle(b'{"id": 9, "method": "big", "jsonrpc": "2.0"}', [])
-        assert isinstance(out, Deferred)
-        payload, binary = self.successResultOf(out)
-        assert payload is not None
-        self.assertEqual(json.loads(payload), {"id": 9, "result": {"a": [1, 2, 3]},
-                                               "jsonrpc": "2.0"})
-        self.assertEqual(binary, [])
-
-    def test_raw_in_batch(self) -> None:
-        """In a batch (rare), the raw text is decoded and encoded again."""
-        from twisted.internet.defer import succeed
-
-        from twisted_lab.protocols.leco.rpc import RawJSON
-
-        server = RPCServer(lambda: "lab.cam")
-        server.register("big", lambda params, frames: succeed(RawJSON(b"[1]")))
-        out = server.handle(b'[{"id": 1, "method": "big", "jsonrpc": "2.0"}]', [])
-        assert isinstance(out, Deferred)
-        payload, _ = self.successResultOf(out)
-        assert payload is not None
-        self.assertEqual(json.loads(payload)[0]["result"], [1])

@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
+import numpy as np
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from twisted_lab import errors
+from twisted_lab.bigjson import ARRAY_MIN, BIG, ArrayWriter, EncoderPool, weight
 from twisted_lab.errors import LabError
 from twisted_lab.ratelog import BadInputLog
 
@@ -24,7 +26,7 @@ __all__ = [
     "SERVER_ERROR", "NOT_SIGNED_IN", "DUPLICATE_NAME", "NODE_UNKNOWN", "RECEIVER_UNKNOWN",
     "RESOURCE_LOCKED", "MESSAGES", "RemoteError", "encode_request", "encode_notification",
     "encode_result", "encode_error", "error_object", "error_from_exception", "remote_error",
-    "RPCServer", "Method", "dumps", "jsonable", "RawJSON",
+    "RPCServer", "Method", "dumps", "jsonable",
 ]
 
 PARSE_ERROR = -32700
@@ -63,16 +65,8 @@ log = Logger()
 _bad_input = BadInputLog(Logger(namespace=__name__))
 
 
-class RawJSON:
-    """
-    A result already encoded as JSON (big results are encoded on a worker
-    thread, off the reactor): the response carries C{text} as it is.
-    """
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: bytes) -> None:
-        self.text = text
+class _BigArray(Exception):
+    """An array too large for the fast path of L{dumps}."""
 
 
 def jsonable(value: Any) -> Any:
@@ -80,8 +74,8 @@ def jsonable(value: Any) -> Any:
     The C{default} hook of our JSON encoder: numpy scalars and arrays,
     tuples, sets, bytes, and objects with C{as_dict()}.
     """
-    if isinstance(value, RawJSON):
-        return json.loads(value.text)
+    if isinstance(value, np.ndarray) and value.size >= ARRAY_MIN:
+        raise _BigArray()
     tolist = getattr(value, "tolist", None)
     if tolist is not None:
         return tolist()
@@ -99,8 +93,24 @@ _encoder = json.JSONEncoder(separators=(",", ":"), default=jsonable, ensure_asci
 
 
 def dumps(value: Any) -> bytes:
-    """Compact JSON (pyleco's separators) as bytes."""
-    return _encoder.encode(value).encode()
+    """
+    Compact JSON (pyleco's separators) as bytes.  Large numpy arrays are
+    written by L{twisted_lab.bigjson.array_json} (fast, and in slices that
+    let other threads run).
+    """
+    try:
+        return _encoder.encode(value).encode()
+    except _BigArray:
+        pass
+    writer = ArrayWriter()
+
+    def default(item: Any) -> Any:
+        if isinstance(item, np.ndarray):
+            return writer.array(item)
+        return jsonable(item)
+
+    encoder = json.JSONEncoder(separators=(",", ":"), default=default, ensure_ascii=True)
+    return writer.finish(encoder.encode(value).encode())
 
 
 def encode_request(id: int | str, method: str, params: Any = None) -> bytes:
@@ -279,12 +289,16 @@ class RPCServer:
     JSON-RPC methods by name, and the dispatch of request payloads.
 
     @param title: called for the C{rpc.discover} title (the full name).
+    @ivar pool: where responses of a large result (L{weight} at least
+        L{twisted_lab.bigjson.BIG}) are encoded, off the reactor thread;
+        C{None} to encode every response at once.
     """
 
     log = Logger()
 
     def __init__(self, title: Callable[[], str] = lambda: "") -> None:
         self.title = title
+        self.pool: EncoderPool | None = None
         self.methods: dict[str, _Entry] = {}
         self.register("rpc.discover", self._discover, "List the methods (OpenRPC).")
 
@@ -326,24 +340,31 @@ class RPCServer:
             return self._batch(obj, peer)
         out = self._one(obj, frames, peer)
         if isinstance(out, Deferred):
-            return out.addCallback(self._finish_one)
-        return self._finish_one(out)
+            return out.addCallback(self._finish_one, peer)
+        return self._finish_one(out, peer)
 
-    @staticmethod
-    def _finish_one(out: tuple[dict[str, Any] | None, list[bytes]]
-                    ) -> tuple[bytes | None, list[bytes]]:
+    def _finish_one(self, out: tuple[dict[str, Any] | None, list[bytes]], peer: str = ""
+                    ) -> tuple[bytes | None, list[bytes]] | Deferred[tuple[bytes | None,
+                                                                           list[bytes]]]:
         response, binary = out
         if response is None:
             return None, []
-        result = response.get("result")
-        if isinstance(result, RawJSON):
-            return (b'{"id":' + dumps(response.get("id")) + b',"result":' + result.text
-                    + b',"jsonrpc":"2.0"}'), binary
+        if self.pool is not None and weight(response.get("result")) >= BIG:
+            d = self.pool.run(dumps, response)
+            return d.addCallbacks(lambda payload: (payload, binary),
+                                  self._unencodable, errbackArgs=(response, peer))
         try:
             return dumps(response), binary
         except (TypeError, ValueError) as e:
-            return encode_error(response.get("id"), INTERNAL_ERROR, None,
-                                f"TypeError: result not JSON serializable: {e}"), []
+            return self._unencodable(e, response, peer)
+
+    def _unencodable(self, error: Any, response: dict[str, Any], peer: str
+                     ) -> tuple[bytes, list[bytes]]:
+        exc = getattr(error, "value", error)
+        self.log.error("result for {peer} not JSON serializable: {kind}: {error}", peer=peer,
+                       kind=type(exc).__name__, error=str(exc))
+        return encode_error(response.get("id"), INTERNAL_ERROR, None,
+                            f"TypeError: result not JSON serializable: {exc}"), []
 
     def _batch(self, items: list[Any], peer: str
                ) -> tuple[bytes | None, list[bytes]] | Deferred[tuple[bytes | None, list[bytes]]]:
