@@ -507,12 +507,14 @@ def load(lab: Lab, protocol: str, clients: int, requests: int) -> int | None:
             sock = CTX.socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
             sock.connect(f"tcp://{HOST}:{lab.ports['plesty']}")
+            got = 0
+            # one request at a time, as plesty-lib's clients do (the server
+            # keeps at most a few replies for a client that does not read)
             for r in range(requests):
                 sock.send(json.dumps({"type": "query", "param": "position", "rid": r}).encode())
-            got = 0
-            while got < requests and sock.poll(10000):
-                sock.recv_multipart()
-                got += 1
+                if sock.poll(10000):
+                    sock.recv_multipart()
+                    got += 1
             sock.close(0)
             return requests - got
     elif protocol == "leco":
