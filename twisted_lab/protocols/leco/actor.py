@@ -19,12 +19,13 @@ L{DeviceRegistry.guarded} with C{Owner("leco", <caller full name>)}.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
 
+from twisted_lab.access import Role
 from twisted_lab.data import Axis, Export, Signal
 from twisted_lab.description import Description
 from twisted_lab.errors import InvalidValue
@@ -113,9 +114,12 @@ class DeviceActor(Component):
     def __init__(self, registry: DeviceRegistry, device_name: str,
                  coordinator: str = DEFAULT_COORDINATOR, reactor: Any = None,
                  name: str | None = None, timeout: float = 5.0, pymodaq: bool = True,
-                 heartbeat_interval: float = 10.0, hub: LocalHub | None = None) -> None:
+                 heartbeat_interval: float = 10.0, hub: LocalHub | None = None,
+                 role_of: Callable[[str], Role | None] | None = None,
+                 default_role: Role = Role.OPERATE) -> None:
         super().__init__(name or device_name, coordinator, reactor, timeout,
-                         heartbeat_interval, hub=hub)
+                         heartbeat_interval, hub=hub, role_of=role_of,
+                         default_role=default_role)
         self.registry = registry
         self.device_name = device_name
         self.register_method("get_parameters", self.get_parameters,
