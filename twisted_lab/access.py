@@ -36,7 +36,7 @@ from typing import Any, Iterable, Mapping, Union
 import zmq
 import zmq.utils.z85
 from twisted.internet.interfaces import IAddress
-from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.internet.protocol import Factory, Protocol, ServerFactory
 from twisted.logger import Logger
 
 from twisted_lab.errors import AccessDenied, ConfigError
@@ -216,7 +216,7 @@ class AllowListFactory(ServerFactory):
 
     log = Logger()
 
-    def __init__(self, wrapped: ServerFactory, policy: AccessPolicy, name: str = "") -> None:
+    def __init__(self, wrapped: Factory, policy: AccessPolicy, name: str = "") -> None:
         self.wrapped = wrapped
         self.policy = policy
         self.name = name or type(wrapped).__name__
