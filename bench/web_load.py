@@ -209,7 +209,8 @@ def main() -> None:
         browse(args.browse, args.seconds)
         return
     lab_process = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE,
-                                   stdin=subprocess.PIPE, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                                   stdin=subprocess.PIPE, text=True, cwd=ROOT,
+                                   env=dict(os.environ, PYTHONPATH=str(ROOT)))
     try:
         assert lab_process.stdout is not None
         lab = json.loads(lab_process.stdout.readline())

@@ -28,7 +28,7 @@ import json
 import socket
 import subprocess
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from twisted.application.service import IServiceCollection
 from twisted.internet import reactor
@@ -45,11 +45,11 @@ from twisted_lab.config import parse_config
 from twisted_lab.protocols.la4.node import SimulatedNode
 from twisted_lab.devices.base import BaseActuator
 from twisted_lab.protocols.leco.actor import DeviceActor
-from twisted_lab.protocols.leco.pymodaq_director import (PyMoDAQRemoteActuator,
-                                                         PyMoDAQRemoteDetector)
+from twisted_lab.protocols.leco.pymodaq_director import (PyMoDAQRemoteActuator)
 from twisted_lab.protocols.plesty.server import PlestyServerService
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.service import LabService, build_service
+from tests.polling import until
 
 PEERS = Path(__file__).resolve().parent / "peers"
 
@@ -84,15 +84,6 @@ def pymodaq_listen_port(top: LabService) -> int:
         if waiting is not None:
             return int(waiting.result.getHost().port)
     raise AssertionError("no PyMoDAQ listener")
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 20.0, what: str = "") -> None:
-    """Wait until C{check()} is true (or fail after C{timeout} seconds)."""
-    for _ in range(int(timeout / 0.05)):
-        if check():
-            return
-        await deferLater(reactor, 0.05)
-    raise AssertionError(f"not reached within {timeout} s: {what}")
 
 
 class BridgeMixin(PylecoMixin):
@@ -169,7 +160,7 @@ class NamedPathTests(BridgeMixin, TestCase):
             "la4": la4_section(node_port),
             "leco": {"port": leco_port, "namespace": "N1", "export": ["la4"], **NO_DATA}})
         device = registry.lookup("la4")
-        await eventually(lambda: device.online, what="la4 node online")
+        await until(lambda: device.online, what="la4 node online")
         (node,) = find(top, SimulatedNode)
         client = await self.pyleco_client(leco_port)
         got = await client.command(op="director", actor="N1.la4", call="set_parameters",
@@ -203,7 +194,7 @@ class NamedPathTests(BridgeMixin, TestCase):
             "plesty": {"serve": [{"device": "pyremote", "address": "tcp://127.0.0.1:*"}]}})
         actor = await self.pyleco_actor(leco_port, "pyactor")
         device = registry.lookup("pyremote")
-        await eventually(lambda: device.online, what="pyleco actor online")
+        await until(lambda: device.online, what="pyleco actor online")
         address = plesty_address(top, "pyremote")
         got = await self.plesty_ops(address, ["query", "value"], ["query", "label"],
                                     ["write", "value", 3], ["query", "value"],
@@ -212,12 +203,12 @@ class NamedPathTests(BridgeMixin, TestCase):
                                {"ok": 6}, {"ok": 6}])
 
         await actor.stop()
-        await eventually(lambda: not device.online, what="pyremote offline")
+        await until(lambda: not device.online, what="pyremote offline")
         (query,) = await self.plesty_ops(address, ["query", "value"])
         self.assertIn("DeviceOffline", query["error"])
 
         await self.pyleco_actor(leco_port, "pyactor")
-        await eventually(lambda: device.online, what="pyremote back online")
+        await until(lambda: device.online, what="pyremote back online")
         self.assertEqual(await self.plesty_ops(address, ["query", "value"]), [{"ok": 0}])
 
     async def test_b_plesty_demo_to_pymodaq4_viewer(self) -> None:
@@ -263,7 +254,7 @@ class NamedPathTests(BridgeMixin, TestCase):
             "leco": {"port": leco_port, "namespace": "N1", "export": ["cam"], **NO_DATA}})
         port = pymodaq_listen_port(top)
         start_peer(self, "pymodaq4_client.py", "GRABBER", str(port), "cam")
-        await eventually(lambda: "cam" in registry and registry.lookup("cam").online, 90,
+        await until(lambda: "cam" in registry and registry.lookup("cam").online, 90,
                          "pymodaq4 grabber connected")
         got = await self.pymodaq5_snap(leco_port, "N1.cam")
         (signal,) = got["signals"]
@@ -303,7 +294,7 @@ class MorePairTests(BridgeMixin, TestCase):
                         "role": "GRABBER"}]}})
         instrument = start_peer(self, "pymodaq4_client.py", "GRABBER",
                                 str(pymodaq_listen_port(top)), "cam")
-        await eventually(lambda: "cam" in registry and registry.lookup("cam").online, 90,
+        await until(lambda: "cam" in registry and registry.lookup("cam").online, 90,
                          "pymodaq4 grabber connected")
         return viewer, instrument, registry
 
@@ -353,7 +344,7 @@ class MorePairTests(BridgeMixin, TestCase):
             "plesty": {"serve": [{"device": "cam", "address": "tcp://127.0.0.1:*"}]}})
         instrument = start_peer(self, "pymodaq4_client.py", "GRABBER",
                                 str(pymodaq_listen_port(top)), "cam")
-        await eventually(lambda: "cam" in registry and registry.lookup("cam").online
+        await until(lambda: "cam" in registry and registry.lookup("cam").online
                          and registry.lookup("cam")._settings, 90, "pymodaq4 grabber connected")
         got = await self.plesty_ops(plesty_address(top, "cam"), ["query", "camera.gain"],
                                     ["query", "mode"], ["write", "exposure", 0.5])
@@ -379,7 +370,7 @@ class MorePairTests(BridgeMixin, TestCase):
                 {"device": "pyaxis", "server": f"tcp:host=127.0.0.1:port={mover_port}"}]}})
         await self.pyleco_actor(leco_port, "pyactor")
         remote = registry.lookup("pyremote")
-        await eventually(lambda: remote.online, what="pyleco actor online")
+        await until(lambda: remote.online, what="pyleco actor online")
         for _ in range(100):
             mover.send(op="settings")
             if (await mover.next("settings", 30))["types"] == ["ACTUATOR"]:
@@ -401,7 +392,7 @@ class MorePairTests(BridgeMixin, TestCase):
                                                              export=["pyremote"])})
         actor = await self.pyleco_actor(leco_port, "pyactor")
         remote = registry.lookup("pyremote")
-        await eventually(lambda: remote.online, what="pyleco actor online")
+        await until(lambda: remote.online, what="pyleco actor online")
         client = await self.pyleco_client(leco_port)
         got = await client.command(op="director", actor="N1.pyremote", call="set_parameters",
                                    args=[{"value": 4}])
@@ -413,12 +404,12 @@ class MorePairTests(BridgeMixin, TestCase):
                                    args=[["value"]])
         self.assertEqual(got, {"ok": {"value": 12}})
         await actor.stop()
-        await eventually(lambda: not remote.online, what="pyremote offline")
+        await until(lambda: not remote.online, what="pyremote offline")
         got = await client.command(op="director", actor="N1.pyremote", call="get_parameters",
                                    args=[["value"]])
         self.assertIn("DeviceOffline", got["error"]["rpc"]["data"])
         await self.pyleco_actor(leco_port, "pyactor")
-        await eventually(lambda: remote.online, what="pyremote back")
+        await until(lambda: remote.online, what="pyremote back")
         got = await client.command(op="director", actor="N1.pyremote", call="get_parameters",
                                    args=[["value"]])
         self.assertEqual(got, {"ok": {"value": 0}})
@@ -482,7 +473,7 @@ class MorePairTests(BridgeMixin, TestCase):
             "pymodaq": {"listen": [], "export": [
                 {"device": "light", "server": f"tcp:host=127.0.0.1:port={mover_port}"}]}})
         device = registry.lookup("la4")
-        await eventually(lambda: device.online, what="la4 node online")
+        await until(lambda: device.online, what="la4 node online")
         (node,) = find(top, SimulatedNode)
         mover.send(op="wait_client")
         self.assertEqual((await mover.next("client", 60))["axis_unit"], "%")
@@ -500,7 +491,7 @@ class MorePairTests(BridgeMixin, TestCase):
             "la4": la4_section(node_port),
             "plesty": {"serve": [{"device": "la4", "address": "tcp://127.0.0.1:*"}]}})
         device = registry.lookup("la4")
-        await eventually(lambda: device.online, what="la4 node online")
+        await until(lambda: device.online, what="la4 node online")
         (node,) = find(top, SimulatedNode)
         got = await self.plesty_ops(plesty_address(top, "la4"), ["write", "model_light", 20],
                                     ["query", "model_light"],
@@ -558,16 +549,16 @@ class OfflineAcrossBridgeTests(BridgeMixin, TestCase):
             "la4": la4_section(node_port, offline_after=1.5),
             "leco": leco_section(leco_port, export=["la4"])})
         device = registry.lookup("la4")
-        await eventually(lambda: device.online, what="la4 node online")
+        await until(lambda: device.online, what="la4 node online")
         (node,) = find(top, SimulatedNode)
         client = await self.pyleco_client(leco_port)
         await node.stopService()
-        await eventually(lambda: not device.online, what="la4 node offline")
+        await until(lambda: not device.online, what="la4 node offline")
         got = await client.command(op="director", actor="N1.la4", call="set_parameters",
                                    args=[{"model_light": 10}])
         self.assertIn("DeviceOffline", got["error"]["rpc"]["data"])
         node.startService()
-        await eventually(lambda: device.online, what="la4 node back")
+        await until(lambda: device.online, what="la4 node back")
         got = await client.command(op="director", actor="N1.la4", call="set_parameters",
                                    args=[{"model_light": 10}])
         self.assertEqual(got, {"ok": None})
@@ -588,18 +579,18 @@ class OfflineAcrossBridgeTests(BridgeMixin, TestCase):
                                    "keepalive": 0.3}]},
             "leco": leco_section(leco_port, export=["demo"])})
         demo = await registry.when_registered("demo")
-        await eventually(lambda: demo.online, what="demo online")
+        await until(lambda: demo.online, what="demo online")
         client = await self.pyleco_client(leco_port)
         got = await client.command(op="director", actor="N1.demo", call="get_parameters",
                                    args=[["wavelength"]])
         self.assertEqual(got, {"ok": {"wavelength": 532.0}})
         await deferToThread(first.stop)
-        await eventually(lambda: not demo.online, what="demo offline")
+        await until(lambda: not demo.online, what="demo offline")
         got = await client.command(op="director", actor="N1.demo", call="get_parameters",
                                    args=[["wavelength"]])
         self.assertIn("DeviceOffline", got["error"]["rpc"]["data"])
         await start_plesty_server_at(self, address)
-        await eventually(lambda: demo.online, what="demo back")
+        await until(lambda: demo.online, what="demo back")
         self.assertIs(registry.lookup("demo"), demo)
         got = await client.command(op="director", actor="N1.demo", call="get_parameters",
                                    args=[["wavelength"]])
@@ -617,16 +608,16 @@ class OfflineAcrossBridgeTests(BridgeMixin, TestCase):
             "plesty": {"serve": [{"device": "cam", "address": "tcp://127.0.0.1:*"}]}})
         port = str(pymodaq_listen_port(top))
         instrument = start_peer(self, "pymodaq4_client.py", "GRABBER", port, "cam")
-        await eventually(lambda: "cam" in registry and registry.lookup("cam").online, 90,
+        await until(lambda: "cam" in registry and registry.lookup("cam").online, 90,
                          "pymodaq4 grabber connected")
         cam = registry.lookup("cam")
         address = plesty_address(top, "cam")
         await instrument.stop()
-        await eventually(lambda: not cam.online, what="cam offline")
+        await until(lambda: not cam.online, what="cam offline")
         (got,) = await self.plesty_ops(address, ["query", "exposure"])
         self.assertIn("DeviceOffline", got["error"])
         start_peer(self, "pymodaq4_client.py", "GRABBER", port, "cam")
-        await eventually(lambda: cam.online and cam._settings, 90, "cam back")
+        await until(lambda: cam.online and cam._settings, 90, "cam back")
         self.assertIs(registry.lookup("cam"), cam)
         self.assertEqual(await self.plesty_ops(address, ["query", "exposure"]), [{"ok": 0.1}])
 
@@ -656,7 +647,7 @@ class PyMoDAQ5SourceTests(BridgeMixin, TestCase):
         # leaves their liveness LoopingCalls running; stop them ourselves.
         self.addCleanup(stage.stop_polling)
         self.addCleanup(viewer.stop_polling)
-        await eventually(lambda: stage.online and viewer.online and stage.settings_xml
+        await until(lambda: stage.online and viewer.online and stage.settings_xml
                          and viewer.settings_xml, 60, "PyMoDAQ 5 modules directed")
         return registry, top
 
@@ -749,7 +740,7 @@ class PyMoDAQ4ActuatorSourceTests(BridgeMixin, TestCase):
             **more})
         instrument = start_peer(self, "pymodaq4_client.py", "ACTUATOR",
                                 str(pymodaq_listen_port(top)))
-        await eventually(lambda: "axis" in registry and registry.lookup("axis").online
+        await until(lambda: "axis" in registry and registry.lookup("axis").online
                          and registry.lookup("axis").units == "mm", 90,
                          "pymodaq4 actuator connected")
         return instrument, registry, top

@@ -29,7 +29,7 @@ from twisted.trial.unittest import TestCase
 from tests.test_leco_coordinator import CoordinatorMixin
 from twisted_lab.description import Parameter
 from twisted_lab.devices.base import BaseActuator
-from twisted_lab.errors import DeviceTimeout, LabError, LeaseConflict
+from twisted_lab.errors import LabError, LeaseConflict
 from twisted_lab.leases import Owner
 from twisted_lab.protocols.leco.actor import DeviceActor
 from twisted_lab.protocols.plesty.client import PlestyClient, ResourceRefused
@@ -37,21 +37,12 @@ from twisted_lab.protocols.plesty.server import PlestyServerService
 from twisted_lab.protocols.pymodaq.client import PyMoDAQClientFactory, PyMoDAQExportService
 from twisted_lab.protocols.pymodaq.server import PyMoDAQServerFactory
 from twisted_lab.registry import DeviceRegistry
+from tests.polling import until
 
 
 def sleep(seconds: float) -> Deferred[None]:
     """Wait on the real reactor."""
     return deferLater(reactor, seconds, lambda: None)
-
-
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll C{condition} until it holds (fail after C{timeout} seconds)."""
-    waited = 0.0
-    while not condition():
-        if waited > timeout:
-            raise AssertionError("condition not met in time")
-        await sleep(0.02)
-        waited += 0.02
 
 
 class Stage(BaseActuator):

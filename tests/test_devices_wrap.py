@@ -4,7 +4,6 @@ Tests for L{twisted_lab.devices.wrap}: any Python object as a device.
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 from twisted.application.service import IService
 from twisted.internet import reactor

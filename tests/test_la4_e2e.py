@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import socket
-from typing import Any, Callable
+from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import gatherResults
-from twisted.internet.task import Clock, deferLater
+from twisted.internet.task import Clock
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
@@ -23,18 +23,10 @@ from twisted_lab.protocols.la4.node import REJECTED_PREFIX, BoardState, Simulate
 from twisted_lab.registry import DeviceRegistry
 
 from tests.test_la4_message import DOC_COMMAND, DOC_HEARTBEAT
+from tests.polling import until
 
 SEQ_OUTPUT = ('BOARDIO_CLI: Sent: "uSeq" to FIFO file\n'
               'BOARDIO_CLI: Sent: "runSeq" to FIFO file\n')
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Let the real reactor run until C{predicate()} holds (or fail)."""
-    for _ in range(int(timeout / 0.005)):
-        if predicate():
-            return
-        await deferLater(reactor, 0.005)
-    raise AssertionError("condition not reached in time")
 
 
 class LoopbackTestCase(TestCase):
@@ -122,7 +114,7 @@ class CoordinatorNodeTests(LoopbackTestCase):
         for _ in range(10):  # 30 s of heartbeats both ways
             count = len(self.received)
             self.node_clock.advance(3)
-            await until(lambda: len(self.received) > count)
+            await until(lambda n=count: len(self.received) > n)
             self.clock.advance(3)
         self.assertTrue(self.device.online)
         old_id = self.device._values["node_id"]

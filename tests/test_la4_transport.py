@@ -17,6 +17,7 @@ from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from twisted_lab import fastpath
 from twisted_lab.errors import ProtocolError
 from twisted_lab.protocols.la4.message import Heartbeat, Message
 from twisted_lab.protocols.la4.transport import DocumentFactory, send_message
@@ -203,7 +204,7 @@ class SendTests(TestCase):
         port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
         number = port.getHost().port
         await port.stopListening()
-        with self.assertRaises(Exception):
+        with self.assertRaises(ConnectionRefusedError):
             await send_message(reactor, "127.0.0.1", number, b"{}")
 
 
@@ -345,3 +346,26 @@ class ReadAtAcceptTests(TestCase):
         sock.close()
         await self.settle(lambda: len(handler.messages) == 1)
         self.assertEqual(handler.errors, [])
+
+
+class _PathOff:
+    """Run a test class with one of L{twisted_lab.fastpath}'s paths off."""
+
+    path = ""
+
+    def setUp(self) -> None:
+        before = fastpath.enabled(self.path)
+        fastpath.set_enabled(self.path, False)
+        self.addCleanup(fastpath.set_enabled, self.path, before)  # type: ignore[attr-defined]
+
+
+class ConnectTCPSendTests(_PathOff, DirectSendTests):
+    """The same sends with the bare-socket sender off: C{connectTCP} for every send."""
+
+    path = "la4-direct-send"
+
+
+class ReadNextTurnTests(_PathOff, ReadAtAcceptTests):
+    """The same receptions with the early read off: read on the reactor's next turn."""
+
+    path = "early-read"

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
@@ -25,6 +24,7 @@ from twisted_lab.protocols.plesty.remote import (PlestyImportService,
 from twisted_lab.protocols.plesty.server import PlestyServerService
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.testing import FakeActuator, FakeDetector, FakeDevice
+from tests.polling import until
 
 
 class _SlowDevice(FakeDevice):
@@ -42,16 +42,6 @@ class _SlowDevice(FakeDevice):
             self.pending.append(d)
             return d
         return super().read_parameter(name)
-
-
-async def until(predicate: Any, timeout: float = 5.0) -> None:
-    """Wait on the reactor until C{predicate()} is true."""
-    waited = 0.0
-    while not predicate():
-        if waited > timeout:
-            raise AssertionError("condition not reached in time")
-        await deferLater(reactor, 0.02)
-        waited += 0.02
 
 
 class RemoteErrorTests(SynchronousTestCase):

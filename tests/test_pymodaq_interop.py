@@ -25,15 +25,7 @@ from twisted_lab.protocols.pymodaq.client import PyMoDAQClientFactory, PyMoDAQEx
 from twisted_lab.protocols.pymodaq.server import PyMoDAQServerFactory
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.testing import FakeActuator
-
-
-async def eventually(check: Any, timeout: float = 10.0) -> None:
-    """Wait until C{check()} is true."""
-    for _ in range(int(timeout / 0.1)):
-        if check():
-            return
-        await task.deferLater(reactor, 0.1)
-    raise AssertionError(f"condition not reached within {timeout} s")
+from tests.polling import until
 
 
 class ClientRoleInteropTests(TestCase):
@@ -89,7 +81,7 @@ class ClientRoleInteropTests(TestCase):
                          [("axis0", 3, 0), ("axis1", 4, 1)])
         peer.send(op="set_info", path=["exposure"], value=0.5)
         await peer.next("set_info_sent")
-        await eventually(lambda: camera._values["exposure"] == 0.5)
+        await until(lambda: camera._values["exposure"] == 0.5)
         await camera.set("exposure", 0.7)
         for _ in range(50):
             peer.send(op="settings")
@@ -141,7 +133,7 @@ class ServerRoleInteropTests(TestCase):
         number = str(port.getHost().port)
         grabber = start_peer(self, "pymodaq4_client.py", "GRABBER", number, "cam")
         actuator = start_peer(self, "pymodaq4_client.py", "ACTUATOR", number)
-        await eventually(lambda: len(registry.names()) == 2 and all(
+        await until(lambda: len(registry.names()) == 2 and all(
             d.online and d._settings for d in factory.devices.values()), 90)
         self.assertEqual(sorted(registry.names()),
                          ["cam_127_0_0_1", "pymodaq_actuator_127_0_0_1"])
@@ -166,7 +158,7 @@ class ServerRoleInteropTests(TestCase):
         self.assertIn(">0.5</exposure>", sent["xml"])
         grabber.send(op="info_xml", name="camera.gain", value=7)
         grabber.send(op="info", name="temperature", value="20 C")
-        await eventually(lambda: camera._values.get("info.temperature") == "20 C")
+        await until(lambda: camera._values.get("info.temperature") == "20 C")
         self.assertEqual(await camera.get("camera.gain"), 7)
 
         self.assertEqual(stage.units, "mm")
@@ -177,14 +169,14 @@ class ServerRoleInteropTests(TestCase):
         self.assertEqual(await stage.move_home(), 0.0)
 
         await actuator.stop()
-        await eventually(lambda: not stage.online)
+        await until(lambda: not stage.online)
         with self.assertRaises(DeviceOffline):
             await stage.position()
         self.assertTrue(camera.online)
         self.assertEqual((await camera.grab()).name, "peer")
 
         again = start_peer(self, "pymodaq4_client.py", "ACTUATOR", number)
-        await eventually(lambda: stage.online, 90)
+        await until(lambda: stage.online, 90)
         self.assertIs(await registry.get("pymodaq_actuator_127_0_0_1"), stage)
         self.assertEqual(await stage.move_abs(2.0), 2.0)
         await again.next("move_abs")

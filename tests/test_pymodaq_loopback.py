@@ -5,10 +5,9 @@ devices to our server role, which imports them into another registry.
 """
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
-from twisted.internet import reactor, task
+from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.trial.unittest import TestCase
 
@@ -17,15 +16,7 @@ from twisted_lab.protocols.pymodaq.client import PyMoDAQClientFactory, PyMoDAQEx
 from twisted_lab.protocols.pymodaq.server import PyMoDAQServerFactory
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.testing import FakeActuator, FakeDetector
-
-
-async def eventually(check: Any, timeout: float = 10.0) -> None:
-    """Wait until C{check()} is true."""
-    for _ in range(int(timeout / 0.05)):
-        if check():
-            return
-        await task.deferLater(reactor, 0.05)
-    raise AssertionError(f"condition not reached within {timeout} s")
+from tests.polling import until
 
 
 class LoopbackTests(TestCase):
@@ -56,7 +47,7 @@ class LoopbackTests(TestCase):
         for service in self.services:
             service.startService()
             self.addCleanup(service.stopService)
-        await eventually(lambda: sorted(self.remote.names()) == ["rcamera", "rstage"])
+        await until(lambda: sorted(self.remote.names()) == ["rcamera", "rstage"])
 
     async def test_big_frame_and_moves(self) -> None:
         """A 2048×2048 float64 frame crosses intact; moves round-trip with units."""
@@ -90,9 +81,9 @@ class LoopbackTests(TestCase):
         """
         rstage = await self.remote.get("rstage")
         await self.services[0].stopService()
-        await eventually(lambda: not rstage.online)
+        await until(lambda: not rstage.online)
         self.services[0].startService()
-        await eventually(lambda: rstage.online)
+        await until(lambda: rstage.online)
         self.assertIs(await self.remote.get("rstage"), rstage)
         self.assertEqual(await rstage.move_abs(3.0), 3.0)
 
@@ -106,13 +97,13 @@ class LoopbackTests(TestCase):
                                        PyMoDAQClientFactory(self.local, "cam2"))
         service.startService()
         self.addCleanup(service.stopService)
-        await eventually(lambda: "rcam2" in self.remote.names() and
+        await until(lambda: "rcam2" in self.remote.names() and
                          "exposure" in self.remote._devices["rcam2"]._settings)
         rcam2 = await self.remote.get("rcam2")
         await rcam2.set("exposure", 2.5)
-        await eventually(lambda: cam2._values["exposure"] == 2.5)
+        await until(lambda: cam2._values["exposure"] == 2.5)
         await cam2.set("exposure", 3.5)
-        await eventually(lambda: rcam2._values["exposure"] == 3.5)
+        await until(lambda: rcam2._values["exposure"] == 3.5)
 
 
 class WriteThroughTests(TestCase):
@@ -139,8 +130,8 @@ class WriteThroughTests(TestCase):
             service = PyMoDAQExportService(reactor, endpoint, PyMoDAQClientFactory(local, name))
             service.startService()
             self.addCleanup(service.stopService)
-        await eventually(lambda: sorted(remote.names()) == ["rcam", "rstage"])
-        await eventually(lambda: remote.lookup("rcam").online and remote.lookup("rstage").online)
+        await until(lambda: sorted(remote.names()) == ["rcam", "rstage"])
+        await until(lambda: remote.lookup("rcam").online and remote.lookup("rstage").online)
         cam, stage = remote.lookup("rcam"), remote.lookup("rstage")
         grabs = [cam.grab() for _ in range(20)]
         positions = [stage.position() for _ in range(20)]

@@ -7,7 +7,6 @@ and exchanges JSON lines with it.
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 from typing import Any
 

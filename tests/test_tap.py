@@ -4,7 +4,6 @@ Tests for the twistd plugin: L{twisted_lab.tap} and the C{lab} dropin.
 """
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys

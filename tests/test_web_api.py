@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 from twisted.application.service import MultiService
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -166,7 +165,7 @@ class EndpointTests(WebApiMixin, TestCase):
         key = body["id"]
         self.assertEqual(body["owner"], "web:abc123")
         status, body, _ = await self.http("GET", "leases")
-        self.assertEqual([(l["id"], l["owner"], l["resources"]) for l in body["leases"]],
+        self.assertEqual([(lease["id"], lease["owner"], lease["resources"]) for lease in body["leases"]],
                          [(key, "web:abc123", ["stage"])])
         status, body, _ = await self.http("DELETE", f"leases/{key}")
         self.assertEqual(status, 200)
@@ -204,7 +203,7 @@ class EndpointTests(WebApiMixin, TestCase):
         by = {p["protocol"]: p for p in body["protocols"]}
         self.assertEqual(by["fake"]["peers"][0]["counters"], {"requests": 3})
         self.assertEqual(by["web"]["listeners"], [f"http://127.0.0.1:{self.port}/"])
-        self.assertEqual([l["owner"] for l in body["leases"]], ["leco:lab.director"])
+        self.assertEqual([lease["owner"] for lease in body["leases"]], ["leco:lab.director"])
 
     async def test_log(self) -> None:
         """GET log gives recent events, filtered by level and component."""

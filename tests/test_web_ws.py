@@ -21,7 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from twisted_lab.data import Axis, Export, Signal
 from twisted_lab.errors import DeviceOffline
-from twisted_lab.events import DATA, LabEvent
+from twisted_lab.events import DATA
 from twisted_lab.options import validate
 from twisted_lab.protocols.web.context import WebContext
 from twisted_lab.protocols.web.plugin import plugin

@@ -20,6 +20,7 @@ from twisted_lab.errors import LabError, UnknownDevice
 from twisted_lab.events import ADDED, REMOVED, LabEvent, Listener
 from twisted_lab.interfaces import IActuator, IDevice
 from twisted_lab.leases import Lease, LeaseTable, Owner
+from twisted_lab.waiting import KeyedWaiters
 
 __all__ = ["DeviceRegistry", "GuardedDevice", "Owner"]
 
@@ -40,7 +41,7 @@ class DeviceRegistry:
         self.leases = LeaseTable(self.clock)
         self._devices: dict[str, Any] = {}
         self._unsubscribe: dict[str, Callable[[], None]] = {}
-        self._waiters: dict[str, list[Deferred[Any]]] = {}
+        self._waiters: KeyedWaiters[str, Any] = KeyedWaiters()
         self._listeners: list[Listener] = []
 
     # -- devices ---------------------------------------------------------------
@@ -65,8 +66,7 @@ class DeviceRegistry:
         self.log.info("registered device {device} ({kind})", device=name,
                       kind=_kind_of(device))
         self._emit(LabEvent(ADDED, name))
-        for waiter in self._waiters.pop(name, []):
-            waiter.callback(device)
+        self._waiters.fire(name, device)
 
     def unregister(self, name: str) -> Any:
         """
@@ -113,17 +113,7 @@ class DeviceRegistry:
         """
         if name in self._devices:
             return succeed(self._devices[name])
-
-        def cancel(d: Deferred[Any]) -> None:
-            waiters = self._waiters.get(name, [])
-            if d in waiters:
-                waiters.remove(d)
-            if not waiters:
-                self._waiters.pop(name, None)
-
-        waiter: Deferred[Any] = Deferred(cancel)
-        self._waiters.setdefault(name, []).append(waiter)
-        return waiter
+        return self._waiters.when(name)
 
     def names(self) -> list[str]:
         """The registered device names, in registration order."""

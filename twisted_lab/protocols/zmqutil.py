@@ -18,7 +18,11 @@ and hands frames over through the legacy logger):
   - incoming frames are C{bytes} (C{copy=True}, cheapest for small messages)
     or, with C{copy=False}, C{zmq.Frame}s whose C{buffer} is not copied;
   - it calls pyzmq's compiled (Cython) methods with plain-int flags,
-    skipping the sugar layer's ~10 us of per-message overhead.
+    skipping the sugar layer's ~10 us of per-message overhead.  They come
+    from L{twisted_lab.fastpath} (path C{zmq-compiled}), behind its switch:
+    L{use_public_api} (or C{TWISTED_LAB_SLOW_PATHS=zmq-compiled} in the
+    environment) uses C{Socket.send}/C{recv}/C{getsockopt} instead, and so
+    does a pyzmq whose backend lacks those methods.
 
 Build one either on a socket made by L{bind_socket}/L{connect_socket}
 (subclasses override L{ZmqConnection.messageReceived}), or with
@@ -27,7 +31,7 @@ each message to a callback.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence, cast
+from typing import Any, Callable, Sequence
 
 import zmq
 from twisted.internet.interfaces import IDelayedCall, IReadDescriptor
@@ -35,9 +39,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from twisted_lab import fastpath
+
 __all__ = ["ZmqConnection", "open_connection", "bind_socket", "connect_socket",
            "bound_address", "last_endpoint", "is_loopback", "shared_context",
-           "COPY_THRESHOLD"]
+           "COPY_THRESHOLD", "use_public_api", "fast_path_available"]
 
 #: Frames shorter than this are copied into ZeroMQ (cheaper than a zero-copy
 #: L{zmq.Frame}); longer ones are sent without copying.
@@ -46,13 +52,23 @@ COPY_THRESHOLD = 65536
 #: Messages read per reactor wakeup before yielding to other sources.
 _BATCH = 1000
 
-# The Cython methods and plain-int constants: pyzmq's sugar layer (flag
-# enums, per-frame type checks, C{send_multipart}/C{recv_multipart}) costs
-# ~10 us a message.
-_send = zmq.backend.Socket.send
-_recv = zmq.backend.Socket.recv
-# (C{get} is typed C{int | bytes}; the options read here are integers)
-_get = cast("Callable[[zmq.Socket[Any], int], int]", zmq.backend.Socket.get)
+def fast_path_available() -> bool:
+    """C{True} when this pyzmq has the compiled methods the fast path calls."""
+    return all(f is not None for f in fastpath.COMPILED_ZMQ_CALLS)
+
+
+def use_public_api(public: bool) -> None:
+    """
+    Choose how sockets are driven: C{True} for pyzmq's public methods,
+    C{False} for the compiled fast path (when available; see
+    L{twisted_lab.fastpath}).  Takes effect at once for every L{ZmqConnection}.
+    """
+    global _send, _recv, _get
+    fastpath.set_enabled("zmq-compiled", not public)
+    _send, _recv, _get = fastpath.zmq_calls()
+
+
+_send, _recv, _get = fastpath.zmq_calls()
 _NOBLOCK = int(zmq.NOBLOCK)
 _MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 _EVENTS = int(zmq.EVENTS)

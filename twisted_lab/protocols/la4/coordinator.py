@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTime
 from twisted.internet.task import LoopingCall
@@ -47,6 +47,7 @@ from twisted_lab.protocols.la4.transport import (MAX_MESSAGE, READ_TIMEOUT, Docu
                                                  ListenWaiters, Outgoing, send_message,
                                                  stop_listening)
 from twisted_lab.registry import DeviceRegistry
+from twisted_lab.waiting import PendingCalls
 
 __all__ = ["LA4NodeDevice", "CoordinatorService", "NodeConfig", "NODE_ACTIONS",
            "NODE_PARAMETERS", "callback_endpoint"]
@@ -97,12 +98,11 @@ _TRACKED = {"MODEL_LIGHT": ("model_light", int), "LED_FAN": ("fans", bool),
             "DIGITAL_POLARIZER": ("polarizer", bool)}
 
 
-@dataclass
+@dataclass(eq=False)
 class _Pending:
     command: str
     line: CommandLine | None
     deferred: Deferred[str]
-    timer: IDelayedCall | None = None
     #: the command reached the node (an output before that is not its answer)
     delivered: bool = False
 
@@ -134,6 +134,8 @@ class LA4NodeDevice(BaseDevice):
         self.allow_raw_cmd = allow_raw_cmd
         self._queue: list[_Pending] = []
         self._current: _Pending | None = None
+        #: the command in flight, awaiting its output (with its deadline)
+        self._inflight: PendingCalls[_Pending] = PendingCalls(clock)
         self._watchdog: IDelayedCall | None = None
         self._uploaded: tuple[Row, ...] = ()
         self._file_rows: tuple[Row, ...] = ()
@@ -193,11 +195,11 @@ class LA4NodeDevice(BaseDevice):
             if self._watchdog is not None and self._watchdog.active():
                 self._watchdog.cancel()
             self._watchdog = None
-            pending = ([self._current] if self._current else []) + self._queue
-            self._queue = []
-            for item in pending:
-                self._finish(item, failure=Failure(
-                    DeviceOffline(f"LA4 node {self.name!r} went offline")))
+            queued, self._queue = self._queue, []
+            offline = DeviceOffline(f"LA4 node {self.name!r} went offline")
+            self._inflight.fail_all(offline)
+            for item in queued:
+                self._finish(item, failure=Failure(offline))
 
     # -- events ------------------------------------------------------------------
 
@@ -211,7 +213,7 @@ class LA4NodeDevice(BaseDevice):
         self._values["last_output"] = text
         self.changed("last_output", text)
         self._track(current.line)
-        self._finish(current, result=text)
+        self._inflight.resolve(current, text)
 
     def message_received(self, text: str) -> None:
         """A C{message} event (C{BOARDIO_READY}, C{Sequence complete}, ...)."""
@@ -279,28 +281,23 @@ class LA4NodeDevice(BaseDevice):
             self._pump()
             return
         self._current = pending
-        pending.timer = self.clock.callLater(self.command_timeout, self._timed_out, pending)
+        output = self._inflight.add(pending, self.command_timeout, lambda: DeviceTimeout(
+            f"no output from LA4 node {self.name!r} within {self.command_timeout} s"))
+        output.addCallbacks(lambda text: self._finish(pending, result=text),
+                            lambda f: self._finish(pending, failure=f))
 
         def undelivered(f: Failure) -> None:
-            self._finish(pending, failure=Failure(DeviceOffline(
+            self._inflight.reject(pending, DeviceOffline(
                 f"cannot deliver the command to LA4 node {self.name!r} at "
-                f"{self.host}:{self.port}: {f.getErrorMessage()}")))
+                f"{self.host}:{self.port}: {f.getErrorMessage()}"))
 
         def delivered(_: Any) -> None:
             pending.delivered = True
 
         self._send(self, pending.command).addCallbacks(delivered, undelivered)
 
-    def _timed_out(self, pending: _Pending) -> None:
-        pending.timer = None
-        self._finish(pending, failure=Failure(DeviceTimeout(
-            f"no output from LA4 node {self.name!r} within {self.command_timeout} s")))
-
     def _finish(self, pending: _Pending, result: str | None = None,
                 failure: Failure | None = None) -> None:
-        if pending.timer is not None and pending.timer.active():
-            pending.timer.cancel()
-        pending.timer = None
         if pending.deferred.called:
             pass
         elif failure is not None:
@@ -489,9 +486,7 @@ class CoordinatorService(Service):
 
     def when_listening(self) -> Deferred[int]:
         """@return: a new L{Deferred} firing with the callback port once listening."""
-        if self._listening is not None:
-            return succeed(self.port)
-        return self._waiters.add()
+        return self._waiters.when_or_now(self._listening is not None, self.port)
 
     def stopService(self) -> Deferred[None]:
         """Stop heartbeating and listening; the devices go offline and are

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from twisted.application.service import Service
-from twisted.internet.defer import CancelledError, Deferred, DeferredSemaphore, succeed
+from twisted.internet.defer import CancelledError, Deferred, DeferredSemaphore
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
@@ -284,9 +284,7 @@ class SimulatedNode(Service):
 
     def when_listening(self) -> Deferred[int]:
         """@return: a new L{Deferred} firing with the port once listening."""
-        if self._listening is not None:
-            return succeed(self.port)
-        return self._waiters.add()
+        return self._waiters.when_or_now(self._listening is not None, self.port)
 
     def stopService(self) -> Deferred[None]:
         """Stop the timers and the listener; fires once outgoing connections ended."""

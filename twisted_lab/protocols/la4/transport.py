@@ -29,7 +29,6 @@ from typing import Any, Protocol as TypingProtocol, Sequence
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet import error as neterror
-from twisted.internet import tcp
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.interfaces import (IAddress, IDelayedCall, IListeningPort, IReactorTCP,
                                          IReactorTime,
@@ -40,8 +39,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from twisted_lab import fastpath
 from twisted_lab.errors import ProtocolError
 from twisted_lab.protocols.la4.message import Message, decode_object
+from twisted_lab.waiting import Waiters
 
 __all__ = ["DocumentReceiver", "DocumentFactory", "DocumentHandler", "ListenWaiters", "send_message",
            "stop_listening",
@@ -104,13 +105,12 @@ class DocumentReceiver(Protocol):
         if not self.host:  # the factory sets it from the accepted address
             self.host = peer_host(self.transport.getPeer())
         self._timer = self.factory.clock.callLater(self.factory.read_timeout, self._timed_out)
-        if isinstance(self.transport, tcp.Server):
-            # The sender writes at once after connecting: its document is
-            # usually here already.  Read it now instead of on the reactor's
-            # next turn (a nothing-yet read costs one failed recv).
-            why = self.transport.doRead()
-            if why is not None and not self._done:
-                self.transport.loseConnection()  # closed or failed before a document
+        # The sender writes at once after connecting: its document is
+        # usually here already.  Read it now instead of on the reactor's
+        # next turn (a nothing-yet read costs one failed recv).
+        why = fastpath.read_now(self.transport)
+        if why is not None and not self._done:
+            self.transport.loseConnection()  # closed or failed before a document
 
     def dataReceived(self, data: bytes) -> None:
         if self._done:
@@ -209,32 +209,9 @@ class _Refused(Protocol):
         _abort(self.transport)
 
 
-class ListenWaiters:
-    """
-    The callers waiting for a service to listen: each gets its own
-    L{Deferred}, fired with the port (or the failure) once.
-    """
-
-    def __init__(self) -> None:
-        self._waiters: list[Deferred[int]] = []
-
-    def add(self) -> Deferred[int]:
-        """@return: a new L{Deferred} for one caller."""
-        d: Deferred[int] = Deferred()
-        self._waiters.append(d)
-        return d
-
-    def fire(self, port: int) -> None:
-        """Listening on C{port}: tell every waiter."""
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            waiter.callback(port)
-
-    def fail(self, failure: Failure) -> None:
-        """Listening failed: tell every waiter."""
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            waiter.errback(failure)
+#: The callers waiting for a service to listen: C{when()} gives each its own
+#: cancellable L{Deferred}, fired with the port (C{fire}) or the failure (C{fail}).
+ListenWaiters = Waiters[int]
 
 
 def stop_listening(port: IListeningPort | None, outgoing: Outgoing) -> Deferred[None]:
@@ -348,7 +325,7 @@ def send_message(reactor: IReactorTCP, host: str, port: int, message: Message | 
         made (refused, or not done within C{timeout}).
     """
     data = message if isinstance(message, bytes) else message.encode()
-    if isinstance(reactor, PosixReactorBase):
+    if isinstance(reactor, PosixReactorBase) and fastpath.enabled("la4-direct-send"):
         family = _ip_family(host)
         if family is not None:
             return _DirectSend(reactor, family, host, port, data, timeout).start()
@@ -518,7 +495,7 @@ class Outgoing:
 
     def __init__(self) -> None:
         self._pending: set[Deferred[Any]] = set()
-        self._drain: list[Deferred[None]] = []
+        self._drain: Waiters[None] = Waiters()
 
     def track(self, d: Deferred[None]) -> Deferred[None]:
         """Remember C{d} until it fires; return it unchanged."""
@@ -527,19 +504,12 @@ class Outgoing:
         def done(result: Any) -> Any:
             self._pending.discard(d)
             if not self._pending:
-                waiters, self._drain = self._drain, []
-                for waiter in waiters:
-                    waiter.callback(None)
+                self._drain.fire(None)
             return result
 
         d.addBoth(done)
         return d
 
     def drained(self) -> Deferred[None]:
-        """A new L{Deferred} firing when no send is in flight."""
-        waiter: Deferred[None] = Deferred()
-        if not self._pending:
-            waiter.callback(None)
-        else:
-            self._drain.append(waiter)
-        return waiter
+        """A new (cancellable) L{Deferred} firing when no send is in flight."""
+        return self._drain.when_or_now(not self._pending, None)

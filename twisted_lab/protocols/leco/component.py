@@ -16,20 +16,20 @@ from typing import Any, Callable, Sequence
 
 import zmq
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from twisted_lab.access import Role, require
-from twisted_lab.errors import DeviceOffline, DeviceTimeout, LabError, ProtocolError
+from twisted_lab.errors import DeviceOffline, DeviceTimeout, ProtocolError
 from twisted_lab.protocols.leco.locallink import LocalHub, LocalLink
-from twisted_lab.protocols.leco.message import (COORDINATOR, JSON, MESSAGE_ID, NOT_DEFINED,
-                                                VERSION_BYTE, Message, check_name,
+from twisted_lab.protocols.leco.message import (COORDINATOR, JSON, MESSAGE_ID, VERSION_BYTE, Message, check_name,
                                                 conversation_id, split_name)
 from twisted_lab.protocols.leco.rpc import (DUPLICATE_NAME, NOT_SIGNED_IN, RPCServer,
                                             encode_notification, encode_request,
                                             remote_error, set_log_level)
 from twisted_lab.protocols.zmqutil import ZmqConnection, open_connection
+from twisted_lab.waiting import Pending, PendingCalls, Waiters
 
 __all__ = ["Component", "DEFAULT_COORDINATOR", "METHOD_ROLES"]
 
@@ -46,14 +46,6 @@ METHOD_ROLES: dict[str, Role] = {
 
 DEFAULT_COORDINATOR = "tcp://127.0.0.1:12300"
 _JSON_TYPE = b"\x01"
-
-
-class _Pending:
-    __slots__ = ("deferred", "timer", "retry")
-
-    def __init__(self, deferred: Deferred[Any], timer: Any, retry: Callable[[], None] | None
-                 ) -> None:
-        self.deferred, self.timer, self.retry = deferred, timer, retry
 
 
 class Component(Service):
@@ -110,12 +102,14 @@ class Component(Service):
         self._sender = self._name_b
         self.hub = hub
         self._socket: ZmqConnection | LocalLink | None = None
-        self._pending: dict[bytes, _Pending] = {}
+        #: requests awaiting responses, by conversation id; the info of each
+        #: is its resend (after signing in again), or None
+        self._pending: PendingCalls[bytes] = PendingCalls(reactor)
         self._next_id = 0
         self._last_sent = 0.0
         self._signed_in = False
         self._signing_in: Deferred[Any] | None = None
-        self._sign_in_waiters: list[Deferred[None]] = []
+        self._sign_in_waiters: Waiters[None] = Waiters()
         self._heartbeat: LoopingCall | None = None
         self._retry_call: Any = None
         self.register_method("pong", lambda params, frames: None, "Check that I am alive.")
@@ -138,16 +132,7 @@ class Component(Service):
 
     def when_signed_in(self) -> Deferred[None]:
         """A new L{Deferred} firing when (or at once if) signed in."""
-        if self._signed_in:
-            return succeed(None)
-
-        def cancel(d: Deferred[None]) -> None:
-            if d in self._sign_in_waiters:
-                self._sign_in_waiters.remove(d)
-
-        d: Deferred[None] = Deferred(cancel)
-        self._sign_in_waiters.append(d)
-        return d
+        return self._sign_in_waiters.when_or_now(self._signed_in, None)
 
     # -- methods -------------------------------------------------------------------
 
@@ -223,18 +208,11 @@ class Component(Service):
             self._signed_in = False
             self.namespace = None
             self._sender = self._name_b
-            for cid, pending in list(self._pending.items()):
-                del self._pending[cid]
-                if pending.timer.active():
-                    pending.timer.cancel()
-                pending.deferred.errback(DeviceOffline(
-                    f"LECO component {self.component_name} stopped"))
+            self._pending.fail_all(DeviceOffline(f"LECO component {self.component_name} stopped"))
             if self._socket is not None:
                 self._socket.close()
                 self._socket = None
-            for waiter in self._sign_in_waiters[:]:
-                self._sign_in_waiters.remove(waiter)
-                waiter.errback(DeviceOffline(f"LECO component {self.component_name} stopped"))
+            self._sign_in_waiters.fail(DeviceOffline(f"LECO component {self.component_name} stopped"))
 
         return d.addBoth(close)
 
@@ -258,9 +236,7 @@ class Component(Service):
             self._signed_in = True
             self.log.info("signed in as {full_name} at {coordinator}",
                           full_name=self.full_name, coordinator=self.coordinator)
-            waiters, self._sign_in_waiters = self._sign_in_waiters, []
-            for waiter in waiters:
-                waiter.callback(None)
+            self._sign_in_waiters.fire(None)
 
         def failed(failure: Any) -> None:
             self._signing_in = None
@@ -330,19 +306,14 @@ class Component(Service):
                  timeout: float, wait: bool = True, retry: bool = True, raw: bool = False
                  ) -> Deferred[Any]:
         cid = conversation_id()
-        d: Deferred[Any] = Deferred(lambda _: self._forget(cid))
         if self._socket is None:
-            d.errback(DeviceOffline(f"LECO component {self.component_name} is not running"))
-            return d
+            return fail(DeviceOffline(f"LECO component {self.component_name} is not running"))
         self._next_id += 1
         payload = encode_request(self._next_id, method, params)
 
-        def expire() -> None:
-            pending = self._pending.pop(cid, None)
-            if pending is not None:
-                pending.deferred.errback(DeviceTimeout(
-                    f"no LECO answer from {receiver.decode(errors='replace')} to {method} "
-                    f"within {timeout} s"))
+        def expired() -> Exception:
+            return DeviceTimeout(f"no LECO answer from {receiver.decode(errors='replace')} to "
+                                 f"{method} within {timeout} s")
 
         def send() -> None:
             if cid in self._pending:
@@ -355,8 +326,7 @@ class Component(Service):
             waiter = self.when_signed_in()
             waiter.addCallbacks(lambda _: send(), lambda f: None)
 
-        timer = self.reactor.callLater(timeout, expire)
-        self._pending[cid] = _Pending(d, timer, resend if retry else None)
+        d = self._pending.add(cid, timeout, expired, info=resend if retry else None)
         if not raw:
             d.addCallback(self._unwrap, receiver)
         if wait and not self._signed_in:
@@ -365,11 +335,6 @@ class Component(Service):
         else:
             send()
         return d
-
-    def _forget(self, cid: bytes) -> None:
-        pending = self._pending.pop(cid, None)
-        if pending is not None and pending.timer.active():
-            pending.timer.cancel()
 
     @staticmethod
     def _unwrap(result: tuple[Any, Message], receiver: bytes) -> tuple[Any, list[bytes]]:
@@ -420,7 +385,7 @@ class Component(Service):
         self._send([VERSION_BYTE, message.sender, self._sender,
                     message.conversation_id + MESSAGE_ID + _JSON_TYPE, response, *binary])
 
-    def _resolve(self, message: Message, pending: _Pending) -> None:
+    def _resolve(self, message: Message, pending: Pending[Any]) -> None:
         try:
             obj = json.loads(message.payload[0])
         except (ValueError, UnicodeDecodeError, RecursionError):
@@ -435,21 +400,18 @@ class Component(Service):
                              "data": repr(message.payload[0][:200])}}
         error = obj.get("error")
         if error is not None and isinstance(error, dict) \
-                and error.get("code") == NOT_SIGNED_IN and pending.retry is not None:
-            retry, pending.retry = pending.retry, None
+                and error.get("code") == NOT_SIGNED_IN and pending.info is not None:
+            retry, pending.info = pending.info, None
             self.log.info("{name}: the Coordinator forgot us; signing in again",
                           name=self.component_name)
             self._signed_in = False
             retry()
             return
-        del self._pending[message.conversation_id]
-        if pending.timer.active():
-            pending.timer.cancel()
         if error is not None:
-            pending.deferred.errback(remote_error(error, message.sender.decode(
-                "ascii", "replace")))
+            self._pending.reject(message.conversation_id,
+                                 remote_error(error, message.sender.decode("ascii", "replace")))
         else:
-            pending.deferred.callback((obj, message))
+            self._pending.resolve(message.conversation_id, (obj, message))
 
     def _stray_response(self, message: Message) -> None:
         try:

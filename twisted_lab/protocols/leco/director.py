@@ -12,10 +12,11 @@ Actor answers again.
 """
 from __future__ import annotations
 
+import itertools
 from typing import Any, Callable, Sequence
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -27,6 +28,7 @@ from twisted_lab.protocols.leco.component import Component
 from twisted_lab.protocols.leco.locallink import LocalHub
 from twisted_lab.protocols.leco.rpc import NODE_UNKNOWN, RECEIVER_UNKNOWN
 from twisted_lab.registry import DeviceRegistry
+from twisted_lab.waiting import PendingCalls
 
 __all__ = ["RemoteActorDevice", "DirectorService"]
 
@@ -56,7 +58,9 @@ class RemoteActorDevice(BaseDevice):
         self.component = component
         self.timeout = timeout
         self.poll_interval = poll_interval
-        self._pending: set[Deferred[Any]] = set()
+        #: calls in flight, by a local number (their deadline is the Component's)
+        self._pending: PendingCalls[int] = PendingCalls(component.reactor)
+        self._ids = itertools.count()
         self._poll: LoopingCall | None = None
 
     # -- liveness ---------------------------------------------------------------------
@@ -105,10 +109,7 @@ class RemoteActorDevice(BaseDevice):
         self._fail_pending(reason)
 
     def _fail_pending(self, reason: str) -> None:
-        pending, self._pending = self._pending, set()
-        for d in pending:
-            if not d.called:
-                d.errback(DeviceOffline(reason))
+        self._pending.fail_all(DeviceOffline(reason))
 
     def _ask(self, method: str, params: Any) -> Deferred[Any]:
         try:
@@ -116,22 +117,20 @@ class RemoteActorDevice(BaseDevice):
         except DeviceOffline:
             from twisted.internet.defer import fail
             return fail()
-        outer: Deferred[Any] = Deferred()
-        self._pending.add(outer)
+        key = next(self._ids)
+        outer = self._pending.add(key)
         inner = self.component.ask(self.actor, method, params, timeout=self.timeout)
 
         def done(result: Any) -> None:
-            self._pending.discard(outer)
-            if not outer.called:
-                outer.callback(result[0])
+            self._pending.resolve(key, result[0])
 
         def failed(failure: Any) -> None:
-            self._pending.discard(outer)
+            entry = self._pending.pop(key)  # this call fails with its own error
             code = getattr(failure.value, "rpc_code", None)
             if code in (RECEIVER_UNKNOWN, NODE_UNKNOWN):
                 self._go_offline(f"LECO actor {self.actor} is unknown to the Coordinator")
-            if not outer.called:
-                outer.errback(failure)
+            if entry is not None:
+                entry.deferred.errback(failure)
 
         inner.addCallbacks(done, failed)
         return outer

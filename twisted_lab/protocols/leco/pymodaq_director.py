@@ -26,6 +26,7 @@ from twisted_lab.errors import DeviceOffline, DeviceTimeout, InvalidValue, Proto
 from twisted_lab.protocols.leco import serializall
 from twisted_lab.protocols.leco.serializall import ParameterWithPath
 from twisted_lab.registry import DeviceRegistry
+from twisted_lab.waiting import KeyedWaiters
 
 __all__ = ["make_remote", "PyMoDAQRemoteActuator", "PyMoDAQRemoteDetector", "DIRECTOR_METHODS",
            "KINDS"]
@@ -152,7 +153,8 @@ class _RemoteMixin:
         self.ping_interval = ping_interval
         self.settings_xml: str | None = None
         self.remote_settings: dict[str, Any] = {}
-        self._waiting: dict[str, list[Deferred[Any]]] = {}
+        #: callers waiting for a callback of the actor, by callback method
+        self._waiting: KeyedWaiters[str, Any] = KeyedWaiters(reactor)
         self._ping: LoopingCall | None = None
         self._introduced = False
 
@@ -177,36 +179,29 @@ class _RemoteMixin:
         if not self.online:
             from twisted.internet.defer import fail
             return fail(DeviceOffline(f"PyMoDAQ actor {self.actor!r} is offline"))
-        waiter: Deferred[Any] = Deferred(lambda d: self._unwait(event, d))
-        self._waiting.setdefault(event, []).append(waiter)
-
-        def expired() -> None:
-            if not waiter.called:
-                self._unwait(event, waiter)
-                waiter.errback(DeviceTimeout(
-                    f"PyMoDAQ actor {self.actor!r} sent no {event} within {self.done_timeout} s"))
-
-        timer = self.reactor.callLater(self.done_timeout, expired)
-        waiter.addBoth(lambda r: (timer.cancel() if timer.active() else None, r)[1])
+        waiter = self._waiting.when(event, self.done_timeout, lambda: DeviceTimeout(
+            f"PyMoDAQ actor {self.actor!r} sent no {event} within {self.done_timeout} s"))
+        outcome: Deferred[Any] = Deferred(lambda d: waiter.cancel())
 
         def refused(failure: Failure) -> None:
-            if not waiter.called:
-                self._unwait(event, waiter)
-                waiter.errback(failure)
+            if not outcome.called:
+                outcome.errback(failure)
+                waiter.cancel()  # stop waiting for the callback
 
+        def relay(result: Any) -> None:
+            if outcome.called:
+                return
+            if isinstance(result, Failure):
+                outcome.errback(result)
+            else:
+                outcome.callback(result)
+
+        waiter.addBoth(relay)
         self._ask(method, params, frames).addErrback(refused)
-        return waiter
-
-    def _unwait(self, event: str, d: Deferred[Any]) -> None:
-        waiters = self._waiting.get(event, [])
-        if d in waiters:
-            waiters.remove(d)
+        return outcome
 
     def _deliver(self, event: str, value: Any) -> bool:
-        waiters = self._waiting.pop(event, [])
-        for waiter in waiters:
-            waiter.callback(value)
-        return bool(waiters)
+        return self._waiting.fire(event, value) > 0
 
     # -- liveness --------------------------------------------------------------
 
@@ -224,10 +219,7 @@ class _RemoteMixin:
         if self._ping is not None and self._ping.running:
             self._ping.stop()
         self._ping = None
-        waiting, self._waiting = self._waiting, {}
-        for waiters in waiting.values():
-            for waiter in waiters:
-                waiter.errback(DeviceOffline(f"director of {self.actor!r} stopped"))
+        self._waiting.fail_all(DeviceOffline(f"director of {self.actor!r} stopped"))
 
     def _introduce(self) -> Deferred[Any]:
         d = self._ask("set_remote_name", {"name": self.component.full_name})
@@ -266,10 +258,7 @@ class _RemoteMixin:
         if self.online:
             self.log.info("PyMoDAQ actor {actor} went away", actor=self.actor)
         self.set_online(False)
-        waiting, self._waiting = self._waiting, {}
-        for waiters in waiting.values():
-            for waiter in waiters:
-                waiter.errback(DeviceOffline(f"PyMoDAQ actor {self.actor!r} went away"))
+        self._waiting.fail_all(DeviceOffline(f"PyMoDAQ actor {self.actor!r} went away"))
 
     # -- callbacks -------------------------------------------------------------
 

@@ -10,7 +10,7 @@ raises: bad input becomes an error response (and a log line).
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger

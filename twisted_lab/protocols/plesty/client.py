@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import zmq
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
 from twisted_lab import errors
 from twisted_lab.errors import DeviceOffline, DeviceTimeout, DriverError, LabError, LeaseConflict
 from twisted_lab.protocols.plesty.message import decode, encode
 from twisted_lab.protocols.zmqutil import ZmqConnection, connect_socket
+from twisted_lab.waiting import PendingCalls
 
 __all__ = ["PlestyClient", "RemoteError", "RemoteTimeout", "ResourceRefused", "remote_error"]
 
@@ -90,7 +90,6 @@ class _Request:
     deferred: Deferred[Any]
     handshake: bool = False
     rid: int | None = None
-    timer: IDelayedCall | None = field(default=None, repr=False)
 
 
 class _ClientConnection(ZmqConnection):
@@ -143,6 +142,8 @@ class PlestyClient:
         self._rid = 0
         self._queue: deque[_Request] = deque()
         self._current: _Request | None = None
+        #: the request in flight, awaiting its reply (with its deadline)
+        self._inflight: PendingCalls[_Request] = PendingCalls(reactor)
         self._context: zmq.Context[Any] = zmq.Context()
         self._connection: _ClientConnection | None = None
         self.identity = ""
@@ -201,11 +202,16 @@ class PlestyClient:
                 payload["rid"] = request.rid
             if self.binary and kind in ("query", "call"):
                 payload["binary"] = True
-            request.timer = self.reactor.callLater(self._deadline(payload.get("timeout")),
-                                                   self._timed_out, request)
             self._current = request
+            reply = self._inflight.add(request, self._deadline(payload.get("timeout")),
+                                       self._late(kind))
+            reply.addCallbacks(self._answered, self._unanswered, callbackArgs=(request,),
+                               errbackArgs=(request,))
             assert self._connection is not None
             self._connection.send(encode(payload))
+
+    def _late(self, kind: Any) -> Callable[[], Exception]:
+        return lambda: RemoteTimeout(f"{self.address} did not answer a {kind} request in time")
 
     def _received(self, connection: _ClientConnection, frames: list[zmq.Frame]) -> None:
         request = self._current
@@ -227,9 +233,10 @@ class PlestyClient:
                           address=self.address)
             return
         self._current = None
-        if request.timer is not None and request.timer.active():
-            request.timer.cancel()
         self.last_heard = self.reactor.seconds()
+        self._inflight.resolve(request, reply)
+
+    def _answered(self, reply: dict[str, Any], request: _Request) -> None:
         if request.handshake:
             self._handshake_done(reply)
         if not request.deferred.called:
@@ -239,9 +246,12 @@ class PlestyClient:
                 request.deferred.errback(remote_error(reply))
         self._pump()
 
-    def _timed_out(self, request: _Request) -> None:
-        if request is not self._current:
+    def _unanswered(self, failure: Any, request: _Request) -> None:
+        if request is not self._current:  # failed with the others (fail_pending)
+            if not request.deferred.called:
+                request.deferred.errback(failure)
             return
+        # its deadline passed
         self._current = None
         self.log.warn("no reply from {address} to a {type} request in time; rebuilding the "
                       "socket", address=self.address, type=request.payload.get("type"))
@@ -253,18 +263,16 @@ class PlestyClient:
                 error=f.getErrorMessage()))
             self._queue.appendleft(_Request(self._connect_payload(), handshake, True))
         if not request.deferred.called:
-            request.deferred.errback(RemoteTimeout(
-                f"{self.address} did not answer a {request.payload.get('type')} request in time"))
+            request.deferred.errback(failure)
         self._pump()
 
     def fail_pending(self, error: Exception) -> None:
         """Fail the request in flight and every waiting one with C{error}."""
-        pending = ([self._current] if self._current else []) + list(self._queue)
+        queued = list(self._queue)
         self._current = None
         self._queue.clear()
-        for request in pending:
-            if request.timer is not None and request.timer.active():
-                request.timer.cancel()
+        self._inflight.fail_all(error)
+        for request in queued:
             if not request.deferred.called:
                 request.deferred.errback(error)
 

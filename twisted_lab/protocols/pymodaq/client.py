@@ -19,6 +19,7 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from twisted_lab import fastpath
 from twisted_lab.data import Export, Signal
 from twisted_lab.description import Parameter
 from twisted_lab.errors import LabError, ProtocolError, UnknownParameter
@@ -153,11 +154,10 @@ class PyMoDAQClientProtocol(PyMoDAQConnection):
         position is known at once; otherwise later commands wait for it.
         """
         d = device.position()
-        if d.called and not d.callbacks:
-            result = d.result
-            if not isinstance(result, (Failure, Deferred)):
-                self._send_position(result, device)
-                return
+        result = fastpath.fired_result(d)
+        if result is not fastpath.NOTHING:
+            self._send_position(result, device)
+            return
         done: list[Any] = []
         d.addCallbacks(self._send_position, self._position_failed, callbackArgs=(device,),
                        errbackArgs=(command,))

@@ -15,15 +15,13 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Callable, Sequence
 
-from errno import EWOULDBLOCK
-
-from twisted.internet import main, tcp
 from twisted.internet.interfaces import IPullProducer
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from twisted_lab import fastpath
 from twisted_lab.errors import ProtocolError
 from twisted_lab.protocols.pymodaq.codec import (DEFAULT_VERSION, Chunk, Encoder, WireVersion,
                                                  _string, version)
@@ -143,73 +141,32 @@ class PyMoDAQConnection(Protocol):
                 set_no_delay(True)
             except OSError:
                 pass
-        if isinstance(self.transport, tcp.Connection):
-            self._read_into_arrays(self.transport)
-            self._write = self._write_through
-        else:
-            self._write = self.transport.write  # type: ignore[union-attr]
+        # big arrays are read straight into their memory, small messages
+        # written at once (see twisted_lab.fastpath)
+        fastpath.read_into_buffers(self.transport, self)
+        fastpath.set_send_limit(self.transport, ChunkWriter.SLICE)
+        self._write = fastpath.writer_for(self.transport)
         self.writer = ChunkWriter(self.transport, self._write)
 
     def _write_unconnected(self, data: bytes) -> None:
         raise RuntimeError("PyMoDAQ connection written before it was made")
 
-    def _write_through(self, data: bytes) -> None:
+    def get_buffer(self) -> memoryview | None:
         """
-        Write a small message to the socket at once when nothing is queued
-        before it, instead of on the reactor's next turn (one poll and two
-        epoll changes less per message: PyMoDAQ is request/reply, so this is
-        its latency); whatever the socket does not take goes through the
-        transport as usual.
+        The memory of the large array being received, for the transport to
+        read into (L{twisted_lab.fastpath.read_into_buffers}); C{None} when
+        no array is being collected (then C{dataReceived} gets the bytes).
         """
-        transport: Any = self.transport
-        if (transport.dataBuffer or transport._tempDataBuffer or transport.producer is not None
-                or not transport.connected or transport.disconnecting):
-            transport.write(data)
-            return
+        return None if self.closing else self.parser.fill_view()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """C{nbytes} were read into the buffer of L{get_buffer}."""
         try:
-            sent = transport.socket.send(data)
-        except OSError:
-            transport.write(data)  # let Twisted's own write path meet the error
+            messages = self.parser.filled(nbytes)
+        except ProtocolError as e:
+            self.protocol_error(self.explain(e))
             return
-        if sent < len(data):
-            transport.write(data[sent:])
-
-    def _read_into_arrays(self, transport: tcp.Connection) -> None:
-        """
-        Make the transport receive the data of big arrays straight into
-        their memory (C{recv_into}), and send in bigger slices.
-
-        Twisted's C{doRead} receives 64 KiB C{bytes} objects that the parser
-        would copy again; while the parser collects a large array, this
-        C{doRead} reads into the array instead.  Anything else (and every
-        other transport) goes through Twisted's own C{doRead}.
-        """
-        original = transport.doRead
-        sock = transport.socket
-        parser = self.parser
-
-        def doRead() -> Any:
-            view = parser.fill_view()
-            if view is None or self.closing:
-                return original()
-            try:
-                n = sock.recv_into(view)
-            except OSError as e:
-                if e.args[0] == EWOULDBLOCK:
-                    return None
-                return main.CONNECTION_LOST
-            if not n:
-                return main.CONNECTION_DONE
-            try:
-                messages = parser.filled(n)
-            except ProtocolError as e:
-                self.protocol_error(self.explain(e))
-                return None
-            self._dispatch(messages)
-            return None
-
-        transport.doRead = doRead  # type: ignore[method-assign]
-        transport.SEND_LIMIT = ChunkWriter.SLICE
+        self._dispatch(messages)
 
     def dataReceived(self, data: bytes) -> None:
         """Feed the parser; handle each complete message."""

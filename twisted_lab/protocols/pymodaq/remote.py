@@ -11,6 +11,7 @@ that its late reply is not taken for the next call's.
 """
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -22,6 +23,7 @@ from twisted_lab.devices.base import BaseActuator, BaseDetector, BaseDevice
 from twisted_lab.errors import DeviceOffline, DeviceTimeout
 from twisted_lab.events import DATA, LabEvent
 from twisted_lab.protocols.pymodaq.settings_xml import RemoteSetting, setting_xml
+from twisted_lab.waiting import PendingCalls
 
 if TYPE_CHECKING:
     from twisted_lab.protocols.pymodaq.server import PyMoDAQServerProtocol
@@ -30,25 +32,6 @@ __all__ = ["RemoteDeviceMixin", "RemoteGrabber", "RemoteActuator", "INFO_PREFIX"
 
 #: Free-form C{Info} entries become read-only parameters named C{info.<name>}.
 INFO_PREFIX = "info."
-
-
-class _Waiter:
-    """
-    A call awaiting its reply; cancelling it, or its deadline passing, keeps
-    its place in the queue so that its late reply is not taken for the next
-    call's.
-    """
-
-    __slots__ = ("deferred", "expired", "command", "deadline")
-
-    def __init__(self, command: str, deadline: float) -> None:
-        self.deferred: Deferred[Any] = Deferred(self._cancel)
-        self.expired = False
-        self.command = command
-        self.deadline = deadline
-
-    def _cancel(self, deferred: Deferred[Any]) -> None:
-        self.expired = True
 
 
 class RemoteDeviceMixin:
@@ -73,8 +56,13 @@ class RemoteDeviceMixin:
         self.timeout = timeout
         self._settings: dict[str, RemoteSetting] = {}
         self._infos: dict[str, str] = {}
-        self._replies: dict[str, deque[_Waiter]] = {}
-        self._timer: Any = None
+        #: the calls awaiting a reply (keyed by a sequence number), and per
+        #: reply kind the numbers in the order sent: a call that timed out or
+        #: was cancelled keeps its place, so its late reply is not taken for
+        #: the next call's
+        self._calls: PendingCalls[int] = PendingCalls(clock)
+        self._replies: dict[str, deque[int]] = {}
+        self._sequence = itertools.count()
 
     # -- settings --------------------------------------------------------------
 
@@ -145,38 +133,15 @@ class RemoteDeviceMixin:
         if reply is None:
             connection.send(command, *args)
             return succeed(None)
-        waiter = _Waiter(command, self._clock.seconds() + self.timeout)
+        key = next(self._sequence)
+        d = self._calls.add(key, self.timeout, lambda: DeviceTimeout(
+            f"PyMoDAQ client {self.name!r} did not answer {command} within {self.timeout} s"))
         queue = self._replies.get(reply)
         if queue is None:
             queue = self._replies[reply] = deque()
-        queue.append(waiter)
+        queue.append(key)
         connection.send(command, *args)
-        if self._timer is None:
-            self._timer = self._clock.callLater(self.timeout, self._expire)
-        return waiter.deferred
-
-    def _expire(self) -> None:
-        """
-        Fail the calls whose deadline passed (one timer per device: the
-        waiters of each queue are in deadline order, as the timeout is fixed).
-        """
-        self._timer = None
-        now = self._clock.seconds()
-        soonest: float | None = None
-        for queue in self._replies.values():
-            for waiter in queue:
-                if waiter.expired or waiter.deferred.called:
-                    continue
-                if waiter.deadline > now:
-                    if soonest is None or waiter.deadline < soonest:
-                        soonest = waiter.deadline
-                    break
-                waiter.expired = True
-                waiter.deferred.errback(DeviceTimeout(
-                    f"PyMoDAQ client {self.name!r} did not answer {waiter.command} "
-                    f"within {self.timeout} s"))
-        if soonest is not None:
-            self._timer = self._clock.callLater(max(0.0, soonest - now), self._expire)
+        return d
 
     def reply_received(self, reply: str, value: Any) -> bool:
         """
@@ -185,14 +150,12 @@ class RemoteDeviceMixin:
         @return: C{False} when no call waited (an unsolicited reply).
         """
         queue = self._replies.get(reply)
-        while queue:
-            waiter = queue.popleft()
-            if waiter.expired:
-                return True
-            if not waiter.deferred.called:
-                waiter.deferred.callback(value)
-                return True
-        return False
+        if not queue:
+            return False
+        # a call that timed out or was cancelled is no longer pending: its
+        # late reply ends here
+        self._calls.resolve(queue.popleft(), value)
+        return True
 
     def attach(self, connection: PyMoDAQServerProtocol) -> None:
         """A (new) connection serves this device: go online."""
@@ -205,15 +168,8 @@ class RemoteDeviceMixin:
         if self.connection is not connection:
             return
         self.connection = None
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-        replies, self._replies = self._replies, {}
-        for queue in replies.values():
-            for waiter in queue:
-                if not waiter.deferred.called:
-                    waiter.deferred.errback(DeviceOffline(
-                        f"PyMoDAQ client {self.name!r} disconnected"))
+        self._replies = {}
+        self._calls.fail_all(DeviceOffline(f"PyMoDAQ client {self.name!r} disconnected"))
         self.set_online(False)  # type: ignore[attr-defined]
 
 

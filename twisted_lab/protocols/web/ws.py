@@ -271,11 +271,11 @@ class LabSocketProtocol(WebSocketServerProtocol):
         """Send one binary message (when open)."""
         if self.state == WebSocketServerProtocol.STATE_OPEN:
             limit: int = getattr(self, "maxMessagePayloadSize", 0)
-            setattr(self, "maxMessagePayloadSize", 0)
+            self.maxMessagePayloadSize = 0
             try:
                 self.sendMessage(data, isBinary=True)
             finally:
-                setattr(self, "maxMessagePayloadSize", limit)
+                self.maxMessagePayloadSize = limit
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         """Handle C{watch}, C{unwatch} and C{ack}; answer anything else with an error."""
