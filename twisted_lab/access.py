@@ -158,7 +158,7 @@ class AccessPolicy:
         """
         prefix = f"{key}." if key else ""
         exceptions = []
-        for i, (network, name) in enumerate((roles or {}).items()):
+        for network, name in (roles or {}).items():
             (net,) = parse_networks([network], f"{prefix}roles", file)
             exceptions.append((net, parse_role(name, f"{prefix}roles.{network}", file)))
         exceptions.sort(key=lambda item: -item[0].prefixlen)
@@ -233,7 +233,7 @@ class AllowListFactory(ServerFactory):
         """Stop the wrapped factory."""
         self.wrapped.doStop()
 
-    def buildProtocol(self, addr: IAddress) -> Protocol | None:
+    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
         """The wrapped factory's protocol, or C{None} (refused) for a disallowed peer."""
         host = getattr(addr, "host", None)
         if not self.policy.allows(host):
@@ -241,7 +241,7 @@ class AllowListFactory(ServerFactory):
             self.log.warn("{listener}: refused a connection from {host}: not in the allow-list",
                           listener=self.name, host=host)
             return None
-        proto = self.wrapped.buildProtocol(addr)
+        proto: Protocol | None = self.wrapped.buildProtocol(addr)  # type: ignore[assignment]
         if proto is not None:
             try:
                 proto.access_role = self.policy.role_for(host)  # type: ignore[attr-defined]
