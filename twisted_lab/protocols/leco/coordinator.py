@@ -582,6 +582,7 @@ class CoordinatorService(Service):
                                   "second connection ({peer}): that node is signed in and alive",
                                   namespace=s_ns.decode("ascii", "replace"),
                                   peer=self._ctx_peer)
+                    self._ctx_sender = _COORDINATOR  # answer this connection, via the ROUTER
                     raise InvalidValue("a Coordinator of this node is already signed in")
                 del self._node_ids[identity]  # silent: it reconnected, keep the newest
         self._node_ids[self._ctx_identity] = [s_ns, now, self._ctx_role, self._ctx_peer]
