@@ -216,7 +216,7 @@ class AllowListFactory(ServerFactory):
 
     log = Logger()
 
-    def __init__(self, wrapped: Factory, policy: AccessPolicy, name: str = "") -> None:
+    def __init__(self, wrapped: Factory[Any] | Any, policy: AccessPolicy, name: str = "") -> None:
         self.wrapped = wrapped
         self.policy = policy
         self.name = name or type(wrapped).__name__
@@ -241,7 +241,7 @@ class AllowListFactory(ServerFactory):
             self.log.warn("{listener}: refused a connection from {host}: not in the allow-list",
                           listener=self.name, host=host)
             return None
-        proto: Protocol | None = self.wrapped.buildProtocol(addr)  # type: ignore[assignment]
+        proto: Protocol | None = self.wrapped.buildProtocol(addr)
         if proto is not None:
             try:
                 proto.access_role = self.policy.role_for(host)  # type: ignore[attr-defined]
