@@ -229,3 +229,24 @@ class ZapTests(TestCase):
         self.assertIn("no secret key", str(e))
         e = self.assertRaises(ConfigError, CurveConfig.load, secret_file, "/nonexistent-dir")
         self.assertIn("curve_clients", str(e))
+
+
+class DefaultsTests(SynchronousTestCase):
+    """The built-in lab's sections: loopback allow-lists, role operate."""
+
+    def test_default_sections(self) -> None:
+        """Every listener section of the default config allows loopback only; LECO and
+        PLESTY clients are operate (no admin: no remote shut down)."""
+        from twisted_lab.config import default_config
+        sections = {p.name: p.options for p in default_config().protocols}
+        for name in ("leco", "plesty", "pymodaq", "web"):
+            policy = AccessPolicy.build(sections[name]["allow"],
+                                        sections[name].get("role", "operate"),
+                                        sections[name].get("roles"))
+            self.assertTrue(policy.allows("127.0.0.1"), name)
+            self.assertFalse(policy.allows("192.168.1.5"), name)
+        for name in ("leco", "plesty"):
+            self.assertEqual((sections[name]["role"], sections[name]["roles"]),
+                             ("operate", {}))
+            self.assertEqual(sections[name]["curve_secret_key"], "")
+        self.assertEqual(sections["leco"]["link_allow"], [])

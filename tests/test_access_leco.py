@@ -260,3 +260,20 @@ class CurveTests(LabMixin, TestCase):
         self.addCleanup(component.stopService)
         await self.assertFailure(component.ask("oven", "describe"), DeviceTimeout)
         self.assertNotIn("plain", coordinator.local_names())
+
+
+class PylecoAllowListTests(LabMixin, TestCase):
+    """Real pyleco outside the allow-list."""
+
+    timeout = 60
+
+    async def test_pyleco_refused(self) -> None:
+        """pyleco's Communicator from a network not in C{allow} cannot sign in and
+        leaves no trace; the refusal is counted by the ZAP handler."""
+        coordinator, registry = self.lab(AccessPolicy.build(["10.0.0.0/8"]))
+        await self.signed_in(coordinator, "oven", "stage")
+        proc = spawn(self, "pyleco_driver.py", "client", str(coordinator.port), "outsider",
+                     "1.0")
+        self.assertIn('"error"', await proc.line())
+        self.assertEqual(sorted(coordinator.local_names()), ["oven", "stage"])
+        self.assertEqual(sorted(registry.names()), ["oven", "stage"])

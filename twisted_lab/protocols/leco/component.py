@@ -40,7 +40,11 @@ METHOD_ROLES: dict[str, Role] = {
     **{name: Role.READ for name in (
         "pong", "rpc.discover", "get_parameters", "describe", "set_remote_name",
         "get_settings", "get_actuator_value", "send_data_grab", "send_data_snap",
-        "stop_grab", "stop_motion")},
+        "stop_grab", "stop_motion",
+        # callbacks of the PyMoDAQ 5 actors our director drives (their reports,
+        # routed only to the devices of the actors it was configured for)
+        "set_move_done", "send_position", "set_data", "set_director_settings",
+        "set_director_info", "set_units")},
     **{name: Role.ADMIN for name in ("shut_down", "set_log_level", "force_unlock")},
 }
 
