@@ -217,6 +217,16 @@ class ZapTests(TestCase):
             _send_and_wait, address, [b"c"], (config.public, other_public, other_secret)))
         self.assertEqual([f[1:] for f, _ in received], [[b"a"]])
 
+    def test_handler_reopens_at_once(self) -> None:
+        """The last domain closing the handler frees its inproc endpoint at once: a new
+        handler on the same context binds immediately (services restart in a row)."""
+        context = zmq.Context()
+        self.addCleanup(context.term)
+        for _ in range(300):
+            registration = zap_handler(reactor, context).add("x", AccessPolicy())
+            registration.close()
+        self.assertTrue(registration.handler.connection.closed)
+
     def test_curve_config_errors(self) -> None:
         """Missing files and public-only files are ConfigErrors naming the key."""
         e = self.assertRaises(ConfigError, CurveConfig.load, "/nonexistent.key_secret",

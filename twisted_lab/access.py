@@ -412,6 +412,12 @@ class ZapHandler:
     def close(self) -> None:
         """Close the ZAP socket (handshakes on its context then fail)."""
         if not self.connection.closed:
+            # unbind first: a closed socket releases an inproc endpoint only
+            # later (libzmq's reaper), and the next handler must bind it at once
+            try:
+                self.connection.socket.unbind(self.ENDPOINT)
+            except zmq.ZMQError:
+                pass
             self.connection.close()
         if _handlers.get(id(self.context)) is self:
             del _handlers[id(self.context)]
