@@ -203,7 +203,7 @@ class FederationTests(LabMixin, TestCase):
         first.send(request(b"COORDINATOR", b"N9.COORDINATOR", "coordinator_sign_in"))
         self.assertIn(b'"result":null', (await first.next())[-1])
         second.send(request(b"COORDINATOR", b"N9.COORDINATOR", "coordinator_sign_in"))
-        self.assertIn(b"already signed in", (await second.next())[-1])
+        self.assertIn(b"Another Coordinator is known", (await second.next())[-1])
         self.assertEqual([n[0] for n in coordinator._node_ids.values()], [b"N9"])
 
     async def test_node_cannot_speak_for_another(self) -> None:

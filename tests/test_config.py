@@ -35,11 +35,18 @@ class OptionTests(SynchronousTestCase):
                           "tags": []})
 
     def test_unknown_key(self) -> None:
-        """An unknown key is an error naming file, key and the accepted keys."""
+        """An unknown key is an error naming file, key, the accepted keys and the
+        closest one."""
         e = self.assertRaises(ConfigError, validate, self.schema, {"name": "a", "prot": 1},
                               "lab.toml", "plesty")
         self.assertEqual(str(e), "lab.toml: plesty.prot: unknown key; accepted keys are: "
-                                 "mode, name, port, rate, serve, tags")
+                                 "mode, name, port, rate, serve, tags; did you mean 'port'?")
+
+    def test_unknown_key_far_from_any(self) -> None:
+        """An unknown key close to none of the accepted ones gets no suggestion."""
+        e = self.assertRaises(ConfigError, validate, self.schema, {"name": "a", "zzzzzz": 1},
+                              "lab.toml", "plesty")
+        self.assertNotIn("did you mean", str(e))
 
     def test_wrong_type(self) -> None:
         """A wrong type names the expected type and the value; bool is not an int."""

@@ -29,7 +29,8 @@ class PluginTests(SynchronousTestCase):
         names = [p.type_name for p in DEVICE_PLUGINS]
         self.assertEqual(names, ["sim.stage", "sim.powermeter", "sim.spectrometer",
                                  "sim.camera", "sim.la4", "visa", "python",
-                                 "adapter.actuator", "adapter.detector"])
+                                 "adapter.actuator", "adapter.detector", "pymeasure",
+                                 "plesty", "pymodaq.plugin"])
         for plugin in DEVICE_PLUGINS:
             verifyObject(IDevicePlugin, plugin)
             self.assertTrue(IPlugin.providedBy(plugin))
@@ -86,3 +87,21 @@ class PluginTests(SynchronousTestCase):
                                             "kwargs": {"unexpected": 1}})
         e = self.assertRaises(ConfigError, plugin.make_device, "x", options, Clock())
         self.assertIn("unexpected", str(e))
+
+
+class OptionalSimBackendTests(SynchronousTestCase):
+    """pyvisa-sim is an optional extra: without it, backend "sim" is a clear error."""
+
+    def test_missing_pyvisa_sim(self) -> None:
+        """With pyvisa_sim not importable, building a visa device with backend
+        "sim" raises a ConfigError naming the key and the extra to install."""
+        import importlib.util
+
+        real = importlib.util.find_spec
+        self.patch(importlib.util, "find_spec",
+                   lambda name, *a: None if name == "pyvisa_sim" else real(name, *a))
+        plugin = plugin_for("visa")
+        options = validate(plugin.options, {"resource": "ASRL1::INSTR", "backend": "sim"})
+        e = self.assertRaises(ConfigError, plugin.make_device, "psu", options, None)
+        self.assertIn("devices.psu.backend", str(e))
+        self.assertIn("pip install 'twisted-lab[sim]'", str(e))

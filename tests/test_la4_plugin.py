@@ -13,7 +13,7 @@ from twisted_lab.interfaces import IProtocolPlugin
 from twisted_lab.options import validate
 from twisted_lab.protocols.la4.coordinator import CoordinatorService
 from twisted_lab.protocols.la4.node import SimulatedNode
-from twisted_lab.protocols.la4.plugin import OPTIONS, plugin
+from twisted_lab.protocols.la4.plugin import OPTIONS, callback_endpoint, plugin
 from twisted_lab.registry import DeviceRegistry
 
 
@@ -39,11 +39,23 @@ class PluginTests(SynchronousTestCase):
         """An empty section: no nodes, callback on 127.0.0.1:5000, raw cmd off, no
         simulated node, heartbeats 5 s, offline after 15 s."""
         section = validate(OPTIONS, {})
-        self.assertEqual((section["nodes"], section["callback"], section["allow_raw_cmd"],
+        self.assertEqual((section["nodes"], callback_endpoint(section), section["allow_raw_cmd"],
                           section["node"]["enabled"], section["heartbeat_interval"],
                           section["offline_after"]),
                          ([], "tcp:5000:interface=127.0.0.1", False, False, 5.0, 15.0))
         self.assertEqual(section["node"]["interface"], "127.0.0.1")
+
+    def test_default_ports_never_collide(self) -> None:
+        """Enabling the simulated node without naming C{callback} moves the default
+        callback listener to 5001 (both would otherwise be 127.0.0.1:5000); a
+        callback named in the file is kept as written."""
+        section = validate(OPTIONS, {"node": {"enabled": True}})
+        self.assertEqual(section["node"]["port"], 5000)
+        self.assertEqual(callback_endpoint(section), "tcp:5001:interface=127.0.0.1")
+        moved = validate(OPTIONS, {"node": {"enabled": True, "port": 15000}})
+        self.assertEqual(callback_endpoint(moved), "tcp:5000:interface=127.0.0.1")
+        named = validate(OPTIONS, {"callback": "tcp:6000", "node": {"enabled": True}})
+        self.assertEqual(callback_endpoint(named), "tcp:6000")
 
     def test_default_section(self) -> None:
         """The simulated lab runs the node on 127.0.0.1:5000 and coordinates it as

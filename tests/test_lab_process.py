@@ -7,6 +7,7 @@ protocol on 127.0.0.1, and stops cleanly within 2 s of Ctrl-C.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -17,9 +18,13 @@ from twisted.trial.unittest import SynchronousTestCase
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-#: The simulated lab's listeners (DESIGN.md §6): PyMoDAQ, LECO, PLESTY x2, LA4 node.
-PORTS = {"pymodaq": 6341, "leco": 12300, "plesty powermeter": 5555, "plesty stage": 5556,
-         "la4 node": 5000, "web": 8765}
+#: The simulated lab's listeners (every port README.md lists): PyMoDAQ, LECO
+#: Coordinator and data proxy, PLESTY x3, LA4 node and coordinator callbacks,
+#: the web console.
+PORTS = {"pymodaq": 6341, "leco": 12300, "leco data publishers": 11100,
+         "leco data subscribers": 11099, "plesty powermeter": 5555, "plesty stage": 5556,
+         "plesty camera": 5557, "la4 node": 5000, "la4 callbacks": 5001,
+         "web": 8765}
 
 
 def connectable(port: int) -> bool:
@@ -60,7 +65,16 @@ class SimulatedLabProcessTests(SynchronousTestCase):
             self.assertRegex(text, rf"services: .*\b{service}\b")
         # the LA4 node reaches the registry over its own protocol
         time.sleep(1.5)
-        self.assertIn("registered device la4", open(log).read())
+        text = open(log).read()
+        self.assertIn("registered device la4", text)
+        # --check's summary of the built-in lab names exactly the running lab's devices
+        check = subprocess.run(
+            [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n", "lab",
+             "--check"], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+        summary = check.stdout.split("devices (", 1)[1].split("listeners (", 1)[0]
+        checked = sorted(line.split()[0] for line in summary.splitlines()[1:])
+        registered = sorted(set(re.findall(r"registered device (\w+)", text)))
+        self.assertEqual(checked, registered)
         for name, port in PORTS.items():
             self.assertTrue(connectable(port), name)
         started = time.monotonic()

@@ -154,6 +154,28 @@ class PluginTests(SynchronousTestCase):
         self.assertIn("actor-stage", children)
         self.assertIn("data-proxy", children)
 
+    def test_advertise(self) -> None:
+        """
+        The C{advertise} key: by default the bind address when it is a
+        specific one, the host name when bound to every interface (nothing
+        is bound here: the computed address is read without starting), and
+        the configured name, with the port, when given.
+        """
+        import socket
+
+        def advertised(**keys: object) -> str:
+            section = validate(plugin.options, {"export": [], "data_proxy": False, **keys})
+            coordinator = plugin.make_service(DeviceRegistry(), section, reactor) \
+                .getServiceNamed("coordinator")
+            return coordinator.nodes()["lab"]  # type: ignore[no-any-return]
+
+        self.assertEqual(advertised(), "127.0.0.1:12300")
+        self.assertEqual(advertised(host="0.0.0.0"), f"{socket.gethostname()}:12300")
+        self.assertEqual(advertised(host="*", port=5000), f"{socket.gethostname()}:5000")
+        self.assertEqual(advertised(host="0.0.0.0", advertise="labpc.example.org"),
+                         "labpc.example.org:12300")
+        self.assertEqual(advertised(advertise="gw:4000"), "gw:4000")
+
     def test_remote_kinds(self) -> None:
         """Remote actors validate their kind."""
         from twisted_lab.errors import ConfigError

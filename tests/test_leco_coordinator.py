@@ -13,11 +13,12 @@ import zmq
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from twisted_lab.errors import DeviceOffline, LabError
 from twisted_lab.protocols.leco.component import Component
-from twisted_lab.protocols.leco.coordinator import CoordinatorService
+from twisted_lab.protocols.leco.coordinator import (ANOTHER_COORDINATOR, CoordinatorService,
+                                                    advertised_address)
 from twisted_lab.protocols.leco.message import conversation_id
 from twisted_lab.protocols.leco.rpc import encode_request
 from twisted_lab.protocols.zmqutil import open_connection
@@ -321,3 +322,101 @@ class FederationTests(CoordinatorMixin, TestCase):
         self.assertEqual(one.global_components(), {"N2": ["z"], "N1": ["a"]})
         e = await self.assertFailure(z.ask("N1.ghost", "x"), LabError)
         self.assertEqual(e.rpc_code, -32093)
+
+    async def wait_nodes(self, coordinator: CoordinatorService, names: set[str],
+                         seconds: float = 5.0) -> None:
+        waited = 0.0
+        while set(coordinator.nodes()) != names and waited < seconds:
+            await sleep(0.05)
+            waited += 0.05
+        self.assertEqual(set(coordinator.nodes()), names)
+
+    async def test_second_node_sign_in_refused(self) -> None:
+        """
+        A second connection signing in as a node whose Coordinator is still
+        connected is refused with pyleco's "Another Coordinator is known!";
+        once the first connection is gone, a newcomer is accepted.
+        """
+        one = self.start_coordinator("N1")
+        first, second = self.raw(one), self.raw(one)
+        first.send(request(b"COORDINATOR", b"N2.COORDINATOR", "coordinator_sign_in"))
+        self.assertEqual(json.loads((await first.next())[4])["result"], None)
+        second.send(request(b"COORDINATOR", b"N2.COORDINATOR", "coordinator_sign_in"))
+        frames = await second.next()
+        self.assertEqual(frames[1], b"COORDINATOR")
+        error = json.loads(frames[4])["error"]
+        self.assertEqual(error["data"], f"ValueError: {ANOTHER_COORDINATOR}")
+        # the refused one may not speak as N2
+        second.send(request(b"COORDINATOR", b"N2.COORDINATOR", "send_nodes"))
+        self.assertEqual(json.loads((await second.next())[4])["error"]["code"], -32090)
+        first.close()
+        await sleep(0.3)  # libzmq drops the closed peer's identity
+        third = self.raw(one)
+        third.send(request(b"COORDINATOR", b"N2.COORDINATOR", "coordinator_sign_in"))
+        self.assertEqual(json.loads((await third.next())[4])["result"], None)
+
+    async def restart(self, old: CoordinatorService, **kwargs: Any) -> CoordinatorService:
+        """Stop C{old} and start a new Coordinator on its namespace and port."""
+        endpoint = old.endpoint
+        await old.stopService()
+        for attempt in range(50):
+            new = CoordinatorService(old.namespace, endpoint, reactor, **kwargs)  # type: ignore
+            try:
+                new.startService()
+                break
+            except zmq.ZMQError as e:
+                if e.errno != errno.EADDRINUSE or attempt == 49:
+                    raise
+                await sleep(0.1)
+        self.addCleanup(new.stopService)
+        return new
+
+    async def test_restart_either_side(self) -> None:
+        """
+        N2 (configured to federate with N1) and N1 stay linked when N1
+        restarts, and again when N2 restarts; calls route across each time.
+        """
+        fast = {"cleaning_interval": 0.1, "expiration_time": 0.3}
+        one = self.start_coordinator("N1", **fast)
+        two = self.start_coordinator("N2", coordinators=[f"127.0.0.1:{one.port}"], **fast)
+        a = await self.component("a", one, heartbeat_interval=0.1)
+        a.register_method("ping", lambda p, f: "a")
+        z = await self.component("z", two, heartbeat_interval=0.1)
+        z.register_method("ping", lambda p, f: "z")
+        await self.wait_nodes(one, {"N1", "N2"})
+        self.assertEqual(await z.ask("N1.a", "ping"), ("a", []))
+        one = await self.restart(one, **fast)
+        await self.wait_nodes(one, {"N1", "N2"})
+        await self.wait_nodes(two, {"N1", "N2"})
+        await sleep(0.5)
+        self.assertEqual(await z.ask("N1.a", "ping"), ("a", []))
+        self.assertEqual(await a.ask("N2.z", "ping"), ("z", []))
+        two = await self.restart(two, coordinators=[f"127.0.0.1:{one.port}"], **fast)
+        await self.wait_nodes(two, {"N1", "N2"})
+        await self.wait_nodes(one, {"N1", "N2"})
+        await sleep(0.5)
+        self.assertEqual(await a.ask("N2.z", "ping"), ("z", []))
+        self.assertEqual(await z.ask("N1.a", "ping"), ("a", []))
+
+
+class AdvertisedAddressTests(SynchronousTestCase):
+    """L{advertised_address}: what other Coordinators are told to use."""
+
+    def test_specific(self) -> None:
+        """A specific bind address is advertised as it is."""
+        self.assertEqual(advertised_address("tcp://127.0.0.1:12300"), "127.0.0.1:12300")
+        self.assertEqual(advertised_address("tcp://192.0.2.5:7"), "192.0.2.5:7")
+
+    def test_all_interfaces(self) -> None:
+        """Bound to every interface, the host name is advertised: never 0.0.0.0 or ::."""
+        for endpoint in ("tcp://0.0.0.0:12300", "tcp://*:12300", "tcp://[::]:12300"):
+            self.assertEqual(advertised_address(endpoint, None, lambda: "labpc"),
+                             "labpc:12300")
+
+    def test_configured(self) -> None:
+        """A configured host takes the bound port; a configured host:port is used as is."""
+        self.assertEqual(advertised_address("tcp://0.0.0.0:12300", "lab.example.org"),
+                         "lab.example.org:12300")
+        self.assertEqual(advertised_address("tcp://127.0.0.1:1", "gw:4000"), "gw:4000")
+        self.assertEqual(advertised_address("tcp://[::]:9", "[2001:db8::1]"),
+                         "[2001:db8::1]:9")

@@ -8,13 +8,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import zmq
 from twisted.internet import reactor
+from twisted.logger import capturedLogs
 from twisted.trial.unittest import TestCase
 
 from tests.peers.pyleco_process import PeerProcess, spawn
 from tests.test_leco_coordinator import CoordinatorMixin, sleep
 from twisted_lab.errors import DeviceOffline, LabError
 from twisted_lab.protocols.leco.actor import DeviceActor
+from twisted_lab.protocols.leco.coordinator import CoordinatorService, advertised_address
 from twisted_lab.protocols.leco.datapub import ProxyService, RegistryPublisher
 from twisted_lab.protocols.leco.director import RemoteActorDevice
 from twisted_lab.registry import DeviceRegistry
@@ -213,6 +216,160 @@ class FederationInteropTests(PylecoMixin, TestCase):
         self.assertEqual(got, {"ok": 8})
         got = await client.command(op="ask", receiver="N2.COORDINATOR", method="send_nodes")
         self.assertEqual(set(got["ok"]), {"N1", "N2"})
+
+
+class NodeInteropTests(PylecoMixin, TestCase):
+    """Node sign-in and advertised addresses, as pyleco's Coordinators see them."""
+
+    timeout = 60
+
+    async def nodes_of(self, port: int) -> dict[str, str]:
+        client = await self.pyleco_client(port, "nodeprobe")
+        got = await client.command(op="ask", receiver="COORDINATOR", method="send_nodes")
+        return got["ok"]  # type: ignore[no-any-return]
+
+    async def test_duplicate_node_refused(self) -> None:
+        """
+        A second pyleco Coordinator signing in as node N2 while the first N2
+        is linked is refused ("Another Coordinator is known!", as pyleco
+        refuses it); the first keeps its routing.
+        """
+        ours = self.start_coordinator("N1")
+        _, port2 = await self.pyleco_coordinator("N2", "--federate", f"127.0.0.1:{ours.port}")
+        await FederationInteropTests.wait_linked(self, ours, "N2")  # type: ignore[arg-type]
+        await self.pyleco_actor(port2, "pyactor")
+        with capturedLogs() as events:
+            _, port3 = await self.pyleco_coordinator("N2", "--federate",
+                                                     f"127.0.0.1:{ours.port}")
+            await sleep(1.0)
+        refused = [e for e in events if "refused a second Coordinator" in e.get("log_format", "")]
+        self.assertEqual(len(refused), 1, events)
+        # the impostor did not link: its directory knows only itself
+        self.assertEqual(set(await self.nodes_of(port3)), {"N2"})
+        # the first N2 still gets our messages
+        self.assertEqual(ours.nodes()["N2"], f"127.0.0.1:{port2}")
+        me = await self.component("me", ours)
+        self.assertEqual(await me.ask("N2.pyactor", "add", {"a": 2, "b": 3}), (5, []))
+
+    async def linked_from_pyleco(self, ours: Any, port2: int) -> dict[str, str]:
+        """Sign in to pyleco's N2; return N2's directory once it knows N1."""
+        await FederationInteropTests.wait_linked(self, ours, "N2")  # type: ignore[arg-type]
+        nodes: dict[str, str] = {}
+        for _ in range(20):
+            nodes = await self.nodes_of(port2)
+            if "N1" in nodes:
+                break
+            await sleep(0.1)
+        return nodes
+
+    async def test_advertised_bind_address(self) -> None:
+        """Bound to a specific address (127.0.0.1), pyleco is told that address."""
+        _, port2 = await self.pyleco_coordinator("N2")
+        ours = self.start_coordinator("N1", coordinators=[f"127.0.0.1:{port2}"])
+        self.assertEqual(ours.advertised, f"127.0.0.1:{ours.port}")
+        self.assertEqual(await self.linked_from_pyleco(ours, port2),
+                         {"N1": f"127.0.0.1:{ours.port}", "N2": f"127.0.0.1:{port2}"})
+
+    async def test_advertised_configured(self) -> None:
+        """With C{advertise}, pyleco is told that name with our port, and links back through it."""
+        _, port2 = await self.pyleco_coordinator("N2")
+        ours = self.start_coordinator("N1", coordinators=[f"127.0.0.1:{port2}"],
+                                      advertised="localhost")
+        nodes = await self.linked_from_pyleco(ours, port2)
+        self.assertEqual(nodes["N1"], f"localhost:{ours.port}")
+        client = await self.pyleco_client(port2)
+        got = await client.command(op="ask", receiver="N1.COORDINATOR", method="send_nodes")
+        self.assertEqual(set(got["ok"]), {"N1", "N2"})  # routed over pyleco's link to us
+
+    async def test_advertised_all_interfaces(self) -> None:
+        """
+        Bound to every interface, the host name is advertised (never
+        0.0.0.0).  Only loopback is ever bound: the interface choice is
+        faked by computing our address as if the bound endpoint were
+        C{0.0.0.0}, with a host name that resolves to loopback.
+        """
+        self.assertEqual(advertised_address("tcp://0.0.0.0:4242", None, lambda: "labpc"),
+                         "labpc:4242")
+        _, port2 = await self.pyleco_coordinator("N2")
+        ours = self.start_coordinator("N1", hostname=lambda: "localhost")
+        assert ours.endpoint is not None
+        ours.advertised = advertised_address(ours.endpoint.replace("127.0.0.1", "0.0.0.0"),
+                                             None, ours.hostname)
+        ours.connect_node(f"127.0.0.1:{port2}")
+        nodes = await self.linked_from_pyleco(ours, port2)
+        self.assertEqual(nodes["N1"], f"localhost:{ours.port}")
+        self.assertNotIn("0.0.0.0", json.dumps(nodes))
+
+
+class RestartInteropTests(PylecoMixin, TestCase):
+    """Federation with pyleco survives a restart of either Coordinator."""
+
+    timeout = 90
+
+    async def test_pyleco_restarts(self) -> None:
+        """
+        We federate with pyleco's N2; pyleco's Coordinator stops and starts
+        again on the same port: we sign in there again and calls cross again.
+        """
+        first, port2 = await self.pyleco_coordinator("N2")
+        ours = self.start_coordinator("N1", coordinators=[f"127.0.0.1:{port2}"],
+                                      cleaning_interval=0.2, expiration_time=0.5)
+        await FederationInteropTests.wait_linked(self, ours, "N2")  # type: ignore[arg-type]
+        me = await self.component("me", ours)
+        await self.pyleco_actor(port2, "pyactor")
+        self.assertEqual(await me.ask("N2.pyactor", "add", {"a": 1, "b": 2}), (3, []))
+        await first.stop()
+        await sleep(0.5)
+        _, again = await self.pyleco_coordinator("N2", "--port", str(port2))
+        self.assertEqual(again, port2)
+        await self.pyleco_actor(port2, "pyactor")
+        for _ in range(100):
+            if "N2" in ours.nodes():
+                try:
+                    self.assertEqual(await me.ask("N2.pyactor", "add", {"a": 2, "b": 2}),
+                                     (4, []))
+                    break
+                except LabError:
+                    pass
+            await sleep(0.1)
+        else:
+            self.fail("no route to N2.pyactor after pyleco's restart")
+        client = await self.pyleco_client(port2)
+        got = await client.command(op="ask", receiver="N2.COORDINATOR", method="send_nodes")
+        self.assertEqual(set(got["ok"]), {"N1", "N2"})
+
+    async def test_we_restart(self) -> None:
+        """
+        pyleco's N2 federates with our N1; ours stops and starts again on the
+        same port, configured with N2: calls from pyleco reach us again.
+        """
+        ours = self.start_coordinator("N1", cleaning_interval=0.2, expiration_time=0.5)
+        _, port2 = await self.pyleco_coordinator("N2", "--federate", f"127.0.0.1:{ours.port}")
+        await FederationInteropTests.wait_linked(self, ours, "N2")  # type: ignore[arg-type]
+        endpoint = ours.endpoint
+        await ours.stopService()
+        for attempt in range(50):
+            second = CoordinatorService("N1", endpoint, reactor,  # type: ignore[arg-type]
+                                        coordinators=[f"127.0.0.1:{port2}"],
+                                        cleaning_interval=0.2, expiration_time=0.5)
+            try:
+                second.startService()
+                break
+            except zmq.ZMQError:
+                if attempt == 49:
+                    raise
+                await sleep(0.1)
+        self.addCleanup(second.stopService)
+        registry = lab()
+        await self.actor(registry, "oven", second.endpoint)  # type: ignore[arg-type]
+        client = await self.pyleco_client(port2)
+        for _ in range(100):
+            got = await client.command(op="director", actor="N1.oven", call="get_parameters",
+                                       args=[["temperature"]])
+            if got == {"ok": {"temperature": 20.0}}:
+                break
+            await sleep(0.1)
+        self.assertEqual(got, {"ok": {"temperature": 20.0}})
 
 
 class DirectorInteropTests(PylecoMixin, TestCase):

@@ -7,6 +7,7 @@ dispatcher of L{twisted_lab.protocols.leco.rpc}.
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from twisted_lab.data import Export, Signal
 from twisted_lab.description import Parameter
 from twisted_lab.devices.base import BaseDevice
 from twisted_lab.errors import DeviceTimeout
+from twisted_lab.events import CHANGED, LabEvent
 from twisted_lab.leases import Owner
 from twisted_lab.protocols.leco import serializall
 from twisted_lab.protocols.leco.pymodaq_actor import (ACTOR_METHODS, parameter_xml,
@@ -130,6 +132,62 @@ class RegistrationTests(_Base):
         register_pymodaq_methods(component, self.registry, "stage")
         component.request("get_actuator_value")
         self.assertEqual(component.asked, [])
+
+
+class UnitsTests(_Base):
+    """C{set_units}, as a PyMoDAQ 5 actor sends it, and the C{move_settings} tree."""
+
+    def test_set_units_on_attach(self) -> None:
+        """A director attaching to an actuator is sent C{set_units} with its units."""
+        component, _ = self.actor("stage")
+        self.assertEqual(component.callbacks("set_units"), [])  # after the reply
+        self.clock.advance(0)
+        self.assertEqual(component.callbacks("set_units"), [("N1.director", {"units": "mm"}, [])])
+
+    def test_no_set_units_for_detectors(self) -> None:
+        """Detectors have no units to send."""
+        component, _ = self.actor("spectro")
+        self.clock.advance(0)
+        self.assertEqual(component.callbacks("set_units"), [])
+
+    def test_set_units_on_change(self) -> None:
+        """When the actuator's units change (with a change event), every director is told."""
+        component, _ = self.actor("stage")
+        component.request("set_remote_name", {"name": "N2.other"})
+        self.clock.advance(0)
+        del component.asked[:]
+        self.stage.units = "um"
+        self.stage.emit(LabEvent(CHANGED, "stage", "units", "um"))
+        self.assertEqual(sorted(component.callbacks("set_units")),
+                         [("N1.director", {"units": "um"}, []),
+                          ("N2.other", {"units": "um"}, [])])
+        del component.asked[:]
+        self.stage.emit(LabEvent(CHANGED, "stage", "position", 1.0))
+        self.assertEqual(component.callbacks("set_units"), [])
+
+    def test_move_settings(self) -> None:
+        """get_settings of an actuator: PyMoDAQ's common settings, units first."""
+        component, _ = self.actor("stage")
+        component.request("get_settings")
+        [(_, params, _)] = component.callbacks("set_director_settings")
+        root = ET.fromstring(params["settings"])
+        self.assertEqual(root.tag, "move_settings")
+        self.assertEqual([c.tag for c in root][:5],
+                         ["units", "epsilon", "timeout", "bounds", "scaling"])
+        self.assertEqual(root.find("units").text, "mm")  # type: ignore[union-attr]
+
+    def test_set_info_common(self) -> None:
+        """A director's write to a common setting is kept and echoed, not sent to the device."""
+        component, actor = self.actor("stage")
+        component.request("get_settings")
+        xml = parameter_xml("epsilon", "float", 0.5)
+        frame = serializall.encode(ParameterWithPath(["move_settings", "epsilon"], xml))
+        self.assertIsNone(component.request("set_info", {"parameter": None}, [frame])["result"])
+        self.assertEqual(actor.common.values["epsilon"], 0.5)
+        [(_, _, frames)] = component.callbacks("set_director_info")
+        self.assertIn(b"0.5", serializall.decode(frames[0]).xml.encode()
+                      if isinstance(serializall.decode(frames[0]).xml, str)
+                      else serializall.decode(frames[0]).xml)
 
 
 class ActuatorTests(_Base):

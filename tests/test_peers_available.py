@@ -53,3 +53,20 @@ class PeersAvailableTests(SynchronousTestCase):
 
     def test_plesty(self) -> None:
         self.check_peer("plesty")
+
+    def test_pymodaq41(self) -> None:
+        self.check_peer("pymodaq41")
+
+    def test_pymodaq42(self) -> None:
+        self.check_peer("pymodaq42")
+
+    def test_pymodaq43(self) -> None:
+        self.check_peer("pymodaq43")
+
+    def test_plesty05(self) -> None:
+        self.check_peer("plesty05")
+
+    def test_every_peer_checked(self) -> None:
+        """Each peer of PEER_SPECS has its test here."""
+        for name in PEER_SPECS:
+            self.assertTrue(hasattr(self, f"test_{name}"), name)

@@ -100,6 +100,15 @@ class DescriptionTests(SynchronousTestCase):
         self.assertEqual(d.actions["measure_power"].arguments[0].default, 10)
         self.assertFalse(d.actions["identity"].mutating)
 
+    def test_budgets(self) -> None:
+        """An operation's published budget becomes its action's budget; bad ones are dropped."""
+        described = dict(self.DESCRIBED, budgets={"measure_power": 12.5, "reset": -1,
+                                                  "identity": "soon"})
+        d = description_from_describe("demo", described)
+        self.assertEqual(d.actions["measure_power"].budget, 12.5)
+        self.assertIsNone(d.actions["reset"].budget)
+        self.assertIsNone(d.actions["identity"].budget)
+
     def test_minimal(self) -> None:
         """An old server's describe (methods only) is enough."""
         d = description_from_describe("old", {"methods": ["identity"]})

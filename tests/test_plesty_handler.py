@@ -14,6 +14,8 @@ from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
+from twisted_lab.devices.wrap import WrappedDevice
+from twisted_lab.drivers import DriverRunner
 from twisted_lab.errors import LeaseConflict
 from twisted_lab.leases import Owner
 from twisted_lab.protocols.plesty.handler import PlestyHandler
@@ -263,6 +265,25 @@ class OperationTests(HandlerTestsMixin, SynchronousTestCase):
         self.assertEqual(names, ["wavelength", "serial"])
         self.assertTrue(result["doc"]["parameters"]["default"][1]["read_only"])
         self.assertEqual(result["twisted_lab"]["name"], "meter")
+
+    def test_describe_budgets(self) -> None:
+        """
+        describe publishes, per operation, the deadline of the device's
+        driver: a threaded wrapped object's deadline for each of its methods.
+        """
+        class Meter:
+            def measure(self, samples: int = 10) -> float:
+                return samples * 1e-3
+
+        self.registry.register(WrappedDevice("meter2", Meter(), runner=DriverRunner(
+            self.clock, "meter2", deadline=7.5)))
+        handler = PlestyHandler(self.registry, "meter2", self.clock)
+        out = self.successResultOf(Deferred.fromCoroutine(handler.handle(
+            [ID, json.dumps({"type": "describe"}).encode()])))
+        assert out is not None
+        result = decode(out[1:])["result"]
+        self.assertEqual(result["budgets"], {"measure": 7.5})
+        self.assertEqual(result["twisted_lab"]["actions"]["measure"]["budget"], 7.5)
 
     def test_help(self) -> None:
         """help answers a text summary."""

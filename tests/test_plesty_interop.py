@@ -1,22 +1,27 @@
 # -*- test-case-name: tests.test_plesty_interop -*-
 """
 Interoperability with the real peer, plesty-lib 0.6.0 (Python 3.12 venv in
-C{.peers/plesty}): its C{build_client} against our server, and our client
-against its C{build_server} hosting its C{DemoDevice}.  These tests fail
-(never skip) when the peer is not installed.
+C{.peers/plesty}) and 0.5.2 (C{.peers/plesty05}), still supported by its
+authors: its C{build_client} against our server, and our client against its
+C{build_server} hosting its C{DemoDevice}.  Every test runs against both
+releases.  These tests fail (never skip) when a peer is not installed.
 """
 from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
-from tests.peers import peer_env, peer_python
+from tests.peers import PEER_SPECS, peer_env, peer_python
+from twisted_lab.devices.wrap import WrappedDevice
 from twisted_lab.protocols.plesty.client import PlestyClient, RemoteError, ResourceRefused
 from twisted_lab.protocols.plesty.remote import PlestyImportService
 from twisted_lab.protocols.plesty.server import PlestyServerService
@@ -26,13 +31,15 @@ from twisted_lab.testing import FakeDevice
 PEERS = Path(__file__).resolve().parent / "peers"
 
 
-def start_plesty_server(test: TestCase) -> Any:
+def start_plesty_server(test: TestCase, peer: str = "plesty") -> Any:
     """
     Start plesty-lib's server with its DemoDevice; return a Deferred firing
     with its address.  The process is stopped at cleanup.
+
+    @param peer: the peer venv (C{plesty} or C{plesty05}).
     """
     process = subprocess.Popen(
-        [str(peer_python("plesty")), str(PEERS / "plesty_server.py")], env=peer_env("plesty"),
+        [str(peer_python(peer)), str(PEERS / "plesty_server.py")], env=peer_env(peer),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
     def stop() -> None:
@@ -52,12 +59,39 @@ def start_plesty_server(test: TestCase) -> Any:
     return d.addCallback(lambda line: line.strip())
 
 
-class PlestyClientAgainstOurServerTests(TestCase):
+class SlowInstrument:
+    """A blocking driver whose C{settle} takes longer than a short client timeout."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def settle(self) -> float:
+        """Block for C{seconds}, then return them."""
+        time.sleep(self.seconds)
+        return self.seconds
+
+
+class DeferredSlowInstrument:
+    """The same operation, run on the reactor without a driver deadline."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.running: list[Deferred[float]] = []
+
+    def settle(self) -> Deferred[float]:
+        """Fire with C{seconds} after that many seconds."""
+        d = deferLater(reactor, self.seconds, lambda: self.seconds)
+        self.running.append(d)
+        return d
+
+
+class PlestyClientAgainstOurServerMixin:
     """plesty-lib's build_client drives our server."""
 
     timeout = 120
+    peer = "plesty"
 
-    async def test_build_client(self) -> None:
+    async def test_build_client(self: Any) -> None:
         """query, write, call, identity, describe, refused and granted resources, release."""
         registry = DeviceRegistry(reactor)
         registry.register(FakeDevice("powermeter", {"wavelength": 532.0, "serial": "S1"},
@@ -66,11 +100,11 @@ class PlestyClientAgainstOurServerTests(TestCase):
         server = PlestyServerService(registry, "powermeter", "tcp://127.0.0.1:*", reactor)
         server.startService()
         self.addCleanup(server.stopService)
-        python = peer_python("plesty")
+        python = peer_python(self.peer)
         result = await deferToThread(
             subprocess.run, [str(python), str(PEERS / "plesty_client.py"), server.address,
                              "wavelength", "600", "measure_power"],
-            env=peer_env("plesty"), capture_output=True, text=True, timeout=90)
+            env=peer_env(self.peer), capture_output=True, text=True, timeout=90)
         self.assertEqual(result.returncode, 0, result.stderr)
         out = json.loads(result.stdout)
         self.assertEqual(out["connect"], {"client_id": "client-A", "resources": ["wavelength"],
@@ -91,14 +125,93 @@ class PlestyClientAgainstOurServerTests(TestCase):
         self.assertIsNone(registry.leases.holder("powermeter/wavelength"))
 
 
-class OurClientAgainstPlestyServerTests(TestCase):
+    async def test_budget(self: Any) -> None:
+        """
+        A 2 s operation on a device whose driver deadline is 4 s succeeds
+        through plesty-lib's client with a 1 s default timeout, because
+        C{describe} publishes the 4 s budget; the same operation on a device
+        without a deadline publishes none and the client gives up.
+        """
+        registry = DeviceRegistry(reactor)
+        slow = WrappedDevice("slow", SlowInstrument(2.0), reactor, threaded=True, deadline=4.0)
+        slow.startService()
+        self.addCleanup(slow.stopService)
+        registry.register(slow)
+        loose = DeferredSlowInstrument(2.0)
+        registry.register(WrappedDevice("loose", loose))
+        servers = []
+        for name in ("slow", "loose"):
+            server = PlestyServerService(registry, name, "tcp://127.0.0.1:*", reactor)
+            server.startService()
+            self.addCleanup(server.stopService)
+            servers.append(server.address)
+        result = await deferToThread(
+            subprocess.run, [str(peer_python(self.peer)), str(PEERS / "plesty_budget_client.py"),
+                             *servers, "settle", "1000"],
+            env=peer_env(self.peer), capture_output=True, text=True, timeout=90)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        out = json.loads(result.stdout)
+        self.assertEqual(out["plesty-lib"], PEER_SPECS[self.peer]["versions"]["plesty-lib"])
+        self.assertEqual(out["budgets"], {"settle": 4.0})
+        self.assertEqual(out["budgeted"]["ok"], 2.0, out)
+        self.assertEqual(out["budgeted_by_name"]["ok"], 2.0, out)
+        self.assertEqual(out["unbudgeted_budgets"], {})
+        self.assertIn("TimeoutError", out["unbudgeted"]["error"])
+        self.assertLess(out["unbudgeted"]["seconds"], 2.0)  # gave up before it ended
+        self.assertEqual(len(loose.running), 1)
+        await loose.running[0]  # the operation the client gave up on still ends
+
+
+    async def test_client_field_test(self: Any) -> None:
+        """
+        plesty-lib's own client-tier field test (C{ClientFieldTest}, attached
+        to our server) passes its gates: connect, describe, protocol
+        fidelity, functions, timeout recovery and resource allocation.  (Its
+        wrapper-modes gate restarts the server, which an attached run cannot
+        do: plesty-lib skips it, as for any server on another machine.)
+        """
+        registry = DeviceRegistry(reactor)
+        registry.register(FakeDevice("powermeter", {"wavelength": 532.0, "averages": 4,
+                                                    "serial": "S1"},
+                                     actions={"measure_power": lambda samples=10: samples * 1e-3},
+                                     readonly=["serial"]))
+        server = PlestyServerService(registry, "powermeter", "tcp://127.0.0.1:*", reactor)
+        server.startService()
+        self.addCleanup(server.stopService)
+        result = await deferToThread(
+            subprocess.run, [str(peer_python(self.peer)), str(PEERS / "plesty_field_test.py"),
+                             server.address, "wavelength,averages", "measure_power",
+                             "wavelength", self.mktemp()],
+            env=peer_env(self.peer), capture_output=True, text=True, timeout=300)
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        out = json.loads(result.stdout.strip().splitlines()[-1])
+        self.assertEqual(out["plesty-lib"], PEER_SPECS[self.peer]["versions"]["plesty-lib"])
+        statuses = {name: gate["status"] for name, gate in out["gates"].items()}
+        for gate in ("connect", "describe", "protocol_fidelity", "functions",
+                     "timeout_recovery", "resource_allocation"):
+            self.assertEqual(statuses.get(gate), "pass", out)
+        self.assertTrue(out["ok"], out)
+
+
+class PlestyClientAgainstOurServerTests(PlestyClientAgainstOurServerMixin, TestCase):
+    """plesty-lib 0.6.0's build_client drives our server."""
+
+
+class Plesty05ClientAgainstOurServerTests(PlestyClientAgainstOurServerMixin, TestCase):
+    """plesty-lib 0.5.2's build_client drives our server."""
+
+    peer = "plesty05"
+
+
+class OurClientAgainstPlestyServerMixin:
     """Our client and import service drive plesty-lib's server and DemoDevice."""
 
     timeout = 120
+    peer = "plesty"
 
-    async def test_client(self) -> None:
+    async def test_client(self: Any) -> None:
         """connect, describe, query, write, call, identity, errors, resources refused."""
-        address = await start_plesty_server(self)
+        address = await start_plesty_server(self, self.peer)
         self.assertTrue(address.startswith("tcp://127.0.0.1:"), address)
         client = PlestyClient(reactor, address, timeout=10.0, resources=["axis/x"])
         self.addCleanup(client.close)
@@ -129,16 +242,16 @@ class OurClientAgainstPlestyServerTests(TestCase):
         await client.close()
         await other.connect()
 
-    async def _error(self, d: Any) -> Exception:
+    async def _error(self: Any, d: Any) -> Exception:
         try:
             await d
         except Exception as e:
             return e
         raise AssertionError("no error")
 
-    async def test_import_demo_device(self) -> None:
+    async def test_import_demo_device(self: Any) -> None:
         """plesty-lib's DemoDevice becomes a registry device, grouped parameters included."""
-        address = await start_plesty_server(self)
+        address = await start_plesty_server(self, self.peer)
         registry = DeviceRegistry(reactor)
         service = PlestyImportService(registry, "demo", address, reactor, timeout=10.0,
                                       keepalive=0.2)
@@ -156,3 +269,13 @@ class OurClientAgainstPlestyServerTests(TestCase):
         self.assertEqual(await device.call("identity"), "PLESTY,DemoDevice,DEMO-0001,1.0.0")
         await deferToThread(lambda: None)
         self.assertTrue(device.online)
+
+
+class OurClientAgainstPlestyServerTests(OurClientAgainstPlestyServerMixin, TestCase):
+    """Our client and import service drive plesty-lib 0.6.0's server."""
+
+
+class OurClientAgainstPlesty05ServerTests(OurClientAgainstPlestyServerMixin, TestCase):
+    """Our client and import service drive plesty-lib 0.5.2's server."""
+
+    peer = "plesty05"

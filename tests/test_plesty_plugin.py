@@ -29,11 +29,13 @@ class PluginTests(SynchronousTestCase):
         self.assertEqual(plugin.name, "plesty")
 
     def test_default_section(self) -> None:
-        """The simulated lab serves the power meter on :5555 and the stage on :5556."""
+        """The simulated lab serves the power meter on :5555, the stage on :5556 and
+        the camera on :5557."""
         section = validate(plugin.options, plugin.default_section(LAB))
         self.assertEqual(section["serve"], [
             {"device": "powermeter", "address": "tcp://127.0.0.1:5555"},
-            {"device": "stage", "address": "tcp://127.0.0.1:5556"}])
+            {"device": "stage", "address": "tcp://127.0.0.1:5556"},
+            {"device": "camera", "address": "tcp://127.0.0.1:5557"}])
         self.assertFalse(section["strict"])
         self.assertTrue(all(is_loopback(e["address"]) for e in section["serve"]))
 

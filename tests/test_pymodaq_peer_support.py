@@ -106,18 +106,20 @@ class PeerProcess(ProcessProtocol):
                 await self.ended
 
 
-def start_peer(testcase: Any, script: str, *args: str) -> PeerProcess:
+def start_peer(testcase: Any, script: str, *args: str, peer: str = "pymodaq4") -> PeerProcess:
     """
-    Start C{tests/peers/<script>} in the pymodaq4 venv, stopped at cleanup.
+    Start C{tests/peers/<script>} in a PyMoDAQ 4 venv, stopped at cleanup.
 
+    @param peer: the venv (C{pymodaq4} is 4.4.11; C{pymodaq41}, C{pymodaq42},
+        C{pymodaq43} the older lines).
     @raise tests.peers.PeerMissing: the venv is not installed (the test fails).
     """
     from twisted.internet import reactor
 
-    python = str(peer_python("pymodaq4"))
+    python = str(peer_python(peer))
     proto = PeerProcess()
     reactor.spawnProcess(proto, python, [python, str(HERE / script), *args],
-                         env=peer_env("pymodaq4"), path=str(PEERS_DIR))
+                         env=peer_env(peer), path=str(PEERS_DIR))
     testcase.addCleanup(lambda: Deferred.fromCoroutine(proto.stop()))
     return proto
 

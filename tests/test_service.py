@@ -37,6 +37,26 @@ class BuildServiceTests(SynchronousTestCase):
         self.assertEqual(self.service.getServiceNamed("acme").section, {"port": 7001})
         self.assertIs(self.service.getServiceNamed("acme").registry, self.registry)
 
+    def test_file_options_beside_the_config(self) -> None:
+        """
+        An option naming a file (C{*_file}) with a relative path is resolved
+        next to the config file; an absolute one is kept; the LECO
+        dashboard's states file is one.
+        """
+        import os
+
+        config = parse_config({"leco": {"states_file": "states.json", "export": [],
+                                        "data_proxy": False}}, "/srv/lab/lab.toml")
+        leco = build_service(DeviceRegistry(self.clock), config, self.clock) \
+            .getServiceNamed("leco")
+        store = leco.getServiceNamed("dashboard").store
+        self.assertEqual(str(store.path), os.path.join("/srv/lab", "states.json"))
+        config = parse_config({"leco": {"states_file": "/var/lib/x.json", "export": [],
+                                        "data_proxy": False}}, "/srv/lab/lab.toml")
+        leco = build_service(DeviceRegistry(self.clock), config, self.clock) \
+            .getServiceNamed("leco")
+        self.assertEqual(str(leco.getServiceNamed("dashboard").store.path), "/var/lib/x.json")
+
     def test_devices_registered(self) -> None:
         """Every configured device is in the registry with its options applied."""
         self.assertEqual(self.registry.names(), ["t1", "h1"])

@@ -10,10 +10,9 @@ import sys
 
 from twisted.application.service import IServiceMaker
 from twisted.plugin import getPlugins
-from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_lab.tap import Options
+from twisted_lab.tap import Options, docs_location
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -38,8 +37,12 @@ class DropinTests(SynchronousTestCase):
         """`twistd -n lab --help` documents every option."""
         out = run_twistd("-n", "lab", "--help")
         self.assertEqual(out.returncode, 0, out.stderr)
-        for option in ("--config", "--check", "--list", "simulated lab", "127.0.0.1"):
+        for option in ("--config", "--check", "--list", "--log-level", "--log-format",
+                       "--version", "simulated lab", "127.0.0.1"):
             self.assertIn(option, out.stdout)
+        # it names where the documentation is, and it is there
+        self.assertIn(docs_location(), out.stdout.replace("\n", " ").replace("  ", " "))
+        self.assertTrue(os.path.exists(os.path.join(docs_location(), "configuration.md")))
 
     def test_twistd_lists_lab(self) -> None:
         """`twistd --help` lists the lab command."""
@@ -51,25 +54,55 @@ class OptionsTests(SynchronousTestCase):
     """Option parsing reports config errors before startup."""
 
     def test_missing_config_file(self) -> None:
-        """A missing config file is a usage error naming the file."""
-        e = self.assertRaises(usage.UsageError, Options().parseOptions,
+        """A missing config file ends option parsing with one line naming the file
+        (no usage text)."""
+        e = self.assertRaises(SystemExit, Options().parseOptions,
                               ["--config", "/nonexistent.toml"])
-        self.assertEqual(str(e), "/nonexistent.toml: no such file")
+        self.assertEqual(e.code, "/nonexistent.toml: no such file")
 
     def test_bad_config_key(self) -> None:
-        """An unknown key is a usage error naming file and key."""
+        """An unknown key ends option parsing with one line naming file and key, and
+        the key meant."""
         path = self.mktemp()
         with open(path, "w") as f:
             f.write("[lab]\nsimulate = true\n")
-        e = self.assertRaises(usage.UsageError, Options().parseOptions, ["-c", path])
-        self.assertIn(f"{path}: lab.simulate: unknown key", str(e))
+        e = self.assertRaises(SystemExit, Options().parseOptions, ["-c", path])
+        self.assertIn(f"{path}: lab.simulate: unknown key", str(e.code))
+        self.assertIn("did you mean 'simulated'?", str(e.code))
+
+    def test_bad_config_one_line(self) -> None:
+        """twistd prints a config error as one line on stderr, without its usage
+        text, and exits 1."""
+        path = os.path.abspath(self.mktemp())
+        with open(path, "w") as f:
+            f.write("[plesti]\n")
+        out = run_twistd("-n", "lab", "--config", path)
+        self.assertEqual(out.returncode, 1, out.stderr)
+        self.assertEqual(out.stderr.strip().splitlines(),
+                         [f"{path}: plesti: unknown section; known sections are: lab, devices, "
+                          "la4, leco, plesty, pymodaq, web; did you mean 'plesty'?"])
+        self.assertEqual(out.stdout, "")
+
+    def test_version(self) -> None:
+        """`twistd lab --version` prints twisted_lab's version (and Twisted's)."""
+        from twisted_lab import __version__
+
+        out = run_twistd("-n", "lab", "--version")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertTrue(out.stdout.startswith(f"twisted_lab {__version__} (Twisted "),
+                        out.stdout)
+
+    def test_bad_log_level(self) -> None:
+        """An unknown --log-level is one line naming the levels."""
+        e = self.assertRaises(SystemExit, Options().parseOptions, ["--log-level", "loud"])
+        self.assertIn("unknown log level 'loud'", str(e.code))
 
     def test_check(self) -> None:
         """--check validates the built-in lab, prints a summary and exits 0."""
         out = run_twistd("-n", "lab", "--check")
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn("built-in simulated lab: OK", out.stdout)
-        self.assertIn("camera (sim.camera)", out.stdout)
+        self.assertRegex(out.stdout, r"\n  camera +sim\.camera\n")
 
     def test_list(self) -> None:
         """--list prints the protocols and device types found."""

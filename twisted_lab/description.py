@@ -184,12 +184,16 @@ class Action:
     @ivar arguments: its arguments, in order.
     @ivar doc: one line saying what it does.
     @ivar mutating: C{False} for actions that only read (no lease needed).
+    @ivar budget: how long one call may take, in seconds (the deadline of
+        the device's driver), or C{None} when it is not bounded by one;
+        protocols publish it (PLESTY C{describe} C{budgets}).
     """
 
     name: str
     arguments: tuple[Argument, ...] = ()
     doc: str = ""
     mutating: bool = True
+    budget: float | None = None
 
     def bind(self, args: Sequence[Any], kwargs: dict[str, Any], device: str = "") -> list[Any]:
         """
@@ -229,8 +233,11 @@ class Action:
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-friendly form."""
-        return {"name": self.name, "doc": self.doc, "mutating": self.mutating,
-                "arguments": [a.as_dict() for a in self.arguments]}
+        out: dict[str, Any] = {"name": self.name, "doc": self.doc, "mutating": self.mutating,
+                               "arguments": [a.as_dict() for a in self.arguments]}
+        if self.budget is not None:
+            out["budget"] = self.budget
+        return out
 
 
 @dataclass(frozen=True)

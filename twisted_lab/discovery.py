@@ -18,7 +18,8 @@ from zope.interface import implementer
 from twisted_lab.errors import ConfigError
 from twisted_lab.interfaces import IDevicePlugin, IProtocolPlugin
 
-__all__ = ["LazyProtocolPlugin", "LazyDevicePlugin", "protocol_plugins", "device_plugins"]
+__all__ = ["LazyProtocolPlugin", "LazyDevicePlugin", "protocol_plugins", "device_plugins",
+           "unavailable", "check"]
 
 
 @implementer(IPlugin, IProtocolPlugin)
@@ -85,6 +86,33 @@ class LazyDevicePlugin:
         """Build the device."""
         return self._load().make_device(name, options, reactor)
 
+    def unavailable(self) -> str:
+        """C{""} when the type can be used here, else why not."""
+        return unavailable(self._load())
+
+    def check(self, options: dict[str, Any]) -> None:
+        """Check validated options against the driver (see L{check})."""
+        check(self._load(), options)
+
+
+def unavailable(plugin: Any) -> str:
+    """
+    C{""} when a device plugin's type can be used in this environment, else
+    the reason (a plugin without an C{unavailable()} method is usable).
+    """
+    method = getattr(plugin, "unavailable", None)
+    return str(method()) if method is not None else ""
+
+
+def check(plugin: Any, options: dict[str, Any]) -> None:
+    """
+    Check a device's validated options against its driver, when the plugin
+    can (an optional C{check(options)} method raising L{ConfigError}).
+    """
+    method = getattr(plugin, "check", None)
+    if method is not None:
+        method(options)
+
 
 def _plugins_package() -> Any:
     import twisted_lab.plugins
@@ -111,6 +139,14 @@ def device_plugins() -> dict[str, Any]:
     return found
 
 
+def did_you_mean(word: str, choices: Any) -> str:
+    """C{"; did you mean 'x'?"} for the closest of C{choices}, or C{""}."""
+    import difflib
+
+    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def protocol_plugin(name: str, file: str | None = None) -> Any:
     """
     The protocol plugin for a config section.
@@ -121,8 +157,9 @@ def protocol_plugin(name: str, file: str | None = None) -> Any:
     try:
         return plugins[name]
     except KeyError:
-        raise ConfigError(f"unknown section; known protocols are: {', '.join(sorted(plugins))}",
-                          file, name) from None
+        hint = did_you_mean(name, list(plugins) + ["lab", "devices"])
+        raise ConfigError(f"unknown section; known sections are: lab, devices, "
+                          f"{', '.join(sorted(plugins))}{hint}", file, name) from None
 
 
 def device_plugin(type_name: str, file: str | None = None, key: str | None = None) -> Any:
@@ -136,4 +173,5 @@ def device_plugin(type_name: str, file: str | None = None, key: str | None = Non
         return plugins[type_name]
     except KeyError:
         raise ConfigError(f"unknown device type {type_name!r}; known types are: "
-                          f"{', '.join(sorted(plugins))}", file, key) from None
+                          f"{', '.join(sorted(plugins))}{did_you_mean(type_name, plugins)}",
+                          file, key) from None

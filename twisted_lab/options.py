@@ -116,7 +116,10 @@ def validate(schema: Mapping[str, Option], table: Mapping[str, Any], file: str |
         option = schema.get(key)
         if option is None:
             known = ", ".join(sorted(schema)) or "none"
-            raise ConfigError(f"unknown key; accepted keys are: {known}", file, where(key))
+            from twisted_lab.discovery import did_you_mean
+
+            raise ConfigError(f"unknown key; accepted keys are: {known}"
+                              f"{did_you_mean(key, schema)}", file, where(key))
         out[key] = _check_type(option, value, file, where(key))
     for key, option in schema.items():
         if key not in out:

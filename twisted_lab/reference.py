@@ -25,7 +25,9 @@ def _default(option: Option) -> str:
         return "**required**"
     value = option.default
     if isinstance(value, str):
-        return f'`"{value}"`'
+        # escapes as TOML writes them (a raw newline would break the table row)
+        escaped = value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+        return f'`"{escaped}"`'
     if isinstance(value, bool):
         return "`true`" if value else "`false`"
     if value == [] or value == {}:

@@ -7,15 +7,17 @@ Building the service tree of a lab: what embedding applications call.
 """
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 from twisted.application.service import IService, MultiService
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 
 from twisted_lab.config import Config
 from twisted_lab.discovery import device_plugin, protocol_plugin
 from twisted_lab.registry import DeviceRegistry
+from twisted_lab.startup import StartupError
 
 __all__ = ["LabService", "build_service", "build_devices"]
 
@@ -36,11 +38,45 @@ class LabService(MultiService):
         self.setName("lab")
 
     def startService(self) -> None:
-        """Start every child and log what runs."""
-        super().startService()
+        """
+        Start every child and log what runs.
+
+        @raise StartupError: a listener could not bind; the children that
+            started are stopped again, so the lab never runs half-started.
+        """
+        try:
+            super().startService()
+        except StartupError as e:
+            self._failed(e)
         self.log.info("lab started: {count} devices ({devices}); services: {services}",
                       count=len(self.registry), devices=", ".join(self.registry.names()),
                       services=", ".join(s.name or repr(s) for s in self))
+
+    def privilegedStartService(self) -> None:
+        """
+        Let every child bind what needs privileges (twistd calls this before
+        L{startService}; the PyMoDAQ listeners bind here).
+
+        @raise StartupError: as L{startService}.
+        """
+        try:
+            super().privilegedStartService()
+        except StartupError as e:
+            self._failed(e)
+
+    def _failed(self, error: StartupError) -> NoReturn:
+        self.log.critical("{message}", message=str(error), key=error.key,
+                          address=error.address, reason=error.reason)
+        self._stop_started()
+        raise error
+
+    def _stop_started(self) -> None:
+        self.running = False
+        for child in reversed(list(self)):
+            if child.running:
+                maybeDeferred(child.stopService).addErrback(
+                    lambda f: self.log.failure("stopping after a failed start", f))
+        self.registry.leases.clear()
 
     def stopService(self) -> Deferred[None]:
         """Stop every child (protocols first), then drop every lease."""
@@ -96,8 +132,24 @@ def build_service(registry: DeviceRegistry, config: Config, reactor: Any) -> Lab
     build_devices(registry, config, reactor).setServiceParent(top)
     for section in config.protocols:
         service = protocol_plugin(section.name, config.file).make_service(
-            registry, section.options, reactor)
+            registry, _beside(section.options, config.file), reactor)
         if service.name is None:
             service.setName(section.name)
         service.setServiceParent(top)
     return top
+
+
+def _beside(options: dict[str, Any], config_file: str | None) -> dict[str, Any]:
+    """
+    Options naming files (keys ending in C{_file}) with a relative path,
+    resolved against the folder of the config file that set them.
+    """
+    if not config_file:
+        return options
+    folder = Path(config_file).resolve().parent
+    out = dict(options)
+    for key, value in options.items():
+        if key.endswith("_file") and isinstance(value, str) and value \
+                and not Path(value).is_absolute():
+            out[key] = str(folder / value)
+    return out

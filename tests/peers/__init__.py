@@ -22,6 +22,7 @@ __all__ = [
     "PEERS_DIR",
     "PEER_NAMES",
     "PEER_SPECS",
+    "PYMODAQ4_PEERS",
     "PeerMissing",
     "install_command",
     "peer_python",
@@ -41,6 +42,22 @@ HERE = pathlib.Path(__file__).resolve().parent
 # when the install finishes, so changing either invalidates the cached venv.
 # ``import`` is the peer's main module and ``versions`` the distributions it
 # must report; tests/test_peers_available.py checks both.
+def _lab_requirements() -> list[str]:
+    """
+    twisted_lab's own dependencies and its C{test} extra, read from
+    C{setup.cfg} (their one home), for the venvs that run the lab itself.
+    """
+    import configparser
+
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO_ROOT / "setup.cfg")
+    lines = (cfg.get("options", "install_requires") + "\n"
+             + cfg.get("options.extras_require", "test")).splitlines()
+    return [line.strip() for line in lines if line.strip()]
+
+
+_LAB_REQUIREMENTS = _lab_requirements()
+
 PEER_SPECS: Dict[str, Dict[str, object]] = {
     "pymodaq4": {
         "python": "3.11",
@@ -70,9 +87,12 @@ PEER_SPECS: Dict[str, Dict[str, object]] = {
                 "pymodaq_gui==5.3.8",
             ],
             ["--no-deps", "pymodaq==5.3.8", "pymodaq_plugins_mock==5.3.0"],
+            # DAQ_Move/DAQ_Viewer import it; the --no-deps step leaves it out.
+            ["pymodaq_plugin_manager==1.3.8"],
         ],
         "import": "pymodaq.utils.leco.director_utils",
-        "versions": {"pymodaq": "5.3.8", "pyleco": "0.6.0.post1", "pymodaq_gui": "5.3.8"},
+        "versions": {"pymodaq": "5.3.8", "pyleco": "0.6.0.post1", "pymodaq_gui": "5.3.8",
+                     "pymodaq_plugins_mock": "5.3.0", "pymodaq_plugin_manager": "1.3.8"},
     },
     "plesty": {
         "python": "3.12.1",
@@ -80,7 +100,74 @@ PEER_SPECS: Dict[str, Dict[str, object]] = {
         "import": "plesty.lib.service",
         "versions": {"plesty-lib": "0.6.0"},
     },
+    # plesty-lib 0.5.x is still supported by its authors.
+    "plesty05": {
+        "python": "3.12.1",
+        "steps": [["plesty-lib==0.5.2"]],
+        "import": "plesty.lib.service",
+        "versions": {"plesty-lib": "0.5.2"},
+    },
+    # The lab itself on Python 3.12, hosting PLESTY device packages (issue 17),
+    # and the interpreter of the Python 3.12 CI run (.ci/checks.d/50-py312.sh).
+    # twisted_lab's own dependencies and test extras are installed here, not
+    # twisted_lab: the tests run the lab from the checkout (PYTHONPATH = the
+    # repo root), so the venv never goes stale when the code changes.
+    "lab312": {
+        "python": "3.12.1",
+        "steps": [
+            [
+                *_LAB_REQUIREMENTS,
+                "pymeasure==0.16.0",
+                "plesty-lib==0.6.0",
+                "plesty-thorlabs-powermeter==0.1.0",
+                "plesty-k10cr1==0.3.0",
+            ]
+        ],
+        "import": "plesty.thorlabs_powermeter",
+        "versions": {
+            "plesty-lib": "0.6.0",
+            "plesty-thorlabs-powermeter": "0.1.0",
+            "plesty-k10cr1": "0.3.0",
+        },
+    },
+    # The lab on Python 3.11 with the PyMoDAQ 5 stack (issue 17), hosting
+    # PyMoDAQ instrument plugins headless; like lab312, the tests run the lab
+    # from the checkout.  The same pins as the pymodaq5 peer.
+    "labpymodaq": {
+        "python": "3.11",
+        "steps": [
+            [
+                "pyleco==0.6.0.post1",
+                "pymodaq_utils==5.3.7",
+                "pymodaq_data==5.3.0",
+                "serializall",
+                "pyqtgraph",
+                "qtpy",
+                "qt-themes",
+                "easydict",
+                "PyQt5",
+                "pymodaq_gui==5.3.8",
+                *_LAB_REQUIREMENTS,
+            ],
+            ["--no-deps", "pymodaq==5.3.8", "pymodaq_plugins_mock==5.3.0"],
+        ],
+        "import": "pymodaq_plugins_mock.daq_move_plugins.daq_move_Mock",
+        "versions": {"pymodaq": "5.3.8", "pymodaq_plugins_mock": "5.3.0"},
+    },
 }
+
+# The older PyMoDAQ 4 lines users still run (latest patch of each), installed
+# like pymodaq4 (4.4.11); each speaks its own wire version.
+for _line, _patch in (("41", "4.1.5"), ("42", "4.2.5"), ("43", "4.3.7")):
+    PEER_SPECS[f"pymodaq{_line}"] = {
+        "python": "3.11",
+        "steps": [[f"pymodaq=={_patch}", "PyQt5"]],
+        "import": "pymodaq.utils.tcp_ip.tcp_server_client",
+        "versions": {"pymodaq": _patch},
+    }
+
+#: Every PyMoDAQ 4 peer, oldest first: the TCP interop tests run against each.
+PYMODAQ4_PEERS: List[str] = ["pymodaq41", "pymodaq42", "pymodaq43", "pymodaq4"]
 
 PEER_NAMES: List[str] = list(PEER_SPECS)
 

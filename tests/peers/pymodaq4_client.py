@@ -74,7 +74,7 @@ def on_command(command):
         client.queue_command(ThreadCommand("data_ready", data()))
     elif name == "move_abs":
         value = float(attribute[0].value())
-        out(op="move_abs", value=value, units=str(attribute[0].units))
+        out(op="move_abs", value=value, units=str(getattr(attribute[0], "units", "")))
         moved(value, "move_done")
     elif name == "move_rel":
         value = float(attribute[0].value())

@@ -47,7 +47,8 @@ def statuses(status):
     attribute = getattr(status, "attribute", None)
     if command in ("move_done", "get_actuator_value") and attribute:
         position = attribute[0]
-        out(op=command, value=float(position.value()), units=str(position.units))
+        # (data carry no units before 4.4)
+        out(op=command, value=float(position.value()), units=str(getattr(position, "units", "")))
     elif command == "Update_Status":
         out(op="status", text=str(attribute))
 
@@ -71,7 +72,8 @@ def data_received(dte):
     signals = []
     for dwa in dte:
         signals.append(dict(
-            name=dwa.name, kind=type(dwa).__name__, dim=str(dwa.dim.name), units=dwa.units,
+            name=dwa.name, kind=type(dwa).__name__, dim=str(dwa.dim.name),
+            units=getattr(dwa, "units", ""),
             labels=list(dwa.labels), shape=list(dwa.data[0].shape),
             dtype=str(dwa.data[0].dtype), sum=float(np.sum(dwa.data[0])),
             first=float(dwa.data[0].flat[0]),

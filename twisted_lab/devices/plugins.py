@@ -13,6 +13,7 @@ L{DEVICE_PLUGINS} lists them; L{SIMULATED_LAB} is the built-in simulated lab.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -42,10 +43,34 @@ class DevicePlugin:
     description: str
     options: Mapping[str, Option]
     builder: Callable[[str, dict[str, Any], Any], Any] = field(repr=False)
+    #: C{""} when the type is usable in this environment, else why not
+    #: (a missing package, a Python too old); C{None}: always usable.
+    requires: Callable[[], str] | None = field(default=None, repr=False)
+    #: checks validated options against the driver (raises L{ConfigError}
+    #: naming the key), without connecting to anything.
+    checker: Callable[[dict[str, Any]], None] | None = field(default=None, repr=False)
 
     def make_device(self, name: str, options: dict[str, Any], reactor: Any) -> Any:
         """Build a device from validated options (see L{IDevicePlugin.make_device})."""
         return self.builder(name, options, reactor)
+
+    def unavailable(self) -> str:
+        """C{""} when the type can be used here, else the reason it cannot."""
+        return self.requires() if self.requires is not None else ""
+
+    def check(self, options: dict[str, Any]) -> None:
+        """
+        Check validated options against the driver (C{--check}).
+
+        @raise ConfigError: naming the option at fault (or why the type is
+            unusable here).
+        """
+        reason = self.unavailable()
+        if reason:
+            raise ConfigError(f"device type {self.type_name!r} cannot run here: {reason}",
+                              key="type")
+        if self.checker is not None:
+            self.checker(options)
 
 
 def _seed() -> Option:
@@ -101,6 +126,9 @@ def _visa(name: str, o: dict[str, Any], reactor: Any) -> Any:
     backend = o["backend"]
     if backend == "sim":
         backend = SIM_BACKEND
+    if backend.endswith("@sim") and importlib.util.find_spec("pyvisa_sim") is None:
+        raise ConfigError("the simulated VISA backend needs pyvisa-sim, an optional extra: "
+                          "pip install 'twisted-lab[sim]'", key=f"devices.{name}.backend")
     return VisaDevice(name, reactor, o["resource"], backend=backend,
                       parameters=parse_table(o["parameters"]), timeout=o["timeout"],
                       read_termination=o["read_termination"],
@@ -253,9 +281,154 @@ PARAMETER_DETECTOR = DevicePlugin(
                              items={"*": Option(str)}),
     }, _parameter_detector)
 
+def _missing(*modules: str, extra: str = "") -> str:
+    """C{""} when every module can be found, else what to install."""
+    import importlib.util
+
+    for module in modules:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            hint = f" (pip install {extra})" if extra else ""
+            return f"the Python package {module!r} is not installed{hint}"
+    return ""
+
+
+def _sim_backend(value: str) -> str:
+    if value == "sim":
+        from twisted_lab.devices.visa import SIM_BACKEND
+
+        return SIM_BACKEND
+    return value
+
+
+def _pymeasure_kwargs(o: dict[str, Any]) -> dict[str, Any]:
+    kwargs = dict(o["kwargs"])
+    if o["visa_library"]:
+        kwargs["visa_library"] = _sim_backend(o["visa_library"])
+    return kwargs
+
+
+def _pymeasure(name: str, o: dict[str, Any], reactor: Any) -> Any:
+    from twisted_lab.devices.pymeasure_device import PymeasureDevice, check_instrument
+
+    cls = check_instrument(o["instrument"], o["kwargs"])
+    return PymeasureDevice(name, reactor, cls, o["adapter"], _pymeasure_kwargs(o),
+                           deadline=o["timeout"], retry=o["retry"])
+
+
+def _check_pymeasure(o: dict[str, Any]) -> None:
+    from twisted_lab.devices.pymeasure_device import check_instrument
+
+    check_instrument(o["instrument"], o["kwargs"])
+
+
+PYMEASURE = DevicePlugin(
+    "pymeasure", "A pymeasure Instrument subclass (properties, validators, channels), on its "
+    "own worker thread.", {
+        "instrument": Option(str, doc="'package.module:Class', a pymeasure Instrument subclass, "
+                             "e.g. 'pymeasure.instruments.keysight:KeysightE36312A'."),
+        "adapter": Option(str, doc="The adapter: a VISA resource name, e.g. 'GPIB0::7::INSTR'."),
+        "visa_library": Option(str, "", "pyvisa backend: '' (default), '@py', 'sim' (the "
+                               "shipped simulated instruments) or '<file.yaml>@sim'."),
+        "kwargs": Option(dict, {}, "More constructor arguments (read_termination, ...)."),
+        "timeout": Option(float, 5.0, "Deadline of each call in s."),
+        "retry": Option(float, 5.0, "Seconds between connection attempts."),
+    }, _pymeasure, requires=lambda: _missing("pymeasure", extra="twisted_lab[pymeasure]"),
+    checker=_check_pymeasure)
+
+class OpenSchema(dict):  # type: ignore[type-arg]
+    """
+    An option schema that also accepts keys it does not declare (the driver
+    class's own constructor arguments), of any type; C{--check} checks them
+    against the class.
+    """
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        """The declared option, or one that accepts any value."""
+        if key in self:
+            return self[key]
+        return Option(object, None, "An argument of the driver class.")
+
+
+_PLESTY_OWN = ("package", "class", "timeout", "retry", "connect_timeout")
+
+
+def _plesty_arguments(o: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in o.items() if k not in _PLESTY_OWN}
+
+
+def _plesty(name: str, o: dict[str, Any], reactor: Any) -> Any:
+    from twisted_lab.devices.plesty_device import (check_arguments, load_class,
+                                                   make_plesty_device, python_too_old)
+
+    reason = python_too_old()
+    if reason:
+        raise ConfigError(reason, key="type")
+    cls = load_class(o["package"], o["class"])
+    check_arguments(cls, _plesty_arguments(o))
+    return make_plesty_device(name, reactor, cls, _plesty_arguments(o), deadline=o["timeout"],
+                              retry=o["retry"], connect_deadline=o["connect_timeout"])
+
+
+def _check_plesty(o: dict[str, Any]) -> None:
+    from twisted_lab.devices.plesty_device import check_arguments, load_class
+
+    check_arguments(load_class(o["package"], o["class"]), _plesty_arguments(o))
+
+
+def _plesty_requires() -> str:
+    from twisted_lab.devices.plesty_device import python_too_old
+
+    return python_too_old() or _missing("plesty.lib", extra="plesty-lib")
+
+
+PLESTY = DevicePlugin(
+    "plesty", "A PLESTY device package's driver (schemas → parameters and actions), hosted "
+    "on its own worker thread; Python >= 3.12. Every other key is an argument of the "
+    "driver class (address = \"mock:PM400\", port = \"mock\", ...).", OpenSchema({
+        "package": Option(str, "", "The package, e.g. 'plesty.thorlabs_powermeter' (its "
+                          "Device class)."),
+        "class": Option(str, "", "Or the class, 'module:Class'."),
+        "timeout": Option(float, 10.0, "Deadline of each call in s (an operation's own "
+                          "budget, when longer, wins)."),
+        "retry": Option(float, 5.0, "Seconds between connection attempts."),
+        "connect_timeout": Option(float, 30.0, "Deadline of connect in s."),
+    }), _plesty, requires=_plesty_requires, checker=_check_plesty)
+
+def _pymodaq(name: str, o: dict[str, Any], reactor: Any) -> Any:
+    from twisted_lab.devices.pymodaq_device import check_plugin, make_pymodaq_device
+
+    check_plugin(o["plugin"], o["settings"])
+    return make_pymodaq_device(name, reactor, o["plugin"], o["settings"], deadline=o["timeout"],
+                               retry=o["retry"], connect_deadline=o["connect_timeout"])
+
+
+def _check_pymodaq(o: dict[str, Any]) -> None:
+    from twisted_lab.devices.pymodaq_device import check_plugin
+
+    check_plugin(o["plugin"], o["settings"])
+
+
+PYMODAQ_PLUGIN = DevicePlugin(
+    "pymodaq.plugin", "A PyMoDAQ 5 instrument plugin (DAQ_Move_*, DAQ_xDViewer_*) hosted "
+    "headless (Qt on its own thread).", {
+        "plugin": Option(str, doc="'module:Class', e.g. 'pymodaq_plugins_mock.daq_move_plugins."
+                         "daq_move_Mock:DAQ_Move_Mock'."),
+        "settings": Option(dict, {}, "Initial settings by path ('tau', 'bounds.is_bounds').",
+                           free_keys=True),
+        "timeout": Option(float, 10.0, "Deadline of each call (a whole move, a grab) in s."),
+        "retry": Option(float, 5.0, "Seconds between ini_stage/ini_detector attempts."),
+        "connect_timeout": Option(float, 30.0, "Deadline of ini_stage/ini_detector in s."),
+    }, _pymodaq, requires=lambda: _missing("pymodaq", "qtpy", extra="twisted_lab[pymodaq]"),
+    checker=_check_pymodaq)
+
 #: Every built-in device type.
 DEVICE_PLUGINS: list[DevicePlugin] = [STAGE, POWERMETER, SPECTROMETER, CAMERA, LA4, VISA, PYTHON,
-                                      PARAMETER_ACTUATOR, PARAMETER_DETECTOR]
+                                      PARAMETER_ACTUATOR, PARAMETER_DETECTOR, PYMEASURE,
+                                      PLESTY, PYMODAQ_PLUGIN]
 
 #: The built-in simulated lab's local devices: device name to (type name, options).
 #: Its fifth device, C{la4}, is not here: the C{[la4]} protocol section of the

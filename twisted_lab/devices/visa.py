@@ -245,11 +245,13 @@ class VisaDevice(BaseDevice, Service):  # type: ignore[misc]
         model = [p.parameter() for p in table]
         model.append(Parameter("resource", "str", readonly=True, default=resource,
                                doc="VISA resource name."))
+        budget = self.runner.deadline
         actions = [
-            Action("identity", (), "Ask *IDN?.", mutating=False),
-            Action("write", (Argument("command", "str"),), "Send one command line."),
+            Action("identity", (), "Ask *IDN?.", mutating=False, budget=budget),
+            Action("write", (Argument("command", "str"),), "Send one command line.",
+                   budget=budget),
             Action("query", (Argument("command", "str"),),
-                   "Send one command line and read the answer."),
+                   "Send one command line and read the answer.", budget=budget),
         ]
         BaseDevice.__init__(self, name, model, actions)
 

@@ -20,9 +20,9 @@ the device is then an L{IService} that starts and stops that thread.
 """
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import typing
+from dataclasses import replace
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -178,7 +178,10 @@ class WrappedDevice(BaseDevice, Service):  # type: ignore[misc]
         allowed = set(writable)
         if "*" not in allowed:
             parameters = [p if p.readonly or p.name in allowed
-                          else dataclasses.replace(p, readonly=True) for p in parameters]
+                          else replace(p, readonly=True) for p in parameters]
+        if runner is not None:
+            # Each call may run up to the runner's deadline: publish it.
+            actions = [replace(a, budget=runner.deadline) for a in actions]
         BaseDevice.__init__(self, name, parameters, actions,
                             doc or _doc_line(type(obj)) or self.doc)
 

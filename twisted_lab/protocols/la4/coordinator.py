@@ -470,7 +470,24 @@ class CoordinatorService(Service):
             else:
                 self._registered.append(device.name)
         d = serverFromString(self.reactor, self.callback).listen(self.listener_factory)
-        d.addCallbacks(self._listening_on, self._listen_failed)
+        # TCP endpoints listen at once: a bind failure is raised here, so the
+        # lab does not run half-started (twisted_lab.startup reports it)
+        outcome: list[Any] = []
+        d.addBoth(outcome.append)
+        if not outcome:
+            d.addCallback(lambda _: self._settle(outcome[0]))
+            return
+        if isinstance(outcome[0], Failure):
+            self._waiters.fail(outcome[0])
+            self.stopService()
+            outcome[0].raiseException()
+        self._listening_on(outcome[0])
+
+    def _settle(self, result: Any) -> None:
+        if isinstance(result, Failure):
+            self._listen_failed(result)
+        else:
+            self._listening_on(result)
 
     def _listening_on(self, port: IListeningPort) -> None:
         self._listening = port

@@ -265,7 +265,24 @@ class SimulatedNode(Service):
         cls = TCP6ServerEndpoint if ":" in self.interface else TCP4ServerEndpoint
         endpoint = cls(self.reactor, self.listen_port, interface=self.interface)
         d = endpoint.listen(self.factory)
-        d.addCallbacks(self._listening_on, self._listen_failed)
+        # TCP endpoints listen at once: a bind failure is raised here, so the
+        # lab does not run half-started (twisted_lab.startup reports it)
+        outcome: list[Any] = []
+        d.addBoth(outcome.append)
+        if not outcome:
+            d.addCallback(lambda _: self._settle(outcome[0]))
+            return
+        if isinstance(outcome[0], Failure):
+            self._waiters.fail(outcome[0])
+            self.stopService()
+            outcome[0].raiseException()
+        self._listening_on(outcome[0])
+
+    def _settle(self, result: Any) -> None:
+        if isinstance(result, Failure):
+            self._listen_failed(result)
+        else:
+            self._listening_on(result)
 
     def _listening_on(self, port: IListeningPort) -> None:
         self._bound_port = int(getattr(port.getHost(), "port"))

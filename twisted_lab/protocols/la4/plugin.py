@@ -26,8 +26,9 @@ from twisted_lab.errors import ConfigError
 from twisted_lab.interfaces import IProtocolPlugin
 from twisted_lab.options import Option, validate
 from twisted_lab.registry import DeviceRegistry
+from twisted_lab.startup import guard
 
-__all__ = ["LA4Plugin", "plugin", "OPTIONS", "NODE_OPTIONS", "NODES_ITEM"]
+__all__ = ["LA4Plugin", "plugin", "OPTIONS", "NODE_OPTIONS", "NODES_ITEM", "callback_endpoint"]
 
 #: One coordinated node.
 NODES_ITEM: dict[str, Option] = {
@@ -64,8 +65,10 @@ NODE_OPTIONS: dict[str, Option] = {
 OPTIONS: dict[str, Option] = {
     "nodes": Option(list, [], "LA4 nodes to coordinate; each becomes a registry device.",
                     items=NODES_ITEM),
-    "callback": Option(str, "tcp:5000:interface=127.0.0.1",
-                       "Endpoint (or bare port on 127.0.0.1) of the callback listener."),
+    "callback": Option(str, "",
+                       "Endpoint (or bare port on 127.0.0.1) of the callback listener; empty: "
+                       "tcp:5000:interface=127.0.0.1 (the port LA4 nodes scan for), or port "
+                       "5001 when the simulated node is enabled on port 5000."),
     "advertise_ip": Option(str, "127.0.0.1", "The 'ip' field sent to nodes (informational)."),
     "heartbeat_interval": Option(float, 5.0, "Seconds between heartbeats to each node."),
     "offline_after": Option(float, 15.0, "Seconds of silence before a node goes offline."),
@@ -87,6 +90,26 @@ def _host_port(value: str) -> tuple[str, int] | None:
     if not sep or not port.isdigit() or not host:
         raise ConfigError(f"must be host:port, got {value!r}", key="la4.node.coordinator")
     return host, int(port)
+
+
+#: The callback listener LA4 nodes find by scanning (port 5000).
+DEFAULT_CALLBACK = "tcp:5000:interface=127.0.0.1"
+#: The callback listener when the simulated node holds port 5000.
+SIMULATED_NODE_CALLBACK = "tcp:5001:interface=127.0.0.1"
+
+
+def callback_endpoint(section: dict[str, Any]) -> str:
+    """
+    The callback listener of a validated C{[la4]} section: C{callback}, or
+    by default port 5000, or 5001 when the simulated node is enabled on port
+    5000 (the two defaults never collide).
+    """
+    if section["callback"]:
+        return str(section["callback"])
+    node = section["node"]
+    if node["enabled"] and node["port"] == 5000:
+        return SIMULATED_NODE_CALLBACK
+    return DEFAULT_CALLBACK
 
 
 @implementer(IProtocolPlugin)
@@ -129,20 +152,22 @@ class LA4Plugin:
             except ValueError as e:
                 raise ConfigError(str(e), key="la4.node") from None
             simulated.setName("la4-node")
-            simulated.setServiceParent(top)
+            guard(simulated, "la4.node.port", f"{node['interface']}:{node['port']}"
+                  ).setServiceParent(top)
+        callback = callback_endpoint(section)
         names = [n["name"] for n in section["nodes"]]
         if len(set(names)) != len(names):
             raise ConfigError("node names must be unique", key="la4.nodes")
         coordinator = CoordinatorService(
             registry, reactor, [NodeConfig(n["name"], n["host"], n["port"])
                                 for n in section["nodes"]],
-            section["callback"], heartbeat_interval=section["heartbeat_interval"],
+            callback, heartbeat_interval=section["heartbeat_interval"],
             offline_after=section["offline_after"],
             command_timeout=section["command_timeout"],
             allow_raw_cmd=section["allow_raw_cmd"], advertise_ip=section["advertise_ip"],
             allow=section["allow"])
         coordinator.setName("la4-coordinator")
-        coordinator.setServiceParent(top)
+        guard(coordinator, "la4.callback", callback).setServiceParent(top)
         return top
 
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from typing import Any, Sequence
+import socket
+from typing import Any, Callable, Sequence
 
 import zmq
 from twisted.application.service import Service
@@ -37,7 +38,8 @@ from twisted_lab.protocols.leco.rpc import (DUPLICATE_NAME, INVALID_REQUEST, NOD
 from twisted_lab.protocols.leco.locallink import LocalHub
 from twisted_lab.protocols.zmqutil import ZmqConnection, open_connection, shared_context
 
-__all__ = ["CoordinatorService", "zmq_address", "node_address"]
+__all__ = ["CoordinatorService", "zmq_address", "node_address", "advertised_address",
+           "ANOTHER_COORDINATOR"]
 
 _JSON = b"\x01"
 _COORDINATOR = b"COORDINATOR"
@@ -51,6 +53,12 @@ METHOD_ROLES: dict[str, Role] = {
     "remove_expired_addresses": Role.ADMIN,
 }
 
+#: What pyleco answers a second Coordinator signing in under a known node's name.
+ANOTHER_COORDINATOR = "Another Coordinator is known!"
+
+#: Bind hosts meaning "every interface": never an address another machine can use.
+_ALL_INTERFACES = frozenset({"0.0.0.0", "*", "::", "[::]", ""})
+
 
 def zmq_address(address: str, default_port: int = 12300) -> str:
     """
@@ -62,6 +70,35 @@ def zmq_address(address: str, default_port: int = 12300) -> str:
     if ":" not in address:
         address = f"{address}:{default_port}"
     return f"tcp://{address}"
+
+
+def advertised_address(endpoint: str, advertise: str | None = None,
+                       hostname: Callable[[], str] = socket.gethostname) -> str:
+    """
+    The C{host:port} other Coordinators should use to reach a Coordinator
+    bound at C{endpoint}.
+
+    @param endpoint: the bound ZeroMQ endpoint (C{tcp://127.0.0.1:12300},
+        C{tcp://0.0.0.0:12300}, C{tcp://[::]:12300}).
+    @param advertise: C{host} or C{host:port} to advertise instead (the port
+        defaults to the bound one); empty or C{None} for the default.
+    @param hostname: gives the host name (C{socket.gethostname}, as pyleco).
+    @return: C{advertise} when given; else the bound host when it is a
+        specific address; else (bound to every interface) the host name,
+        never C{0.0.0.0}.
+    """
+    bound = node_address(endpoint)
+    host, port = bound.rsplit(":", 1)
+    if advertise:
+        if advertise.startswith("[") and "]" in advertise:  # [v6] or [v6]:port
+            head, _, tail = advertise.partition("]")
+            return f"{head}]{tail}" if tail.startswith(":") else f"{head}]:{port}"
+        if advertise.count(":") == 1:
+            return advertise
+        return f"{advertise}:{port}"
+    if host in _ALL_INTERFACES:
+        return f"{hostname()}:{port}"
+    return bound
 
 
 def node_address(address: str) -> str:
@@ -105,14 +142,23 @@ class CoordinatorService(Service):
     @param cleaning_interval: seconds between expiry passes.
     @param expiration_time: silence after which a Component is pinged; it
         is forgotten after three times that.
-    @param advertised: the C{host:port} other Coordinators should use for
-        us (default: the bound address).
+    @param advertised: the C{host} or C{host:port} other Coordinators should
+        use for us (default: the bound address when it is a specific one,
+        the host name when bound to every interface; see
+        L{advertised_address}).
+    @param hostname: gives the host name (tests replace it).
     @param policy: who may connect over ZeroMQ and with which role
         (default: loopback clients, C{operate}); in-process Components are
         C{admin}.
     @param curve: CURVE server keys (ZeroMQ clients must then use CURVE).
     @param link_allow: networks of Coordinators we may link to when asked
         by C{add_nodes}, besides C{coordinators} and the asking node itself.
+
+    A second Coordinator signing in under the namespace of a node whose
+    Coordinator is still connected is refused, as pyleco refuses it
+    (L{ANOTHER_COORDINATOR}); once the first one's connection is gone (it
+    restarted) the newcomer replaces it.  The Coordinators of C{coordinators}
+    are signed in to again whenever their link is lost.
 
     @ivar endpoint: the bound ZeroMQ endpoint, once started.
     @ivar port: the bound port, once started.
@@ -126,8 +172,10 @@ class CoordinatorService(Service):
     def __init__(self, namespace: str = "lab", address: str = "tcp://127.0.0.1:12300",
                  reactor: Any = None, coordinators: Sequence[str] = (),
                  cleaning_interval: float = 5.0, expiration_time: float = 15.0,
-                 advertised: str | None = None, policy: AccessPolicy | None = None,
-                 curve: CurveConfig | None = None, link_allow: Sequence[str] = ()) -> None:
+                 advertised: str | None = None,
+                 hostname: Callable[[], str] = socket.gethostname,
+                 policy: AccessPolicy | None = None, curve: CurveConfig | None = None,
+                 link_allow: Sequence[str] = ()) -> None:
         if reactor is None:
             from twisted.internet import reactor as _reactor
             reactor = _reactor
@@ -137,12 +185,16 @@ class CoordinatorService(Service):
         self.coordinators = list(coordinators)
         self.cleaning_interval = cleaning_interval
         self.expiration_time = expiration_time
-        self.advertised = advertised
+        self.advertise = advertised or None
+        self.hostname = hostname
+        #: the C{host:port} we give other Coordinators, once started
+        self.advertised: str | None = None
         self.policy = policy if policy is not None else AccessPolicy()
         self.curve = curve
         self.link_allow = parse_networks(link_allow, "leco.link_allow")
         self._zap: ZapRegistration | None = None
         self.endpoint: str | None = None
+        self._configured_ns: dict[str, bytes] = {}      # configured address -> namespace
         self.port: int | None = None
         self._me = namespace.encode()
         self._full = self._me + b".COORDINATOR"
@@ -208,6 +260,9 @@ class CoordinatorService(Service):
         self._router = open_connection(self.reactor, zmq.ROUTER, self._on_router_zmq,
                                        options=self._zap.socket_options())
         self._router.track_properties = True
+        # a send to a vanished peer fails instead of vanishing: that is how a
+        # Coordinator's second sign-in tells a restart from an impostor
+        self._router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         try:
             self.endpoint = self._router.bind(self.address)
         except zmq.ZMQError:
@@ -218,8 +273,7 @@ class CoordinatorService(Service):
             raise
         self.port = int(self.endpoint.rsplit(":", 1)[1])
         self.local_hub.open = True
-        if self.advertised is None:
-            self.advertised = node_address(self.endpoint)
+        self.advertised = advertised_address(self.endpoint, self.advertise, self.hostname)
         Service.startService(self)
         self.log.info("LECO Coordinator {namespace} listening on {endpoint}",
                       namespace=self.namespace, endpoint=self.endpoint)
@@ -265,7 +319,8 @@ class CoordinatorService(Service):
 
     def nodes(self) -> dict[str, str]:
         """Namespace to C{host:port} of every node known, ourselves included."""
-        out = {self.namespace: self.advertised or node_address(self.address)}
+        out = {self.namespace: self.advertised
+               or advertised_address(self.address, self.advertise, self.hostname)}
         for ns, link in self._nodes.items():
             out[ns.decode("ascii", "replace")] = link.address
         return out
@@ -574,22 +629,47 @@ class CoordinatorService(Service):
         s_ns, s_nm = split_name(self._ctx_sender)
         if s_nm != _COORDINATOR or not s_ns or s_ns == self._me:
             raise InvalidValue("only other Coordinators may use coordinator_sign_in")
-        now = self.reactor.seconds()
+        restarted = False
         for identity, node in list(self._node_ids.items()):
             if node[0] == s_ns and identity != self._ctx_identity:
-                if now - node[1] <= self.expiration_time:
-                    self.log.warn("refused coordinator_sign_in of node {namespace} from a "
-                                  "second connection ({peer}): that node is signed in and alive",
-                                  namespace=s_ns.decode("ascii", "replace"),
-                                  peer=self._ctx_peer)
-                    self._ctx_sender = _COORDINATOR  # answer this connection, via the ROUTER
-                    raise InvalidValue("a Coordinator of this node is already signed in")
-                del self._node_ids[identity]  # silent: it reconnected, keep the newest
-        self._node_ids[self._ctx_identity] = [s_ns, now, self._ctx_role, self._ctx_peer]
+                if self._reachable(identity, s_ns):
+                    self.log.warn("refused a second Coordinator signing in as node {namespace}:"
+                                  " its Coordinator is still connected",
+                                  namespace=s_ns.decode("ascii", "replace"))
+                    self._ctx_sender = _COORDINATOR  # answer the newcomer, not the node
+                    raise ValueError(ANOTHER_COORDINATOR)
+                del self._node_ids[identity]  # its connection is gone: it restarted
+                restarted = True
+        self._node_ids[self._ctx_identity] = [s_ns, self.reactor.seconds(), self._ctx_role,
+                                             self._ctx_peer]
+        if restarted and s_ns in self._nodes:
+            # the new process does not know our link to it either
+            self.reactor.callLater(0, self._relink, s_ns)
         self.log.info("Coordinator of node {namespace} signed in",
                       namespace=s_ns.decode("ascii", "replace"))
         self._ctx_sender = _COORDINATOR  # reply to the bare name, via the ROUTER
         return None
+
+    def _reachable(self, identity: bytes, namespace: bytes) -> bool:
+        """
+        Whether a ROUTER identity still has a connection: a ping to it is
+        accepted (the ROUTER is C{ROUTER_MANDATORY}).
+        """
+        if self._router is None:
+            return False
+        return self._router.send([identity, VERSION_BYTE, namespace + b".COORDINATOR",
+                                  self._full, conversation_id() + MESSAGE_ID + _JSON,
+                                  encode_request(0, "pong")])
+
+    def _relink(self, namespace: bytes) -> None:
+        """Drop our link to a node and sign in there again (it restarted)."""
+        link = self._nodes.pop(namespace, None)
+        if link is None or not self.running:
+            return
+        link.socket.close()
+        self.log.info("node {namespace} restarted; signing in there again",
+                      namespace=namespace.decode("ascii", "replace"))
+        self.connect_node(link.address)
 
     def _rpc_coordinator_sign_out(self, params: Any, frames: list[bytes]) -> None:
         s_ns, s_nm = split_name(self._ctx_sender)
@@ -685,6 +765,10 @@ class CoordinatorService(Service):
                     link.socket.send([VERSION_BYTE, ns + b".COORDINATOR", self._full,
                                       conversation_id() + MESSAGE_ID + _JSON,
                                       encode_request(0, "pong")])
+        for address in self.coordinators:
+            # a configured Coordinator is never given up: sign in again
+            if self._configured_ns.get(address) not in self._nodes:
+                self.connect_node(address)
         for address, link in list(self._waiting.items()):
             if now - link.heartbeat > 3 * expiration_time:
                 del self._waiting[address]
@@ -749,7 +833,13 @@ class CoordinatorService(Service):
                 del self._waiting[link.address]
                 link.socket.close()
             return
-        # answers to our requests (directory updates, pongs): nothing to do
+        # answers to our requests (directory updates, pongs): nothing to do,
+        # unless the node no longer knows us (it restarted)
+        if isinstance(obj, dict) and isinstance(obj.get("error"), dict) \
+                and obj["error"].get("code") == NOT_SIGNED_IN \
+                and self._nodes.get(link.namespace) is link:
+            self._relink(link.namespace)
+            return
         if isinstance(obj, dict) and "error" in obj:
             self.log.info("node {namespace} answered with an error: {error!r}",
                           namespace=link.namespace, error=obj["error"])
@@ -764,6 +854,9 @@ class CoordinatorService(Service):
             return
         link.namespace = ns
         self._nodes[ns] = link
+        for address in self.coordinators:
+            if node_address(address) == link.address:
+                self._configured_ns[address] = ns
         self.log.info("linked to node {namespace} at {address}",
                       namespace=ns.decode("ascii", "replace"), address=link.address)
         link.socket.send([VERSION_BYTE, ns + b".COORDINATOR", self._full,

@@ -104,8 +104,18 @@ class ProxyService(Service):
                                      options=self._zap[0].socket_options())
         self._xpub = open_connection(self.reactor, zmq.XPUB, self._from_subscribers,
                                      options=self._zap[1].socket_options())
-        self.xsub_endpoint = self._xsub.bind(self.xsub_address)
-        self.xpub_endpoint = self._xpub.bind(self.xpub_address)
+        try:
+            self.xsub_endpoint = self._xsub.bind(self.xsub_address)
+            self.xpub_endpoint = self._xpub.bind(self.xpub_address)
+        except BaseException:
+            # nothing left on the reactor or bound: the caller may retry
+            self._xsub.close()
+            self._xpub.close()
+            self._xsub = self._xpub = None
+            for registration in self._zap:
+                registration.close()
+            self._zap = []
+            raise
         Service.startService(self)
         self.log.info("LECO data proxy: publishers {xsub}, subscribers {xpub}",
                       xsub=self.xsub_endpoint, xpub=self.xpub_endpoint)

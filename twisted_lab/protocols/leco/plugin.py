@@ -11,8 +11,11 @@ Example::
     host = "127.0.0.1"
     port = 12300
     namespace = "lab"
+    advertise = "labpc.example.org"  # how other nodes reach us (default: see below)
     federate = ["192.0.2.7:12300"]  # other Coordinators (ours or pyleco's)
     export = ["stage", "camera"]    # registry devices offered as actors
+    dashboard = true                # answer PyMoDAQ 5.3's dashboard methods
+    states_file = "lab-states.json" # its saved states, next to this file
     data_proxy = true               # run the XSUB/XPUB proxy
     data_publish_port = 11100
     data_subscribe_port = 11099
@@ -38,6 +41,7 @@ from twisted_lab.access import ACCESS_OPTIONS, CURVE_OPTIONS, curve_from, policy
 from twisted_lab.interfaces import IProtocolPlugin
 from twisted_lab.options import Option
 from twisted_lab.registry import DeviceRegistry
+from twisted_lab.startup import guard
 
 __all__ = ["LecoPlugin", "plugin", "make_service"]
 
@@ -59,12 +63,20 @@ OPTIONS: dict[str, Option] = {
     "namespace": Option(str, "lab", "Namespace of our Coordinator's node."),
     "connect": Option(str, "", "ZeroMQ address of the Coordinator our actors and director "
                                "use (default: ours, reached in memory)."),
+    "advertise": Option(str, "", "host or host:port other Coordinators reach ours at "
+                                 "(default: the bind address when it is a specific one, the "
+                                 "host name when bound to every interface; never 0.0.0.0)."),
     "federate": Option(list, [], "Other Coordinators (host:port) to link with.",
                        items={"*": Option(str)}),
     "export": Option(list, [], "Registry devices offered as LECO actors.",
                      items={"*": Option(str)}),
     "pymodaq_methods": Option(bool, True, "Actors also offer the PyMoDAQ method set."),
     "remote": Option(list, [], "Remote actors imported as registry devices.", items=_REMOTE),
+    "dashboard": Option(bool, True, "Answer PyMoDAQ 5.3's dashboard methods as Component "
+                                    "'dashboard' (devices, saved states)."),
+    "states_file": Option(str, "lab-states.json", "The dashboard's saved states (JSON; a "
+                                                  "relative path is next to the config file; "
+                                                  "empty: in memory only)."),
     "director_name": Option(str, "twisted_lab_director", "Component name of our director."),
     "timeout": Option(float, 2.0, "Deadline of requests to remote actors (s)."),
     "data_proxy": Option(bool, True, "Run the data protocol's XSUB/XPUB proxy."),
@@ -102,10 +114,12 @@ def make_service(registry: DeviceRegistry, section: dict[str, Any], reactor: Any
     role_of: Any = None
     if section["coordinator"]:
         coordinator = CoordinatorService(section["namespace"], f"tcp://{host}:{port}", reactor,
-                                         coordinators=section["federate"], policy=policy,
-                                         curve=curve, link_allow=section["link_allow"])
+                                         coordinators=section["federate"],
+                                         advertised=section["advertise"] or None,
+                                         policy=policy, curve=curve,
+                                         link_allow=section["link_allow"])
         coordinator.setName("coordinator")
-        coordinator.setServiceParent(top)
+        guard(coordinator, "leco.port", f"tcp://{host}:{port}").setServiceParent(top)
         if not section["connect"]:
             hub = coordinator.local_hub
             # our actors learn each caller's role from our Coordinator
@@ -117,7 +131,10 @@ def make_service(registry: DeviceRegistry, section: dict[str, Any], reactor: Any
                              f"tcp://{section['data_host']}:{section['data_subscribe_port']}",
                              policy=policy)
         proxy.setName("data-proxy")
-        proxy.setServiceParent(top)
+        xsub, xpub = proxy.xsub_address, proxy.xpub_address
+        own = proxy
+        guard(proxy, lambda: (("leco.data_publish_port", xsub) if own.xsub_endpoint is None
+                              else ("leco.data_subscribe_port", xpub))).setServiceParent(top)
     topics: dict[str, Any] = {}
     for name in section["export"]:
         actor = DeviceActor(registry, name, connect, reactor,
@@ -126,6 +143,13 @@ def make_service(registry: DeviceRegistry, section: dict[str, Any], reactor: Any
         actor.setName(f"actor-{name}")
         actor.setServiceParent(top)
         topics[name] = lambda actor=actor: actor.full_name
+    if section["dashboard"]:
+        from twisted_lab.protocols.leco.dashboard import DashboardComponent, StateStore
+        dashboard = DashboardComponent(registry, connect, reactor,
+                                       StateStore(section["states_file"] or None),
+                                       {name: name for name in section["export"]}, hub=hub)
+        dashboard.setName("dashboard")
+        dashboard.setServiceParent(top)
     if section["remote"]:
         director = DirectorService(registry, section["remote"], connect, reactor,
                                    section["director_name"], section["timeout"], hub=hub,

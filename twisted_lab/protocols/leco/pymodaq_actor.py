@@ -24,9 +24,12 @@ from twisted.python.failure import Failure
 
 from twisted_lab.data import Export, Signal
 from twisted_lab.errors import InvalidValue, LabError, ProtocolError
+from twisted_lab.events import CHANGED, LabEvent
 from twisted_lab.interfaces import IActuator, IDetector
 from twisted_lab.leases import Owner
 from twisted_lab.protocols.leco import serializall
+from twisted_lab.protocols.leco.pymodaq_settings import (COMMON_NAMES, CommonSettings,
+                                                         move_settings_xml)
 from twisted_lab.protocols.leco.serializall import ParameterWithPath
 from twisted_lab.registry import DeviceRegistry
 
@@ -213,6 +216,10 @@ class PyMoDAQActor:
         self.remote_names: set[str] = set()
         self.grabbing = False
         self._grab_loop: Deferred[None] | None = None
+        #: an actuator's common PyMoDAQ settings, once a director asked for them
+        self.common: CommonSettings | None = None
+        self._units_sent: str | None = None
+        self._unsubscribe: Callable[[], None] | None = None
 
     # -- helpers -------------------------------------------------------------
 
@@ -305,6 +312,38 @@ class PyMoDAQActor:
             raise InvalidValue(f"set_remote_name: name must be a string, got {name!r}")
         self.remote_names.add(name)
         self.log.info("{device} reports to director {name}", device=self.device_name, name=name)
+        device = self.registry.lookup(self.device_name) \
+            if self.device_name in self.registry.names() else None
+        if device is not None and IActuator.providedBy(device):
+            # as a PyMoDAQ actor does: tell the new director our units (after this reply)
+            self.registry.clock.callLater(0, self._send_units, device, name)
+            if self._unsubscribe is None:
+                self._unsubscribe = self.registry.subscribe(self._on_event)
+
+    def _send_units(self, device: Any, name: str | None = None) -> None:
+        """C{set_units} to one director (or all of them) with the device's units."""
+        units = str(getattr(device, "units", "") or "")
+        self._units_sent = units
+        if self.common is not None:
+            self.common.values["units"] = units
+        names = [name] if name is not None else sorted(self.remote_names)
+        for director in names:
+            d = maybeDeferred(self.component.ask, director, "set_units", {"units": units},
+                              timeout=self.callback_timeout)
+            d.addErrback(self._callback_failed, director, "set_units")
+
+    def _on_event(self, event: LabEvent) -> None:
+        """Send C{set_units} when the actuator's units changed."""
+        if not self.remote_names:
+            if self._unsubscribe is not None:
+                self._unsubscribe()
+                self._unsubscribe = None
+            return
+        if event.kind != CHANGED or event.device != self.device_name:
+            return
+        device = self.registry.lookup(self.device_name)
+        if str(getattr(device, "units", "") or "") != self._units_sent:
+            self._send_units(device)
 
     def get_settings(self, params: Any, frames: list[bytes]) -> None:
         """Send the settings tree to the directors (C{set_director_settings})."""
@@ -322,7 +361,14 @@ class PyMoDAQActor:
                 except LabError:
                     value = None
                 pairs.append((parameter, value))
-            xml = settings_xml(group, pairs)
+            if group == "move_settings":
+                # what PyMoDAQ's own move_settings carry first (units, epsilon, bounds...)
+                if self.common is None:
+                    self.common = CommonSettings(desc, str(getattr(device, "units", "") or ""),
+                                                 {p.name: v for p, v in pairs})
+                xml = move_settings_xml(self.common, pairs)
+            else:
+                xml = settings_xml(group, pairs)
             await self.callback("set_director_settings", {"settings": xml.decode()})
 
         Deferred.fromCoroutine(send()).addErrback(self._report("get_settings"))
@@ -339,6 +385,12 @@ class PyMoDAQActor:
         tag, kind, value = parse_parameter_xml(pwp.xml)
         name = pwp.path[-1] if pwp.path else tag
         owner = self._owner()
+        if self.common is not None and name in COMMON_NAMES:
+            # the director's view of PyMoDAQ's common settings: kept here, echoed back
+            actual = self.common.set(name, value)
+            self.callback("set_director_info", {"parameter": None}, [serializall.encode(
+                ParameterWithPath(list(pwp.path) or [name], parameter_xml(name, kind, actual)))])
+            return
 
         async def apply() -> None:
             guarded = await self.registry.guarded(self.device_name, owner)

@@ -138,6 +138,8 @@ class PlestyClient:
         self.connected = False
         self.closed = False
         self.connection_info: dict[str, Any] | None = None
+        #: Seconds each operation may take, from the server's C{describe}.
+        self.budgets: dict[str, float] = {}
         self.last_heard: float | None = None
         self._rid = 0
         self._queue: deque[_Request] = deque()
@@ -318,13 +320,26 @@ class PlestyClient:
 
     def call(self, func: str, *args: Any, timeout: float | None = None,
              **kwargs: Any) -> Deferred[Any]:
-        """Run an operation."""
+        """
+        Run an operation.  Without a C{timeout}, an operation whose budget
+        the last L{describe} published is given that budget (as plesty-lib's
+        client does).
+        """
+        if timeout is None:
+            timeout = self.budgets.get(func)
         return self.request({"type": "call", "func": func, "args": list(args),
                              "kwargs": kwargs, "timeout": timeout})
 
     def describe(self) -> Deferred[dict[str, Any]]:
-        """The server's C{describe} result."""
-        return self.request({"type": "describe"})
+        """The server's C{describe} result; its C{budgets} are kept in L{budgets}."""
+        return self.request({"type": "describe"}).addCallback(self._keep_budgets)
+
+    def _keep_budgets(self, described: Any) -> Any:
+        budgets = described.get("budgets") if isinstance(described, dict) else None
+        if isinstance(budgets, dict):
+            self.budgets = {str(k): float(v) for k, v in budgets.items()
+                            if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0}
+        return described
 
     def help(self) -> Deferred[Any]:
         """The server's C{help} result."""

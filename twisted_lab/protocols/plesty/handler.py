@@ -251,7 +251,8 @@ class PlestyHandler:
         return ok(await self._call(client, device, description, func, args, kwargs, timeout))
 
     def _describe(self, description: Description) -> dict[str, Any]:
-        result: dict[str, Any] = {"methods": _methods(description), "budgets": {},
+        methods = _methods(description)
+        result: dict[str, Any] = {"methods": methods, "budgets": _budgets(description, methods),
                                   "doc": plesty_doc(description)}
         if not self.strict:
             result["twisted_lab"] = description.as_dict()
@@ -410,6 +411,17 @@ class PlestyHandler:
 def _methods(description: Description) -> list[str]:
     names = set(BUILTIN_METHODS) | set(description.actions)
     return sorted(n for n in names if not n.startswith("_"))
+
+
+def _budgets(description: Description, methods: list[str]) -> dict[str, float]:
+    """
+    PLESTY's C{budgets}: the seconds each advertised operation may take, for
+    the actions whose device bounds them by a deadline (plesty-lib >= 0.4
+    clients wait that long, plus a grace, for a call without its own
+    C{timeout}).
+    """
+    return {name: float(action.budget) for name, action in description.actions.items()
+            if action.budget is not None and name in methods}
 
 
 def _timeout(value: Any) -> float | None:

@@ -28,11 +28,12 @@ from twisted_lab.interfaces import IProtocolPlugin
 from twisted_lab.options import Option
 from twisted_lab.protocols.plesty.handler import DEFAULT_MAX_MESSAGE_SIZE
 from twisted_lab.registry import DeviceRegistry
+from twisted_lab.startup import guard
 
 __all__ = ["PlestyPlugin", "plugin"]
 
 #: Default addresses of the simulated lab (DESIGN.md §6).
-DEFAULT_PORTS = {"powermeter": 5555, "stage": 5556}
+DEFAULT_PORTS = {"powermeter": 5555, "stage": 5556, "camera": 5557}
 
 _SERVE = {
     "device": Option(str, doc="the registry device to serve"),
@@ -72,7 +73,7 @@ class PlestyPlugin:
     }
 
     def default_section(self, device_names: list[str]) -> dict[str, Any]:
-        """Serve the power meter on 127.0.0.1:5555 and the stage on :5556."""
+        """Serve the power meter on 127.0.0.1:5555, the stage on :5556, the camera on :5557."""
         return {"serve": [{"device": name, "address": f"tcp://127.0.0.1:{port}"}
                           for name, port in DEFAULT_PORTS.items() if name in device_names]}
 
@@ -88,14 +89,15 @@ class PlestyPlugin:
             raise ConfigError("must be positive", key="plesty.lease_ttl")
         policy = policy_from(section, "plesty")
         curve = curve_from(section, "plesty")
-        for entry in section.get("serve", []):
-            PlestyServerService(registry, entry["device"], entry["address"], reactor,
+        for i, entry in enumerate(section.get("serve", [])):
+            guard(PlestyServerService(registry, entry["device"], entry["address"], reactor,
                                 strict=section.get("strict", False),
                                 lease_ttl=section.get("lease_ttl", 60.0),
                                 max_message_size=section.get("max_message_size",
                                                              DEFAULT_MAX_MESSAGE_SIZE),
                                 policy=policy, curve=curve,
-                                ).setServiceParent(top)
+                                ), f"plesty.serve[{i}].address", entry["address"]
+                  ).setServiceParent(top)
         for entry in section.get("import", []):
             PlestyImportService(registry, entry["name"], entry["address"], reactor,
                                 timeout=entry.get("timeout", 5.0),

@@ -116,6 +116,9 @@ def description_from_describe(name: str, described: dict[str, Any],
         for entry in doc.get(section) or []:
             if isinstance(entry, dict) and "name" in entry:
                 signatures[entry["name"]] = entry
+    budgets = described.get("budgets")
+    if not isinstance(budgets, dict):
+        budgets = {}
     actions = []
     for method in described.get("methods", []):
         if not isinstance(method, str) or method.startswith("_") or method in _NOT_ACTIONS:
@@ -126,8 +129,12 @@ def description_from_describe(name: str, described: dict[str, Any],
                      p["default"] if p.get("default") is not None else Argument.REQUIRED,
                      p.get("unit") or "")
             for p in entry.get("iparams") or [] if isinstance(p, dict) and "name" in p)
+        budget = budgets.get(method)
+        if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
+            budget = None
         actions.append(Action(method, arguments, entry.get("description") or "",
-                              mutating=method not in _READ_ONLY_METHODS))
+                              mutating=method not in _READ_ONLY_METHODS,
+                              budget=None if budget is None else float(budget)))
     if "get_config_list" not in described.get("methods", []):
         actions.append(Action("get_config_list", (), "The parameter keys.", mutating=False))
     return Description.build(name, parameters, actions)

@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from twisted.application.internet import ClientService, backoffPolicy
-from twisted.internet.defer import CancelledError, Deferred, DeferredLock, ensureDeferred
+from twisted.internet.defer import (CancelledError, Deferred, DeferredLock, ensureDeferred,
+                                    succeed)
 from twisted.internet.endpoints import clientFromString
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
@@ -23,7 +24,7 @@ from twisted_lab import fastpath
 from twisted_lab.data import Export, Signal
 from twisted_lab.description import Parameter
 from twisted_lab.errors import LabError, ProtocolError, UnknownParameter
-from twisted_lab.events import CHANGED, LabEvent
+from twisted_lab.events import CHANGED, ONLINE, LabEvent
 from twisted_lab.interfaces import IActuator
 from twisted_lab.leases import Owner
 from twisted_lab.protocols.pymodaq.codec import DEFAULT_VERSION, WireVersion
@@ -92,6 +93,13 @@ class PyMoDAQClientProtocol(PyMoDAQConnection):
         self.role = self.factory.role_of(device)
         self.send(self.role)
         self._unsubscribe = device.subscribe(self._device_event)
+        if not getattr(device, "online", True):
+            # a hosted driver still connecting: PyMoDAQ needs every setting's
+            # value, so the settings tree is sent once the device is online
+            self._infos_pending = True
+            self.log.info("{device} is offline: its settings go to {peer} once it is online",
+                          device=device.name, peer=self.peer)
+            return succeed(None)
         return ensureDeferred(self._send_infos())
 
     async def _send_infos(self) -> None:
@@ -120,6 +128,10 @@ class PyMoDAQClientProtocol(PyMoDAQConnection):
         return values
 
     def _device_event(self, event: LabEvent) -> None:
+        if event.kind == ONLINE and getattr(self, "_infos_pending", False) and not self.closing:
+            self._infos_pending = False
+            ensureDeferred(self._send_infos()).addErrback(self._log_failure, "settings")
+            return
         if event.kind != CHANGED or event.parameter is None or self.closing:
             return
         parameter = self._device.description.parameters.get(event.parameter)

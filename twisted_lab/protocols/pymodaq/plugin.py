@@ -42,6 +42,7 @@ from twisted_lab.protocols.pymodaq.codec import VERSIONS
 from twisted_lab.protocols.pymodaq.parser import DEFAULT_MAX_SIZE
 from twisted_lab.protocols.pymodaq.server import PyMoDAQServerFactory
 from twisted_lab.registry import DeviceRegistry
+from twisted_lab.startup import guard
 
 __all__ = ["PyMoDAQPlugin", "PyMoDAQService", "plugin", "DEFAULT_LISTEN", "DEFAULT_SERVER"]
 
@@ -145,8 +146,9 @@ class PyMoDAQPlugin:
             guarded = AllowListFactory(factory, policy_from(section, "pymodaq"),
                                        "PyMoDAQ listener")
             top.allow_factory = guarded
-            for description in section["listen"]:
-                strports.service(description, guarded, reactor=reactor).setServiceParent(top)
+            for i, description in enumerate(section["listen"]):
+                guard(strports.service(description, guarded, reactor=reactor),
+                      f"pymodaq.listen[{i}]", description).setServiceParent(top)
         for export in section["export"]:
             client = PyMoDAQClientFactory(registry, export["device"], export["role"],
                                           export["version"] or version, max_size)

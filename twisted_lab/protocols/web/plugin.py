@@ -27,6 +27,7 @@ from twisted_lab.errors import ConfigError
 from twisted_lab.interfaces import IProtocolPlugin
 from twisted_lab.options import Option
 from twisted_lab.registry import DeviceRegistry
+from twisted_lab.startup import guard
 
 if TYPE_CHECKING:
     from twisted_lab.protocols.web.service import WebService
@@ -109,7 +110,7 @@ class WebPlugin:
                              log_ring=LogRing(section["log_size"]))
         service = WebService(context, section["listen"], policy_from(section, "web"))
         service.setName("web")
-        return service
+        return guard(service, "web.listen", section["listen"])
 
 
 plugin = WebPlugin()

@@ -1,0 +1,162 @@
+# -*- test-case-name: tests.test_leco_pymodaq_settings -*-
+"""
+The settings tree an actor sends PyMoDAQ 5's directors
+(C{set_director_settings}), shaped like a real PyMoDAQ actor's.
+
+A real C{DAQ_Move} actor sends its C{move_settings} group, whose first
+children are PyMoDAQ's common actuator settings (C{comon_parameters} in
+C{pymodaq.control_modules.move_utility_classes}): C{units}, C{epsilon},
+C{timeout}, the C{bounds} group and the C{scaling} group; the plugin's own
+settings follow.  C{DAQ_Move_LECODirector.set_director_settings} reads
+C{settings_client/units} from that tree to take the actor's units.  Here the
+common settings are mapped from the device description:
+
+  - C{units}: the actuator's position units;
+  - C{epsilon}: a parameter named C{epsilon} or C{tolerance} if the device
+    has one, else PyMoDAQ's default (1 unit is too coarse for a lab stage:
+    C{DEFAULT_EPSILON});
+  - C{timeout}: the budget of C{move_abs} rounded up, else PyMoDAQ's 20 s;
+  - C{bounds}: on, from C{minimum}/C{maximum} parameters or the limits of
+    C{position}, when the device has them;
+  - C{scaling}: off (factor 1, offset 0).
+
+The device's parameters follow, except those whose names the common settings
+use.  Writes to the common settings (C{set_info}) are kept by the actor
+(L{CommonSettings}), since they are the director's view, not the device's.
+"""
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+from typing import Any, Sequence
+
+from twisted_lab.description import Description, Parameter
+
+__all__ = ["COMMON_NAMES", "CommonSettings", "DEFAULT_EPSILON", "DEFAULT_TIMEOUT",
+           "move_settings_xml", "element"]
+
+#: PyMoDAQ's default polling timeout (pymodaq config C{actuator.polling_timeout_s}).
+DEFAULT_TIMEOUT = 20
+#: Our default epsilon, in position units, when the device declares none.
+DEFAULT_EPSILON = 1e-3
+
+#: Names of the common settings (and of their children).
+COMMON_NAMES = frozenset({"units", "epsilon", "timeout", "bounds", "is_bounds", "min_bound",
+                          "max_bound", "scaling", "use_scaling", "offset"})
+
+_ATTRIBUTES = {"visible": "1", "removable": "0", "readonly": "0", "enabled": "1",
+               "renamable": "0", "expanded": "1", "syncExpanded": "0", "showTop": "0",
+               "strictNaming": "0"}
+_TYPES = {"float": "float", "int": "int", "bool": "bool", "str": "str"}
+
+
+def _text(kind: str, value: Any) -> str:
+    if kind == "bool":
+        return "1" if value else "0"
+    if value is None:
+        return ""
+    return str(value)
+
+
+def element(name: str, kind: str, title: str, value: Any = None, readonly: bool = False,
+            suffix: str = "", extra: dict[str, str] | None = None) -> ET.Element:
+    """One PyMoDAQ parameter XML element (C{ioxml.parameter_to_xml_string})."""
+    attributes = {"type": kind, "title": title, **_ATTRIBUTES}
+    if readonly:
+        attributes["readonly"] = "1"
+    if suffix:
+        attributes["suffix"] = suffix
+    attributes.update(extra or {})
+    out = ET.Element(name, attributes)
+    if kind != "group":
+        out.text = _text(kind, value)
+    return out
+
+
+class CommonSettings:
+    """
+    The common actuator settings of one actor, as the directors see them.
+
+    @ivar values: setting name to value (C{units}, C{epsilon}, C{timeout},
+        C{is_bounds}, C{min_bound}, C{max_bound}, C{use_scaling}, C{scaling},
+        C{offset}).
+    """
+
+    def __init__(self, description: Description, units: str,
+                 values: dict[str, Any]) -> None:
+        """
+        @param description: the device's description.
+        @param units: its position units.
+        @param values: current values of its parameters (for bounds and epsilon).
+        """
+        self.values: dict[str, Any] = {
+            "units": units, "epsilon": DEFAULT_EPSILON, "timeout": DEFAULT_TIMEOUT,
+            "is_bounds": False, "min_bound": 0.0, "max_bound": 1.0,
+            "use_scaling": False, "scaling": 1.0, "offset": 0.0}
+        for name in ("epsilon", "tolerance"):
+            value: Any = values.get(name)
+            if _number(value):
+                self.values["epsilon"] = float(value)
+                break
+        move = description.actions.get("move_abs")
+        if move is not None and move.budget is not None:
+            self.values["timeout"] = int(math.ceil(move.budget))
+        low: Any = values.get("minimum")
+        high: Any = values.get("maximum")
+        if not (_number(low) and _number(high)):
+            position = description.parameters.get("position")
+            low, high = (position.minimum, position.maximum) if position else (None, None)
+        if _number(low) and _number(high):
+            self.values.update(is_bounds=True, min_bound=float(low), max_bound=float(high))
+
+    def set(self, name: str, value: Any) -> Any:
+        """Keep a director's write to a common setting (C{units} is read-only)."""
+        if name == "units":
+            return self.values["units"]
+        self.values[name] = value
+        return value
+
+    def elements(self) -> list[ET.Element]:
+        """The common settings as PyMoDAQ parameter XML elements, in PyMoDAQ's order."""
+        v = self.values
+        bounds = element("bounds", "group", "Bounds:")
+        bounds.extend([element("is_bounds", "bool", "Set Bounds:", v["is_bounds"]),
+                       element("min_bound", "float", "Min:", v["min_bound"]),
+                       element("max_bound", "float", "Max:", v["max_bound"])])
+        scaling = element("scaling", "group", "Scaling:")
+        scaling.extend([element("use_scaling", "bool", "Use scaling:", v["use_scaling"]),
+                        element("scaling", "float", "Scaling factor:", v["scaling"]),
+                        element("offset", "float", "Offset factor:", v["offset"])])
+        return [element("units", "str", "Units:", v["units"], readonly=True),
+                element("epsilon", "float", "Epsilon:", v["epsilon"],
+                        extra={"tip": "Differential Value at which the controller considers "
+                                      "it reached the target position"}),
+                element("timeout", "int", "Timeout (s):", v["timeout"]),
+                bounds, scaling]
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def move_settings_xml(common: CommonSettings, pairs: Sequence[tuple[Parameter, Any]]) -> bytes:
+    """
+    The C{move_settings} group: the common settings, then the device's
+    parameters (C{(Parameter, value)} pairs) whose names they do not use.
+    """
+    root = element("move_settings", "group", "move_settings")
+    root.extend(common.elements())
+    for parameter, value in pairs:
+        if parameter.name in COMMON_NAMES:
+            continue
+        extra = {}
+        if parameter.minimum is not None:
+            extra["min"] = repr(parameter.minimum)
+        if parameter.maximum is not None:
+            extra["max"] = repr(parameter.maximum)
+        if parameter.doc:
+            extra["tip"] = parameter.doc
+        root.append(element(parameter.name, _TYPES.get(parameter.type, "str"), parameter.name,
+                            value, parameter.readonly, parameter.units, extra))
+    return ET.tostring(root)
