@@ -98,7 +98,8 @@ class RoleTests(LabMixin, TestCase):
         self.assertIn(f"needs the {needed} role", str(e))
 
     async def test_read(self) -> None:
-        """A read client may describe and get, not set, call, move or lock."""
+        """A read client may describe, get and call actions that change nothing; it may
+        not set, call other actions, move or lock."""
         client, _, registry = await self.client("read")
         self.assertEqual((await client.ask("oven", "get_parameters",
                                            {"parameters": ["temperature"]}))[0],
@@ -108,6 +109,10 @@ class RoleTests(LabMixin, TestCase):
                                       {"parameters": {"temperature": 99.0}}), "operate")
         await self.refused(client.ask("oven", "call_action",
                                       {"action": "double", "args": [2]}), "operate")
+        await self.refused(client.ask("stage", "call_action", {"action": "move_abs",
+                                                               "args": [3.0]}), "operate")
+        self.assertEqual((await client.ask("stage", "call_action", {"action": "position"}))[0],
+                         0.0)  # an action that changes nothing
         await self.refused(client.ask("stage", "move_abs", {"position": 3.0}), "operate")
         await self.refused(client.ask("stage", "lock", {}), "operate")
         self.assertEqual(await registry.lookup("oven").get("temperature"), 20.0)

@@ -25,7 +25,7 @@ import numpy as np
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
 
-from twisted_lab.access import Role
+from twisted_lab.access import Role, require
 from twisted_lab.data import Axis, Export, Signal
 from twisted_lab.description import Description
 from twisted_lab.errors import InvalidValue
@@ -174,8 +174,19 @@ class DeviceActor(Component):
                 or not isinstance(kwargs, dict):
             raise InvalidValue("call_action() needs action: str, args: list, kwargs: dict")
         owner = self._owner()
+        role = self.caller_role()
+        caller = self.caller
 
         async def run() -> Any:
+            if role < Role.OPERATE:
+                # a read client may call only actions that change nothing
+                described = await self.registry.lookup(self.device_name).describe()
+                spec = described.actions.get(action)
+                if spec is None or spec.mutating:
+                    self.log.warn("{name} refused call_action {action!r} from {caller} "
+                                  "(role {role}, needs operate)", name=self.full_name,
+                                  action=action[:80], caller=caller, role=role.label)
+                    require(role, Role.OPERATE, f"call_action {action!r} on {self.full_name}")
             device = await self.registry.guarded(self.device_name, owner)
             return to_json(await device.call(action, *args, **kwargs))
 

@@ -34,11 +34,13 @@ from twisted_lab.waiting import Pending, PendingCalls, Waiters
 __all__ = ["Component", "DEFAULT_COORDINATOR", "METHOD_ROLES"]
 
 #: The role each method of our Components needs; a method not listed needs
-#: C{operate} (set, call, move, lock, ...).  C{stop_motion} needs only
-#: C{read}: anyone may stop a motion (as leases never refuse C{stop}).
+#: C{operate} (set, move, lock, ...).  C{stop_motion} needs only C{read}:
+#: anyone may stop a motion (as leases never refuse C{stop}).  C{call_action}
+#: is checked by the actor: C{read} may call actions that change nothing.
 METHOD_ROLES: dict[str, Role] = {
     **{name: Role.READ for name in (
-        "pong", "rpc.discover", "get_parameters", "describe", "set_remote_name",
+        "pong", "rpc.discover", "get_parameters", "describe", "call_action",
+        "set_remote_name",
         "get_settings", "get_actuator_value", "send_data_grab", "send_data_snap",
         "stop_grab", "stop_motion",
         # callbacks of the PyMoDAQ 5 actors our director drives (their reports,
