@@ -193,6 +193,25 @@ class ZapTests(TestCase):
         self.assertEqual(await deferToThread(_send_and_wait, address, [b"hello"]), [b"pong"])
         self.assertEqual([(f[1:], r) for f, r in received], [([b"hello"], Role.ADMIN)])
 
+    async def test_ipc_counts_as_loopback(self) -> None:
+        """An ipc:// peer (no IP address) is local: allowed by the loopback default,
+        refused by an allow-list without loopback."""
+        for allow, answered in ((["127.0.0.0/8"], True), (["10.0.0.0/8"], False)):
+            context = zmq.Context()
+            registration = zap_handler(reactor, context).add("ipc", AccessPolicy.build(allow))
+            path = os.path.abspath(self.mktemp())
+            socket = bind_socket(context, zmq.ROUTER, f"ipc://{path}",
+                                 registration.socket_options())
+            connection = ZmqConnection(reactor, socket)
+            connection.on_message = lambda f, c=connection: c.send([f[0], b"pong"])
+            try:
+                reply = await deferToThread(_send_and_wait, f"ipc://{path}", [b"x"])
+            finally:
+                connection.close()
+                registration.close()
+                context.term()
+            self.assertEqual(reply is not None, answered, allow)
+
     async def test_curve(self) -> None:
         """A CURVE domain: a client with the server key (and a listed key) is served;
         one without CURVE, or with an unlisted key, is refused."""

@@ -436,6 +436,10 @@ class ZapHandler:
 
     def _decide(self, domain: bytes, address: str, mechanism: bytes,
                 credentials: list[bytes]) -> tuple[bytes, bytes, bytes]:
+        if not address or (address.startswith("localhost") and _address(address) is None):
+            # ipc:// peers ("localhost:<pid>:<uid>:<gid>") and inproc:// peers have
+            # no IP address: they are on this machine, so they count as loopback
+            address = "127.0.0.1"
         entry = self.domains.get(domain)
         if entry is None:
             self.refused += 1
