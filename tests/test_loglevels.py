@@ -65,13 +65,18 @@ class OverLECOTests(_Observed, CoordinatorMixin, TestCase):
 
     async def test_actor_and_coordinator(self) -> None:
         """
-        C{set_log_level} to an actor sets its device's namespace; to the
-        Coordinator, LECO's; each answers success and the filter changed.
+        C{set_log_level} (an admin client) to an actor sets its device's
+        namespace; to the Coordinator, LECO's; each answers success and the
+        filter changed.
         """
+        from twisted_lab.access import AccessPolicy
+
         self.install(self)
-        coordinator = self.start_coordinator()
+        # set_log_level needs the admin role (docs/security.md)
+        coordinator = self.start_coordinator(policy=AccessPolicy.build(role="admin"))
         registry = lab()
-        actor = DeviceActor(registry, "oven", coordinator.endpoint, reactor)
+        actor = DeviceActor(registry, "oven", "", reactor, hub=coordinator.local_hub,
+                            role_of=coordinator.role_of)
         actor.startService()
         self.addCleanup(actor.stopService)
         await actor.when_signed_in()

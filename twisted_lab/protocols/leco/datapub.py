@@ -21,13 +21,14 @@ import zmq
 from twisted.application.service import Service
 from twisted.logger import Logger
 
+from twisted_lab.access import AccessPolicy, CurveConfig, ZapRegistration, zap_handler
 from twisted_lab.data import Export
 from twisted_lab.errors import ConfigError
 from twisted_lab.events import CHANGED, DATA, LabEvent
 from twisted_lab.protocols.leco.actor import to_json
 from twisted_lab.protocols.leco.message import JSON, conversation_id
 from twisted_lab.protocols.leco.rpc import dumps
-from twisted_lab.protocols.zmqutil import ZmqConnection, open_connection
+from twisted_lab.protocols.zmqutil import ZmqConnection, open_connection, shared_context
 from twisted_lab.ratelog import BadInputLog
 from twisted_lab.registry import DeviceRegistry
 
@@ -91,8 +92,13 @@ class ProxyService(Service):
     log = Logger()
 
     def __init__(self, reactor: Any, xsub: str = "tcp://127.0.0.1:11100",
-                 xpub: str = "tcp://127.0.0.1:11099", max_topics: int = MAX_TOPICS) -> None:
+                 xpub: str = "tcp://127.0.0.1:11099", policy: AccessPolicy | None = None,
+                 curve: CurveConfig | None = None, max_topics: int = MAX_TOPICS) -> None:
         self.reactor = reactor
+        #: who may connect to either port (a ZAP allow-list; default loopback)
+        self.policy = policy if policy is not None else AccessPolicy()
+        self.curve = curve
+        self._zap: list[ZapRegistration] = []
         self.max_topics = max_topics
         #: the topics subscribed and passed on to the publishers
         self.topics: set[bytes] = set()
@@ -104,9 +110,14 @@ class ProxyService(Service):
         self._xpub: ZmqConnection | None = None
 
     def startService(self) -> None:
-        self._xsub = open_connection(self.reactor, zmq.XSUB, self._from_publishers)
+        zap = zap_handler(self.reactor, shared_context())
+        self._zap = [zap.add("LECO data proxy (publishers)", self.policy, self.curve),
+                     zap.add("LECO data proxy (subscribers)", self.policy, self.curve)]
+        self._xsub = open_connection(self.reactor, zmq.XSUB, self._from_publishers,
+                                     options=self._zap[0].socket_options())
         self._xpub = open_connection(self.reactor, zmq.XPUB, self._from_subscribers,
-                                     options={zmq.MAXMSGSIZE: MAX_SUBSCRIPTION,
+                                     options={**self._zap[1].socket_options(),
+                                              zmq.MAXMSGSIZE: MAX_SUBSCRIPTION,
                                               zmq.XPUB_VERBOSE: 1})
         try:
             self.xsub_endpoint = self._xsub.bind(self.xsub_address)
@@ -116,6 +127,9 @@ class ProxyService(Service):
             self._xsub.close()
             self._xpub.close()
             self._xsub = self._xpub = None
+            for registration in self._zap:
+                registration.close()
+            self._zap = []
             raise
         Service.startService(self)
         self.log.info("LECO data proxy: publishers {xsub}, subscribers {xpub}",
@@ -159,6 +173,9 @@ class ProxyService(Service):
             if sock is not None:
                 sock.close()
         self._xsub = self._xpub = None
+        for registration in self._zap:
+            registration.close()
+        self._zap = []
 
 
 class DataPublisher:

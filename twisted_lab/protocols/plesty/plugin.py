@@ -9,6 +9,10 @@ ZMQ address, and which PLESTY servers are imported as devices.
     strict = false
     lease_ttl = 60.0
     max_message_size = 16777216
+    allow = ["127.0.0.1/32", "192.168.10.0/24"]   # who may connect (ZAP)
+    role = "operate"                              # read, operate (admin: same here)
+    roles = {"192.168.10.0/24" = "read"}
+    curve_secret_key = ""                         # optional CURVE key file
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from twisted.application.service import IService, MultiService
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
+from twisted_lab.access import ACCESS_OPTIONS, CURVE_OPTIONS, curve_from, policy_from
 from twisted_lab.errors import ConfigError
 from twisted_lab.interfaces import IProtocolPlugin
 from twisted_lab.options import Option
@@ -63,6 +68,8 @@ class PlestyPlugin:
                             "(not in strict mode)"),
         "max_message_size": Option(int, DEFAULT_MAX_MESSAGE_SIZE,
                                    "the largest request answered, in bytes"),
+        **ACCESS_OPTIONS,
+        **CURVE_OPTIONS,
     }
 
     def default_section(self, device_names: list[str]) -> dict[str, Any]:
@@ -80,12 +87,15 @@ class PlestyPlugin:
         top.setName("plesty")
         if section.get("lease_ttl", 60.0) <= 0:
             raise ConfigError("must be positive", key="plesty.lease_ttl")
+        policy = policy_from(section, "plesty")
+        curve = curve_from(section, "plesty")
         for i, entry in enumerate(section.get("serve", [])):
             guard(PlestyServerService(registry, entry["device"], entry["address"], reactor,
                                 strict=section.get("strict", False),
                                 lease_ttl=section.get("lease_ttl", 60.0),
                                 max_message_size=section.get("max_message_size",
                                                              DEFAULT_MAX_MESSAGE_SIZE),
+                                policy=policy, curve=curve,
                                 ), f"plesty.serve[{i}].address", entry["address"]
                   ).setServiceParent(top)
         for entry in section.get("import", []):

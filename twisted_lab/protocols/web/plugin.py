@@ -22,6 +22,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
+from twisted_lab.access import ACCESS_OPTIONS, policy_from
 from twisted_lab.errors import ConfigError
 from twisted_lab.interfaces import IProtocolPlugin
 from twisted_lab.options import Option
@@ -67,6 +68,7 @@ class WebPlugin:
     options = {
         "listen": Option(str, DEFAULT_LISTEN, "server endpoint string of the console and API "
                          "(a bare tcp:PORT listens on every interface)"),
+        "allow": ACCESS_OPTIONS["allow"],
         "read_only": Option(bool, False, "refuse every write (set, mutating actions, leases)"),
         "token_file": Option(str, "", "a file whose first line is the token writes need "
                              "(Authorization: Bearer); empty for no token"),
@@ -106,7 +108,7 @@ class WebPlugin:
                              max_frame_side=section["max_frame_side"],
                              position_interval=section["position_interval"],
                              log_ring=LogRing(section["log_size"]))
-        service = WebService(context, section["listen"])
+        service = WebService(context, section["listen"], policy_from(section, "web"))
         service.setName("web")
         return guard(service, "web.listen", section["listen"])
 
