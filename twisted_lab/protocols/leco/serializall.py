@@ -26,15 +26,15 @@ Arrays are decoded without copying: they are read-only views on the frame.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
 from twisted_lab.data import SIGNAL_KINDS, Axis, Export, Signal
 from twisted_lab.errors import InvalidValue, ProtocolError
+from twisted_lab.formats.pymodaq.objects import ParameterWithPath
 
-__all__ = ["encode", "decode", "decode_prefix", "ParameterWithPath", "MAX_DEPTH"]
+__all__ = ["encode", "decode", "decode_prefix", "MAX_DEPTH"]
 
 #: How deeply containers may nest before a frame is refused.
 MAX_DEPTH = 64
@@ -43,19 +43,6 @@ _U32 = struct.Struct(">I")
 _NUMERIC_KINDS = "biufc"
 _ARRAY_KINDS = "biufcSU"
 _SCALAR_DTYPES = {"int": "<i8", "float": "<f8", "complex": "<c16", "bool": "|b1"}
-
-
-@dataclass
-class ParameterWithPath:
-    """
-    PyMoDAQ's C{ParameterWithPath}: one setting and where it sits in the tree.
-
-    @ivar path: the names from the tree's top to the parameter.
-    @ivar xml: the parameter as PyMoDAQ parameter XML (C{ioxml.parameter_to_xml_string}).
-    """
-
-    path: list[str] = field(default_factory=list)
-    xml: bytes = b""
 
 
 # -- encoding ---------------------------------------------------------------

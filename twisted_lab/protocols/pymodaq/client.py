@@ -31,7 +31,7 @@ from twisted_lab.protocols.pymodaq.codec import DEFAULT_VERSION, WireVersion
 from twisted_lab.protocols.pymodaq.connection import PyMoDAQConnection
 from twisted_lab.protocols.pymodaq.parser import (DEFAULT_MAX_SIZE, SEND_DATA, TO_CLIENT,
                                                   Message)
-from twisted_lab.protocols.pymodaq.settings_xml import (parameter_xml, parse_parameter,
+from twisted_lab.formats.pymodaq.settings import (parameter_xml, parse_parameter,
                                                         settings_xml)
 from twisted_lab.registry import DeviceRegistry
 

@@ -20,17 +20,18 @@ import builtins
 import struct
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Generator, List, NamedTuple, Sequence, Union
+from typing import Any, Callable, Generator, List, Sequence, Union
 
 import numpy as np
 import numpy.typing as npt
 
 from twisted_lab.data import SIGNAL_KINDS, Axis, Export, Signal
 from twisted_lab.errors import InvalidValue, ProtocolError
+from twisted_lab.formats.pymodaq.objects import ParameterWithPath
 
 __all__ = [
     "WireVersion", "VERSIONS", "DEFAULT_VERSION", "version", "Chunk", "Incomplete", "Fill",
-    "ParameterWithPath", "Reader", "Encoder", "join", "chunks_size", "parse_dtype",
+    "Reader", "Encoder", "join", "chunks_size", "parse_dtype",
     "MAX_NDIM", "MAX_DEPTH", "Pull",
 ]
 
@@ -93,13 +94,6 @@ def version(name: str | WireVersion) -> WireVersion:
     except KeyError:
         raise InvalidValue(f"unknown PyMoDAQ wire version {name!r}; "
                            f"use one of {', '.join(VERSIONS)}") from None
-
-
-class ParameterWithPath(NamedTuple):
-    """A C{parameter} list element: a settings path and one parameter's XML."""
-
-    path: list[str]
-    xml: bytes
 
 
 class Incomplete(Exception):

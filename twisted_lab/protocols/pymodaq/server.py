@@ -25,7 +25,7 @@ from twisted_lab.protocols.pymodaq.connection import PyMoDAQConnection
 from twisted_lab.protocols.pymodaq.parser import (CLIENT_TYPES, DEFAULT_MAX_SIZE, TO_SERVER,
                                                   Message, UnknownCommand)
 from twisted_lab.protocols.pymodaq.remote import RemoteActuator, RemoteGrabber
-from twisted_lab.protocols.pymodaq.settings_xml import (RemoteSetting, parse_parameter,
+from twisted_lab.formats.pymodaq.settings import (RemoteSetting, parse_parameter,
                                                         parse_settings)
 from twisted_lab.registry import DeviceRegistry
 
