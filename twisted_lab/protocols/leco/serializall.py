@@ -32,6 +32,7 @@ import numpy as np
 
 from twisted_lab.data import SIGNAL_KINDS, Axis, Export, Signal
 from twisted_lab.errors import InvalidValue, ProtocolError
+from twisted_lab.formats.pymodaq.data import SERIALIZALL_LAYOUT, signal_fields, signal_from_fields
 from twisted_lab.formats.pymodaq.objects import ParameterWithPath
 
 __all__ = ["encode", "decode", "decode_prefix", "MAX_DEPTH"]
@@ -135,19 +136,17 @@ def _encode_extras(extra: dict[str, Any], parts: list[Any], depth: int) -> None:
 
 def _encode_signal(signal: Signal, parts: list[Any], depth: int) -> None:
     _tag(signal.kind, parts)
-    _encode_scalar("float", "<f8", float(signal.timestamp), parts)
-    _encode_str(signal.name, parts)
-    _encode_str(signal.source, parts)
-    _encode_str(signal.dim, parts)
-    _encode_str(signal.distribution, parts)
-    _encode_seq("list", signal.data, parts, depth)
-    _encode_str(signal.units, parts)
-    _encode_seq("list", list(signal.labels), parts, depth)
-    _encode_str(signal.origin or "", parts)
-    _encode_seq("list", [int(i) for i in signal.nav_indexes], parts, depth)
-    _encode_seq("list", signal.axes, parts, depth)
-    _encode_seq("list", signal.errors or [], parts, depth)
-    _encode_extras(signal.extra, parts, depth)
+    fields = signal_fields(signal)
+    for field, form in SERIALIZALL_LAYOUT:
+        value = fields[field]
+        if form == "scalar":
+            _encode_scalar("float", "<f8", value, parts)
+        elif form == "string":
+            _encode_str(value, parts)
+        elif form == "extra":
+            _encode_extras(value, parts, depth)
+        else:
+            _encode_seq("list", value, parts, depth)
 
 
 def _encode_export(export: Export, parts: list[Any], depth: int) -> None:
@@ -406,27 +405,25 @@ def _list_of(value: list[Any], kind: type, what: str) -> list[Any]:
     return value
 
 
+#: What a typed list of a serializall C{DataWithAxes} holds.
+_LIST_ITEMS: dict[str, type] = {"array": np.ndarray, "string": str, "scalar": int, "axis": Axis}
+
+
 def _d_signal(kind: str) -> Callable[[_Reader, int], Signal]:
     def decode_signal(r: _Reader, depth: int) -> Signal:
-        timestamp = _expect(r, depth, (float, int), kind + " timestamp")
-        name = _expect(r, depth, str, kind + " name")
-        source = _expect(r, depth, str, kind + " source")
-        dim = _expect(r, depth, str, kind + " dim")
-        distribution = _expect(r, depth, str, kind + " distribution")
-        data = _list_of(_expect(r, depth, list, kind + " data"), np.ndarray, kind + " data")
-        units = _expect(r, depth, str, kind + " units")
-        labels = _list_of(_expect(r, depth, list, kind + " labels"), str, kind + " labels")
-        origin = _expect(r, depth, str, kind + " origin")
-        nav = _list_of(_expect(r, depth, list, kind + " nav_indexes"), int, kind + " nav_indexes")
-        axes = _list_of(_expect(r, depth, list, kind + " axes"), Axis, kind + " axes")
-        errors = _list_of(_expect(r, depth, list, kind + " errors"), np.ndarray, kind + " errors")
-        extra = _d_extras(r, depth, kind)
-        try:
-            return Signal(name, data, labels=labels, units=units, axes=axes, timestamp=timestamp,
-                          origin=origin, kind=kind, source=source, distribution=distribution,
-                          nav_indexes=tuple(nav), errors=errors, extra=extra, dim=dim)
-        except ValueError as e:
-            raise ProtocolError(f"serializall {kind} is inconsistent: {e}") from None
+        fields: dict[str, Any] = {}
+        for field, form in SERIALIZALL_LAYOUT:
+            what = f"{kind} {field}"
+            if form == "scalar":
+                fields[field] = _expect(r, depth, (float, int), what)
+            elif form == "string":
+                fields[field] = _expect(r, depth, str, what)
+            elif form == "extra":
+                fields[field] = _d_extras(r, depth, kind)
+            else:
+                fields[field] = _list_of(_expect(r, depth, list, what), _LIST_ITEMS[form[5:]],
+                                         what)
+        return signal_from_fields(kind, fields, "serializall ")
 
     return decode_signal
 
