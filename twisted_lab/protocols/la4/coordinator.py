@@ -39,7 +39,8 @@ from twisted_lab.errors import (DeviceOffline, DeviceTimeout, LabError, Protocol
 from twisted_lab.events import DATA, LabEvent
 from twisted_lab.interfaces import IWireReport
 from twisted_lab.protocols.la4 import commands
-from twisted_lab.protocols.la4.commands import Boardio, CommandLine, Row, WriteRows
+from twisted_lab.formats.la4.registers import Row
+from twisted_lab.protocols.la4.commands import Boardio, CommandLine, WriteRows
 from twisted_lab.protocols.la4.message import (Command, Heartbeat, Message, MessageEvent,
                                                OutputEvent, UnitInfo, UnknownMessage, new_id)
 from twisted_lab.protocols.la4.transport import (MAX_MESSAGE, READ_TIMEOUT, DocumentFactory,

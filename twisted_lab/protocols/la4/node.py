@@ -30,7 +30,9 @@ from zope.interface import implementer
 
 from twisted_lab.errors import ProtocolError
 from twisted_lab.interfaces import IWireReport
-from twisted_lab.protocols.la4.commands import (Boardio, CommandLine, CommandRejected, Row,
+from twisted_lab.formats.la4.board import effect
+from twisted_lab.formats.la4.registers import Row
+from twisted_lab.protocols.la4.commands import (Boardio, CommandLine, CommandRejected,
                                                 WriteRows, parse_command)
 from twisted_lab.protocols.la4.message import (Command, Heartbeat, Message, MessageEvent,
                                                OutputEvent, UnitInfo, UnknownMessage, new_id)
@@ -82,19 +84,12 @@ class BoardState:
     runs: int = 0
 
     def apply(self, row: Row) -> None:
-        """Run one (validated) row on the board."""
-        register, params = row.register, row.params
-        if register == "MODEL_LIGHT":
-            self.model_light = params[0]
-        elif register == "LED_FAN":
-            self.fans = bool(params[0])
-        elif register == "DIGITAL_POLARIZER":
-            self.polarizer = bool(params[0])
-        elif register.startswith("ALL_4_"):
-            self.shots += 1
-            self.last_fired = row.render()
-        elif register.startswith("OLAT_4_"):
-            self.shots += 4
+        """Run one (validated) row on the board (L{twisted_lab.formats.la4.board})."""
+        done = effect(row)
+        if done.setting is not None:
+            setattr(self, *done.setting)
+        if done.shots:
+            self.shots += len(done.shots)
             self.last_fired = row.render()
 
     def execute(self, line: CommandLine) -> tuple[str, list[str]]:
