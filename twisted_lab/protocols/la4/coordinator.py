@@ -45,7 +45,7 @@ from twisted_lab.protocols.la4.message import (Command, Heartbeat, Message, Mess
                                                OutputEvent, UnitInfo, UnknownMessage, new_id)
 from twisted_lab.protocols.la4.transport import (MAX_MESSAGE, READ_TIMEOUT, DocumentFactory,
                                                  ListenWaiters, Outgoing, send_message,
-                                                 stop_listening)
+                                                 listen_now, stop_listening)
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.waiting import PendingCalls
 
@@ -436,24 +436,11 @@ class CoordinatorService(Service):
             else:
                 self._registered.append(device.name)
         d = serverFromString(self.reactor, self.callback).listen(self.factory)
-        # TCP endpoints listen at once: a bind failure is raised here, so the
-        # lab does not run half-started (twisted_lab.startup reports it)
-        outcome: list[Any] = []
-        d.addBoth(outcome.append)
-        if not outcome:
-            d.addCallback(lambda _: self._settle(outcome[0]))
-            return
-        if isinstance(outcome[0], Failure):
-            self._waiters.fail(outcome[0])
+        failure = listen_now(d, self._listening_on, self._listen_failed)
+        if failure is not None:
+            self._waiters.fail(failure)
             self.stopService()
-            outcome[0].raiseException()
-        self._listening_on(outcome[0])
-
-    def _settle(self, result: Any) -> None:
-        if isinstance(result, Failure):
-            self._listen_failed(result)
-        else:
-            self._listening_on(result)
+            failure.raiseException()
 
     def _listening_on(self, port: IListeningPort) -> None:
         self._listening = port

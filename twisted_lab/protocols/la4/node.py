@@ -38,7 +38,8 @@ from twisted_lab.protocols.la4.message import (Command, Heartbeat, Message, Mess
                                                OutputEvent, UnitInfo, UnknownMessage, new_id)
 from twisted_lab.protocols.la4.transport import (CONNECT_TIMEOUT, MAX_CONNECTIONS, MAX_MESSAGE,
                                                  READ_TIMEOUT, DocumentFactory, ListenWaiters,
-                                                 Outgoing, send_message, stop_listening)
+                                                 Outgoing, listen_now, send_message,
+                                                 stop_listening)
 
 __all__ = ["BoardState", "SimulatedNode", "REJECTED_PREFIX", "BOARDIO_READY", "BOARDIO_ERROR",
            "SEQUENCE_COMPLETE"]
@@ -260,24 +261,11 @@ class SimulatedNode(Service):
         cls = TCP6ServerEndpoint if ":" in self.interface else TCP4ServerEndpoint
         endpoint = cls(self.reactor, self.listen_port, interface=self.interface)
         d = endpoint.listen(self.factory)
-        # TCP endpoints listen at once: a bind failure is raised here, so the
-        # lab does not run half-started (twisted_lab.startup reports it)
-        outcome: list[Any] = []
-        d.addBoth(outcome.append)
-        if not outcome:
-            d.addCallback(lambda _: self._settle(outcome[0]))
-            return
-        if isinstance(outcome[0], Failure):
-            self._waiters.fail(outcome[0])
+        failure = listen_now(d, self._listening_on, self._listen_failed)
+        if failure is not None:
+            self._waiters.fail(failure)
             self.stopService()
-            outcome[0].raiseException()
-        self._listening_on(outcome[0])
-
-    def _settle(self, result: Any) -> None:
-        if isinstance(result, Failure):
-            self._listen_failed(result)
-        else:
-            self._listening_on(result)
+            failure.raiseException()
 
     def _listening_on(self, port: IListeningPort) -> None:
         self._bound_port = int(getattr(port.getHost(), "port"))

@@ -25,7 +25,7 @@ import ipaddress
 import json
 import os
 import socket
-from typing import Any, Protocol as TypingProtocol, Sequence
+from typing import Any, Callable, Protocol as TypingProtocol, Sequence
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet import error as neterror
@@ -45,7 +45,7 @@ from twisted_lab.protocols.la4.message import Message, decode_object
 from twisted_lab.waiting import Waiters
 
 __all__ = ["DocumentReceiver", "DocumentFactory", "DocumentHandler", "ListenWaiters", "send_message",
-           "stop_listening",
+           "listen_now", "stop_listening",
            "Outgoing",
            "peer_host", "MAX_MESSAGE", "READ_TIMEOUT", "CONNECT_TIMEOUT", "MAX_CONNECTIONS"]
 
@@ -212,6 +212,29 @@ class _Refused(Protocol):
 #: The callers waiting for a service to listen: C{when()} gives each its own
 #: cancellable L{Deferred}, fired with the port (C{fire}) or the failure (C{fail}).
 ListenWaiters = Waiters[int]
+
+
+def listen_now(d: Deferred[IListeningPort], listening: Callable[[IListeningPort], None],
+               failed: Callable[[Failure], None]) -> Failure | None:
+    """
+    Route a listen's outcome (what the coordinator and the simulated node
+    do on start).  TCP endpoints listen at once, so a bind failure is
+    returned here for the caller to stop and raise (the lab then does not
+    run half-started: L{twisted_lab.startup} reports it); an outcome that
+    comes later goes to C{listening} or C{failed}.
+
+    @return: the failure when the listen failed at once, else C{None}.
+    """
+    outcome: list[Any] = []
+    d.addBoth(outcome.append)
+    if not outcome:
+        d.addCallback(lambda _: failed(outcome[0]) if isinstance(outcome[0], Failure)
+                      else listening(outcome[0]))
+        return None
+    if isinstance(outcome[0], Failure):
+        return outcome[0]
+    listening(outcome[0])
+    return None
 
 
 def stop_listening(port: IListeningPort | None, outgoing: Outgoing) -> Deferred[None]:
