@@ -20,10 +20,13 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Mapping
 
+import numpy as np
+
 from twisted_lab.data import Signal
 from twisted_lab.errors import ProtocolError
 
-__all__ = ["Layout", "tcp_layout", "SERIALIZALL_LAYOUT", "signal_fields", "signal_from_fields"]
+__all__ = ["Layout", "tcp_layout", "SERIALIZALL_LAYOUT", "signal_fields", "signal_from_fields",
+           "check_array"]
 
 #: A DataWithAxes layout: C{(field, form)} pairs in wire order.
 Layout = tuple[tuple[str, str], ...]
@@ -87,3 +90,18 @@ def signal_from_fields(kind: str, fields: Mapping[str, Any], what: str = "") -> 
                       dim=fields["dim"])
     except (ValueError, TypeError) as e:
         raise ProtocolError(f"{what}{kind} is inconsistent: {e}") from None
+
+
+def check_array(what: str, dtype: np.dtype[Any], shape: tuple[int, ...], nbytes: int) -> None:
+    """
+    Check an array header (both wire forms write dtype, byte count, shape):
+    the byte count must be what the shape and dtype need.
+
+    @raise ProtocolError: it is not.
+    """
+    count = 1
+    for n in shape:
+        count *= n
+    if count * dtype.itemsize != nbytes:
+        raise ProtocolError(f"{what} of shape {shape} and dtype {dtype.str} needs "
+                            f"{count * dtype.itemsize} bytes, header says {nbytes}")

@@ -32,7 +32,8 @@ import numpy as np
 
 from twisted_lab.data import SIGNAL_KINDS, Axis, Export, Signal
 from twisted_lab.errors import InvalidValue, ProtocolError
-from twisted_lab.formats.pymodaq.data import SERIALIZALL_LAYOUT, signal_fields, signal_from_fields
+from twisted_lab.formats.pymodaq.data import (SERIALIZALL_LAYOUT, check_array, signal_fields,
+                                              signal_from_fields)
 from twisted_lab.formats.pymodaq.objects import ParameterWithPath
 
 __all__ = ["encode", "decode", "decode_prefix", "MAX_DEPTH"]
@@ -348,12 +349,7 @@ def _d_ndarray(r: _Reader, depth: int) -> np.ndarray:
     if ndim * 4 > r.left():
         raise ProtocolError(f"serializall ndarray claims {ndim} dimensions, frame too short")
     shape = tuple(r.u32("ndarray shape") for _ in range(ndim))
-    count = 1
-    for n in shape:
-        count *= n
-    if count * dtype.itemsize != nbytes:
-        raise ProtocolError(f"serializall ndarray: shape {shape} of {dtype.str} needs "
-                            f"{count * dtype.itemsize} bytes, header says {nbytes}")
+    check_array("serializall ndarray", dtype, shape, nbytes)
     raw = r.take(nbytes, "ndarray data")
     return np.frombuffer(raw, dtype=dtype).reshape(shape)
 

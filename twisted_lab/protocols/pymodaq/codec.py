@@ -27,7 +27,8 @@ import numpy.typing as npt
 
 from twisted_lab.data import SIGNAL_KINDS, Axis, Export, Signal
 from twisted_lab.errors import InvalidValue, ProtocolError
-from twisted_lab.formats.pymodaq.data import Layout, signal_fields, signal_from_fields, tcp_layout
+from twisted_lab.formats.pymodaq.data import (Layout, check_array, signal_fields,
+                                              signal_from_fields, tcp_layout)
 from twisted_lab.formats.pymodaq.objects import ParameterWithPath
 
 __all__ = [
@@ -562,12 +563,7 @@ class Reader:
         if ndim > MAX_NDIM:
             raise ProtocolError(f"array has {ndim} dimensions (at most {MAX_NDIM})")
         shape = tuple(self.u32() for _ in range(ndim))
-        count = 1
-        for n in shape:
-            count *= n
-        if count * dtype.itemsize != nbytes:
-            raise ProtocolError(f"array of shape {shape} and dtype {dtype.str} needs "
-                                f"{count * dtype.itemsize} bytes, the message says {nbytes}")
+        check_array("array", dtype, shape, nbytes)
         return dtype, nbytes, shape
 
     def ndarray(self) -> npt.NDArray[Any]:
