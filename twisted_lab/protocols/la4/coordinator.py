@@ -2,7 +2,7 @@
 """
 The LA4 coordinator role: each configured node becomes a registry device.
 
-L{CoordinatorService} runs the callback listener (events arrive on new
+L{LA4CoordinatorService} runs the callback listener (events arrive on new
 connections), heartbeats every configured node every 5 s, and routes what
 each node sends to its L{LA4NodeDevice}.  A node silent for 15 s goes
 offline (pending calls fail with L{DeviceOffline}); it comes back online,
@@ -49,7 +49,7 @@ from twisted_lab.protocols.la4.transport import (MAX_MESSAGE, READ_TIMEOUT, Docu
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.waiting import PendingCalls
 
-__all__ = ["LA4NodeDevice", "CoordinatorService", "NodeConfig", "NODE_ACTIONS",
+__all__ = ["LA4NodeDevice", "LA4CoordinatorService", "NodeConfig", "NODE_ACTIONS",
            "NODE_PARAMETERS", "callback_endpoint"]
 
 _ROWS = Argument("rows", "list")
@@ -113,7 +113,7 @@ class LA4NodeDevice(BaseDevice):
     @param host: the node's address.
     @param port: the node's pycom port.
     @param send: sends a command line to the node; its L{Deferred} fires
-        once delivered (the coordinator's L{CoordinatorService.send_command}).
+        once delivered (the coordinator's L{LA4CoordinatorService.send_command}).
     @param clock: for deadlines and the silence watchdog.
     """
 
@@ -365,7 +365,7 @@ def _is_ip(host: str) -> bool:
 
 
 @implementer(IWireReport)
-class CoordinatorService(Service):
+class LA4CoordinatorService(Service):
     """
     The coordinator: callback listener, heartbeats, one device per node.
 

@@ -22,15 +22,16 @@ Example::
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from twisted.application import strports
 from twisted.application.service import IService, MultiService
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
-from twisted_lab.interfaces import IProtocolPlugin, IWireReport
+from twisted_lab.interfaces import IWireReport
 from twisted_lab.options import Option
+from twisted_lab.protocols.base import ProtocolPlugin
 from twisted_lab.protocols.pymodaq.client import PyMoDAQClientFactory, PyMoDAQExportService
 from twisted_lab.protocols.pymodaq.codec import VERSIONS
 from twisted_lab.protocols.pymodaq.parser import DEFAULT_MAX_SIZE
@@ -94,8 +95,7 @@ class PyMoDAQService(MultiService):
         return d
 
 
-@implementer(IProtocolPlugin)
-class PyMoDAQPlugin:
+class PyMoDAQPlugin(ProtocolPlugin):
     """PyMoDAQ 4.x TCP/IP, both roles."""
 
     name = "pymodaq"
@@ -119,11 +119,10 @@ class PyMoDAQPlugin:
         """Listen on 6341 (loopback); no exports (no PyMoDAQ main computer by default)."""
         return {"listen": [DEFAULT_LISTEN], "export": []}
 
-    def make_service(self, registry: DeviceRegistry, section: dict[str, Any],
-                     reactor: Any) -> IService:
-        """The listeners and export connections of a validated section."""
+    def build(self, registry: DeviceRegistry, section: Mapping[str, Any],
+              reactor: Any) -> IService:
+        """The listeners and export connections."""
         top = PyMoDAQService()
-        top.setName("pymodaq")
         version = section["version"]
         max_size = section["max_message_size"]
         if section["listen"]:
