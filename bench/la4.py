@@ -143,7 +143,7 @@ def measure(base: Baseline, ports: list[int], count: int,
     from twisted.internet.defer import Deferred
     from twisted.internet.task import deferLater
 
-    from twisted_lab.protocols.la4.coordinator import LA4CoordinatorService, NodeConfig
+    from twisted_lab.protocols.la4.imports import LA4CoordinatorService, NodeConfig
     from twisted_lab.registry import DeviceRegistry
 
     elapsed = [0.0] * (1 + len(ports))

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_la4_coordinator -*-
 """
-Tests for L{twisted_lab.protocols.la4.coordinator}, with a fake clock and
+Tests for L{twisted_lab.protocols.la4.imports}, with a fake clock and
 recorded outgoing connections.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from twisted_lab.errors import (DeviceOffline, DeviceTimeout, InvalidValue, Leas
 from twisted_lab.events import DATA, OFFLINE, ONLINE, LabEvent
 from twisted_lab.interfaces import IDevice
 from twisted_lab.leases import Owner
-from twisted_lab.protocols.la4.coordinator import (LA4CoordinatorService, LA4NodeDevice,
+from twisted_lab.protocols.la4.imports import (LA4CoordinatorService, LA4NodeDevice,
                                                    NodeConfig, callback_endpoint)
 from twisted_lab.protocols.la4.message import Command, Heartbeat, Message, decode
 from twisted_lab.registry import DeviceRegistry

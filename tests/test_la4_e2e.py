@@ -17,7 +17,7 @@ from twisted.internet.task import Clock
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
-from twisted_lab.protocols.la4.coordinator import LA4CoordinatorService, NodeConfig
+from twisted_lab.protocols.la4.imports import LA4CoordinatorService, NodeConfig
 from twisted_lab.protocols.la4.message import Message
 from twisted_lab.protocols.la4.node import REJECTED_PREFIX, BoardState, SimulatedNode
 from twisted_lab.registry import DeviceRegistry

@@ -11,7 +11,7 @@ from zope.interface.verify import verifyObject
 from twisted_lab.errors import ConfigError
 from twisted_lab.interfaces import IProtocolPlugin
 from twisted_lab.options import validate
-from twisted_lab.protocols.la4.coordinator import LA4CoordinatorService
+from twisted_lab.protocols.la4.imports import LA4CoordinatorService
 from twisted_lab.protocols.la4.node import SimulatedNode
 from twisted_lab.protocols.la4.plugin import OPTIONS, callback_endpoint, plugin
 from twisted_lab.registry import DeviceRegistry

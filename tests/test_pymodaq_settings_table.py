@@ -22,8 +22,8 @@ from twisted_lab.description import Parameter
 from twisted_lab.devices.base import BaseDetector
 from twisted_lab.formats.pymodaq.settings import leaf_values, parse_settings
 from twisted_lab.protocols.leco.pymodaq_actor import register_pymodaq_methods
-from twisted_lab.protocols.pymodaq.client import PyMoDAQClientFactory
-from twisted_lab.protocols.pymodaq.parser import TO_SERVER, MessageParser
+from twisted_lab.protocols.pymodaq.export import PyMoDAQClientFactory
+from twisted_lab.protocols.pymodaq.message import TO_SERVER, MessageParser
 from twisted_lab.registry import DeviceRegistry
 
 

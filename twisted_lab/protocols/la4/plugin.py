@@ -136,7 +136,7 @@ class LA4Plugin(ProtocolPlugin):
     def build(self, registry: DeviceRegistry, section: Mapping[str, Any],
               reactor: Any) -> IService:
         """The simulated node (when enabled) and the coordinator, as one service."""
-        from twisted_lab.protocols.la4.coordinator import LA4CoordinatorService, NodeConfig
+        from twisted_lab.protocols.la4.imports import LA4CoordinatorService, NodeConfig
         from twisted_lab.protocols.la4.node import SimulatedNode
 
         top = self.multi_service()

@@ -98,10 +98,10 @@ class LecoPlugin(ProtocolPlugin):
     def build(self, registry: DeviceRegistry, section: Mapping[str, Any],
               reactor: Any) -> IService:
         """The LECO service tree of a validated C{[leco]} section."""
-        from twisted_lab.protocols.leco.actor import DeviceActor
+        from twisted_lab.protocols.leco.export import DeviceActor
         from twisted_lab.protocols.leco.coordinator import CoordinatorService
         from twisted_lab.protocols.leco.datapub import ProxyService, RegistryPublisher
-        from twisted_lab.protocols.leco.director import DirectorService
+        from twisted_lab.protocols.leco.imports import DirectorService
         from twisted_lab.protocols.leco.locallink import LocalHub
 
         top = self.multi_service()

@@ -76,7 +76,7 @@ class PlestyPlugin(ProtocolPlugin):
               reactor: Any) -> IService:
         """One server per served device and one import per server."""
         from twisted_lab.protocols.plesty.remote import PlestyImportService
-        from twisted_lab.protocols.plesty.server import PlestyServerService
+        from twisted_lab.protocols.plesty.export import PlestyServerService
 
         top = self.multi_service()
         for i, entry in enumerate(section["serve"]):

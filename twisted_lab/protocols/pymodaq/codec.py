@@ -9,7 +9,7 @@ copied before it reaches the transport (see L{chunks_size}, L{join}).
 
 Decoding is done by L{Reader}, a cursor over a buffer that raises
 L{Incomplete} (with the buffer offset it needs) when the data stop short, so
-that L{twisted_lab.protocols.pymodaq.parser} can resume when more arrive.
+that L{twisted_lab.protocols.pymodaq.message} can resume when more arrive.
 
 The DataWithAxes field set depends on the peer's release (§9): see
 L{WireVersion} and L{VERSIONS}.

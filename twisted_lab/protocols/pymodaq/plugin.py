@@ -32,10 +32,10 @@ from zope.interface import implementer
 from twisted_lab.interfaces import IWireReport
 from twisted_lab.options import Option
 from twisted_lab.protocols.base import ProtocolPlugin
-from twisted_lab.protocols.pymodaq.client import PyMoDAQClientFactory, PyMoDAQExportService
+from twisted_lab.protocols.pymodaq.export import PyMoDAQClientFactory, PyMoDAQExportService
 from twisted_lab.protocols.pymodaq.codec import VERSIONS
-from twisted_lab.protocols.pymodaq.parser import DEFAULT_MAX_SIZE
-from twisted_lab.protocols.pymodaq.server import PyMoDAQServerFactory
+from twisted_lab.protocols.pymodaq.message import DEFAULT_MAX_SIZE
+from twisted_lab.protocols.pymodaq.imports import PyMoDAQServerFactory
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.startup import guard
 

@@ -26,7 +26,7 @@ from twisted_lab.formats.pymodaq.settings import RemoteSetting, setting_xml
 from twisted_lab.waiting import PendingCalls
 
 if TYPE_CHECKING:
-    from twisted_lab.protocols.pymodaq.server import PyMoDAQServerProtocol
+    from twisted_lab.protocols.pymodaq.imports import PyMoDAQServerProtocol
 
 __all__ = ["RemoteDeviceMixin", "RemoteGrabber", "RemoteActuator", "INFO_PREFIX"]
 

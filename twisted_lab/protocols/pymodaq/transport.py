@@ -25,7 +25,7 @@ from twisted_lab import fastpath
 from twisted_lab.errors import ProtocolError
 from twisted_lab.protocols.pymodaq.codec import (DEFAULT_VERSION, Chunk, Encoder, WireVersion,
                                                  _string, version)
-from twisted_lab.protocols.pymodaq.parser import (DEFAULT_MAX_SIZE, Grammar, Message,
+from twisted_lab.protocols.pymodaq.message import (DEFAULT_MAX_SIZE, Grammar, Message,
                                                   MessageParser, encode_message)
 
 __all__ = ["ChunkWriter", "PyMoDAQConnection"]

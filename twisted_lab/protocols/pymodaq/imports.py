@@ -21,8 +21,8 @@ from twisted.python.failure import Failure
 
 from twisted_lab.errors import LabError, ProtocolError
 from twisted_lab.protocols.pymodaq.codec import DEFAULT_VERSION, WireVersion
-from twisted_lab.protocols.pymodaq.connection import PyMoDAQConnection
-from twisted_lab.protocols.pymodaq.parser import (CLIENT_TYPES, DEFAULT_MAX_SIZE, TO_SERVER,
+from twisted_lab.protocols.pymodaq.transport import PyMoDAQConnection
+from twisted_lab.protocols.pymodaq.message import (CLIENT_TYPES, DEFAULT_MAX_SIZE, TO_SERVER,
                                                   Message, UnknownCommand)
 from twisted_lab.protocols.pymodaq.remote import RemoteActuator, RemoteGrabber
 from twisted_lab.formats.pymodaq.settings import (RemoteSetting, parse_parameter,
