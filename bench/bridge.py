@@ -14,7 +14,9 @@ Bridge benchmark: what one bridge hop costs, in one run.
      PyMoDAQ leg  instrument (our PyMoDAQ 4 client role, GRABBER) -> our
                   PyMoDAQ server role: grab() on the imported device
      LECO leg     our actor over the instrument device directly -> our LECO
-                  director (PyMoDAQ 5 method set, send_data_grab): grab()
+                  director (PyMoDAQ 5 method set, send_data_grab): grab(); the
+                  actor reaches our Coordinator in memory (as in the lab), the
+                  director over ZeroMQ (as another process's would)
      chained      instrument -> PyMoDAQ server role -> our actor -> LECO
                   director: grab() on the director's device
    Frames per second, sequential grabs.
@@ -146,9 +148,13 @@ async def frames(reactor: Any, count: int) -> dict[str, float]:
     # LECO: actors for the imported camera and for the instrument directly
     coordinator = CoordinatorService("BF", "tcp://127.0.0.1:*", reactor)
     coordinator.startService()
-    actors = [DeviceActor(lab, "cam", coordinator.endpoint, reactor, timeout=60.0),
+    # the actors reach the Coordinator in memory, as the lab's do; the director
+    # goes through ZeroMQ, as another process's would: one network hop, as on
+    # the PyMoDAQ leg
+    hub = coordinator.local_hub
+    actors = [DeviceActor(lab, "cam", coordinator.endpoint, reactor, timeout=60.0, hub=hub),
               DeviceActor(instrument, "frame", coordinator.endpoint, reactor, name="direct",
-                          timeout=60.0)]
+                          timeout=60.0, hub=hub)]
     for a in actors:
         a.startService()
         await a.when_signed_in()

@@ -101,14 +101,18 @@ class RoutingTests(CoordinatorMixin, TestCase):
         self.assertEqual(sorted(coordinator.local_names()), ["a", "b"])
 
     async def test_binary_frames_forwarded(self) -> None:
-        """Any number of binary frames go through unchanged, both ways."""
+        """Any number of binary frames go through unchanged, both ways; small ones
+        arrive as C{bytes}, large ones as uncopied buffers (C{zmq.Frame}s)."""
         coordinator = self.start_coordinator()
         a = await self.component("a", coordinator)
         b = await self.component("b", coordinator)
         a.register_method("echo", lambda p, f: ({"n": len(f)}, list(reversed(f))))
         big = bytes(range(256)) * 4096
-        self.assertEqual(await b.ask("a", "echo", None, [b"1", big, b""]),
-                         ({"n": 3}, [b"", big, b"1"]))
+        result, frames = await b.ask("a", "echo", None, [b"1", big, b""])
+        self.assertEqual(result, {"n": 3})
+        self.assertEqual([bytes(f) for f in frames], [b"", big, b"1"])
+        self.assertIs(type(frames[0]), bytes)
+        self.assertIs(type(frames[2]), bytes)
 
     async def test_unknown_receiver_and_node(self) -> None:
         """-32093 for an unknown name, -32092 for an unknown namespace, as DeviceOffline."""

@@ -372,7 +372,7 @@ class SettingsTests(_Base):
                                                      [frame])["error"]["data"])
 
     def test_xml_round_trip(self) -> None:
-        """settings_xml/parameter_xml give what parse_parameter_xml reads back."""
+        """settings_tree/value_xml give what read_parameter reads back."""
         self.assertEqual(read_parameter(value_xml("g", "int", 3)), ("g", "int", 3))
         self.assertEqual(read_parameter(value_xml("b", "bool", True)), ("b", "bool", True))
         self.assertEqual(read_parameter(value_xml("s", "str", "")), ("s", "str", ""))

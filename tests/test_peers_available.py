@@ -66,6 +66,12 @@ class PeersAvailableTests(SynchronousTestCase):
     def test_plesty05(self) -> None:
         self.check_peer("plesty05")
 
+    def test_lab312(self) -> None:
+        self.check_peer("lab312")
+
+    def test_labpymodaq(self) -> None:
+        self.check_peer("labpymodaq")
+
     def test_every_peer_checked(self) -> None:
         """Each peer of PEER_SPECS has its test here."""
         for name in PEER_SPECS:

@@ -20,6 +20,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import deferLater
 
 from twisted_lab import __version__
+from twisted_lab.bigjson import BIG, shared_pool
 from twisted_lab.data import Axis, Export, Signal
 from twisted_lab.description import Action, Argument, Parameter
 from twisted_lab.devices.base import BaseActuator, BaseDetector, BaseDevice
@@ -448,13 +449,21 @@ class SimulatedCamera(BaseDetector):
         return out
 
     def _grab(self) -> Deferred[Export]:
-        def acquired() -> Export:
-            signal = Signal(self.name, [self.image()], labels=["image"], units="counts",
+        def package(image: npt.NDArray[Any]) -> Export:
+            signal = Signal(self.name, [image], labels=["image"], units="counts",
                             axes=[self._y_axis, self._x_axis], kind="DataFromPlugins",
                             origin=self.name)
             return Export(self.name, [signal])
 
-        return _exposed(self._reactor, self._values["exposure"], acquired)
+        if self.width * self.height < BIG:
+            return _exposed(self._reactor, self._values["exposure"],
+                            lambda: package(self.image()))
+        # a large image (tens of ms of numpy) is computed on the shared worker
+        # pool, so the reactor keeps answering other requests meanwhile
+        pool = shared_pool(self._reactor)
+        d: Deferred[Any] = _exposed(self._reactor, self._values["exposure"], lambda: None)
+        d.addCallback(lambda _: pool.run(self.image))
+        return d.addCallback(package)
 
 
 # -- LA4 board ----------------------------------------------------------------------

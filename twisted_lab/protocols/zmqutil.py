@@ -176,13 +176,18 @@ class ZmqConnection:
         C{LINGER}).
     @ivar closed: C{True} once L{close}d.
     @ivar copy: receive C{bytes} (C{True}) or uncopied C{zmq.Frame}s.
+    @ivar large_from: with C{copy}, frames at this index or later that are
+        L{COPY_THRESHOLD} bytes or longer are received uncopied, as
+        C{zmq.Frame}s (buffers; C{frame.bytes} copies): big binary payloads
+        are then never copied on their way through.  C{None}: every frame
+        is C{bytes}.
     """
 
     log = Logger()
 
     def __init__(self, reactor: Any, socket: zmq.Socket[Any],
                  on_message: Callable[[list[Any]], object] | None = None,
-                 copy: bool = True) -> None:
+                 copy: bool = True, large_from: int | None = None) -> None:
         """
         @param reactor: an C{IReactorFDSet} and C{IReactorTime}.
         @param socket: the socket, already configured (it is now owned).
@@ -194,6 +199,7 @@ class ZmqConnection:
         self.socket = socket
         self.on_message = on_message
         self.copy = copy
+        self.large_from = large_from
         self.closed = False
         self._reading = False
         self._scheduled: IDelayedCall | None = None
@@ -237,6 +243,7 @@ class ZmqConnection:
             return
         self._reading = True
         socket, copy = self.socket, self.copy
+        large_from = self.large_from if copy else None
         try:
             count = 0
             while not self.closed:
@@ -245,7 +252,12 @@ class ZmqConnection:
                 try:
                     frames = [_recv(socket, _NOBLOCK, copy)]
                     while _get(socket, _RCVMORE):
-                        frames.append(_recv(socket, _NOBLOCK, copy))
+                        if large_from is not None and len(frames) >= large_from:
+                            frame = _recv(socket, _NOBLOCK, False)
+                            frames.append(frame.bytes if len(frame) < COPY_THRESHOLD
+                                          else frame)
+                        else:
+                            frames.append(_recv(socket, _NOBLOCK, copy))
                 except zmq.Again:
                     break
                 try:
@@ -279,6 +291,38 @@ class ZmqConnection:
         if self.on_message is None:
             raise NotImplementedError(f"{self.logPrefix()} has no on_message")
         self.on_message(frames)
+
+    def send_tracked(self, frames: Sequence[Any]) -> zmq.MessageTracker | None:
+        """
+        L{send}, tracking the largest frame (sent without a copy): the
+        tracker is C{done} once ZeroMQ wrote it out, so the caller can tell
+        a peer that does not read.
+
+        @return: the tracker, or C{None} when the message was not sent.
+        """
+        if self.closed:
+            return None
+        socket = self.socket
+        sizes = [len(f) if type(f) is bytes else memoryview(f).nbytes for f in frames]
+        biggest = max(range(len(sizes)), key=sizes.__getitem__)
+        last = len(sizes) - 1
+        tracker = None
+        try:
+            for i, frame in enumerate(frames):
+                flags = _NOBLOCK if i == last else _MORE_NOBLOCK
+                if i == biggest:
+                    if isinstance(frame, zmq.Frame):
+                        frame = frame.buffer  # a received frame, still not copied
+                    tracker = _send(socket, frame, flags, False, True)
+                else:
+                    _send(socket, frame, flags, sizes[i] < COPY_THRESHOLD)
+        except zmq.ZMQError as e:
+            self.log.warn("{connection}: message not sent ({error})",
+                          connection=self.logPrefix(), error=e.strerror)
+            self._check()
+            return None
+        self._check()
+        return tracker
 
     def send(self, frames: Sequence[Any]) -> bool:
         """
@@ -333,7 +377,8 @@ class ZmqConnection:
 
 def open_connection(reactor: Any, kind: int, on_message: Callable[[list[bytes]], object],
                     linger: int = 100, context: zmq.Context[Any] | None = None,
-                    options: dict[int, Any] | None = None) -> ZmqConnection:
+                    options: dict[int, Any] | None = None,
+                    large_from: int | None = None) -> ZmqConnection:
     """
     A L{ZmqConnection} on a new socket (unlimited send/receive high-water
     marks); bind or connect it afterwards with its C{bind}/C{connect}.
@@ -343,7 +388,8 @@ def open_connection(reactor: Any, kind: int, on_message: Callable[[list[bytes]],
     @param linger: ms to keep unsent messages after close.
     @param context: defaults to L{shared_context}.
     @param options: further socket options.
+    @param large_from: see L{ZmqConnection.large_from}.
     """
     socket = _new_socket(context or shared_context(), kind, linger,
                          {zmq.SNDHWM: 0, zmq.RCVHWM: 0, **(options or {})})
-    return ZmqConnection(reactor, socket, on_message)
+    return ZmqConnection(reactor, socket, on_message, large_from=large_from)

@@ -20,6 +20,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from twisted_lab.bigjson import shared_pool
 from twisted_lab.errors import DeviceOffline, DeviceTimeout, ProtocolError
 from twisted_lab.protocols.leco.locallink import LocalHub, LocalLink
 from twisted_lab.protocols.leco.message import (COORDINATOR, JSON, MESSAGE_ID, VERSION_BYTE, Message, check_name,
@@ -121,7 +122,9 @@ class Component(Service):
         Offer a JSON-RPC method.
 
         @param fn: C{fn(params, frames)} with C{params} a dict, a list or
-            C{None} and C{frames} the request's additional binary frames;
+            C{None} and C{frames} the request's additional binary frames
+            (C{bytes}; frames of 64 KiB or more that came over ZeroMQ are
+            uncopied C{zmq.Frame} buffers: use C{memoryview} or C{bytes()});
             returns a result, C{(result, [bytes…])} (binary frames sent
             back), or a L{Deferred} of either.  Raising a L{LabError} sends
             the matching LECO error.  L{caller} names the requester.
@@ -142,10 +145,13 @@ class Component(Service):
     def startService(self) -> None:
         """Connect, sign in, start heartbeats."""
         Service.startService(self)
+        if self.server.pool is None:
+            self.server.pool = shared_pool(self.reactor)
         if self.hub is not None:
             self._socket = self.hub.connect(self._on_frames)
         else:
-            socket = open_connection(self.reactor, zmq.DEALER, self._on_frames)
+            # large additional payload frames (arrays) are received uncopied
+            socket = open_connection(self.reactor, zmq.DEALER, self._on_frames, large_from=5)
             socket.connect(self.coordinator)
             self._socket = socket
         self._heartbeat = LoopingCall(self._beat)

@@ -27,13 +27,14 @@ from zope.interface import implementer
 
 from twisted_lab.errors import InvalidValue
 from twisted_lab.interfaces import IWireReport
+from twisted_lab.flow import DEFAULT_SEND_DEADLINE, DEFAULT_SEND_LIMIT
 from twisted_lab.protocols.leco.message import (HEADER_LENGTH, MESSAGE_ID, VERSION_BYTE,
                                                 check_name, conversation_id, split_name)
 from twisted_lab.protocols.leco.rpc import (DUPLICATE_NAME, INVALID_REQUEST, NODE_UNKNOWN,
                                             NOT_SIGNED_IN, RECEIVER_UNKNOWN, RPCServer, dumps,
                                             encode_error, encode_request, set_log_level)
 from twisted_lab.protocols.leco.locallink import LocalHub
-from twisted_lab.protocols.zmqutil import ZmqConnection, open_connection
+from twisted_lab.protocols.zmqutil import COPY_THRESHOLD, ZmqConnection, open_connection
 
 __all__ = ["CoordinatorService", "zmq_address", "node_address", "advertised_address",
            "ANOTHER_COORDINATOR"]
@@ -175,6 +176,8 @@ class CoordinatorService(Service):
         self._me = namespace.encode()
         self._full = self._me + b".COORDINATOR"
         self._local: dict[bytes, _Local] = {}
+        #: per ZeroMQ identity: (tracker, bytes, sent at) of large messages not yet written
+        self._unsent: dict[bytes, list[tuple[Any, int, float]]] = {}
         self._nodes: dict[bytes, _NodeLink] = {}        # namespace -> link (signed in)
         self._waiting: dict[str, _NodeLink] = {}        # address -> link (signing in)
         self._node_ids: dict[bytes, list[Any]] = {}     # ROUTER identity -> [ns, heartbeat]
@@ -227,7 +230,8 @@ class CoordinatorService(Service):
 
     def startService(self) -> None:
         """Bind the ROUTER, start expiry, connect to the configured Coordinators."""
-        self._router = open_connection(self.reactor, zmq.ROUTER, self._on_router_zmq)
+        self._router = open_connection(self.reactor, zmq.ROUTER, self._on_router_zmq,
+                                       large_from=6)
         # a send to a vanished peer fails instead of vanishing: that is how a
         # Coordinator's second sign-in tells a restart from an impostor
         self._router.setsockopt(zmq.ROUTER_MANDATORY, 1)
@@ -364,12 +368,60 @@ class CoordinatorService(Service):
         if self.local_hub.pending:
             self.local_hub.pump()
 
+    #: Bytes of large frames (64 KiB or more) that may wait for one ZeroMQ
+    #: peer, and seconds the oldest may wait, before the peer is dropped.
+    send_limit = DEFAULT_SEND_LIMIT
+    send_deadline = DEFAULT_SEND_DEADLINE
+
     def _to_identity(self, frames: list[Any]) -> None:
         """Send to a ROUTER identity: an in-process link or a ZeroMQ peer."""
         if LocalHub.is_link(frames[0]):
             self.local_hub.to_link(frames)
         elif self._router is not None:
-            self._router.send(frames)
+            size = 0
+            for frame in frames:
+                n = len(frame) if type(frame) is bytes else memoryview(frame).nbytes
+                if n >= COPY_THRESHOLD:
+                    size += n
+            if size:
+                self._send_large(frames, size)
+            else:
+                self._router.send(frames)
+
+    def _send_large(self, frames: list[Any], size: int) -> None:
+        """
+        Send a message with large frames to a ZeroMQ peer, keeping what waits
+        for each peer within L{send_limit} bytes and L{send_deadline}
+        seconds: a peer past either does not read; it is dropped (its names
+        forgotten, its waiting messages left to ZeroMQ) with a log line.
+        """
+        assert self._router is not None
+        identity = bytes(frames[0])
+        now = self.reactor.seconds()
+        waiting = [w for w in self._unsent.get(identity, []) if not w[0].done]
+        queued = sum(w[1] for w in waiting)
+        if waiting and (queued + size > self.send_limit
+                        or now - waiting[0][2] > self.send_deadline):
+            self._unsent.pop(identity, None)
+            names = [n for n, e in self._local.items() if e.identity == identity]
+            for name in names:
+                del self._local[name]
+            self.log.warn("dropping LECO peer {names} (identity {identity}): it does not "
+                          "read ({queued} bytes waiting for {age:.1f} s; limits {limit} "
+                          "bytes, {deadline} s); a message of {size} bytes was not sent",
+                          names=", ".join(n.decode("ascii", "replace") for n in names) or "?",
+                          identity=identity.hex(), queued=queued, age=now - waiting[0][2],
+                          limit=self.send_limit, deadline=self.send_deadline, size=size)
+            if names:
+                self._publish_directory()
+            return
+        tracker = self._router.send_tracked(frames)
+        if tracker is not None and not tracker.done:
+            waiting.append((tracker, size, now))
+        if waiting:
+            self._unsent[identity] = waiting
+        else:
+            self._unsent.pop(identity, None)
 
     def _malformed(self, frames: list[bytes]) -> None:
         """Answer a malformed message if it names a sender, log it in any case."""

@@ -35,33 +35,90 @@ from twisted_lab.protocols.leco.locallink import LocalHub
 from twisted_lab.protocols.leco.locking import register_lock_methods
 from twisted_lab.registry import DeviceRegistry
 
-__all__ = ["DeviceActor", "to_json", "register_pymodaq"]
+__all__ = ["DeviceActor", "to_json", "split_arrays", "join_arrays", "register_pymodaq",
+           "ARRAY_KEY"]
+
+#: The key of an array reference in the JSON of C{call_action_binary}:
+#: C{{"__array__": n, "dtype": "<u2", "shape": [h, w]}} is the array in
+#: additional payload frame C{n} (0-based), as PLESTY's binary arrays.
+ARRAY_KEY = "__array__"
 
 log = Logger()
 
 
-def to_json(value: Any) -> Any:
+def to_json(value: Any, keep_arrays: bool = False) -> Any:
     """
     A JSON-friendly form of a device value: numpy values become lists and
     numbers, an L{Export} or L{Signal} becomes a dict of plain values.
+
+    @param keep_arrays: leave numpy arrays as they are (for
+        L{twisted_lab.protocols.leco.rpc.dumps}, which writes large ones
+        much faster than C{tolist()} would).
     """
     if isinstance(value, Export):
         return {"name": value.name, "timestamp": value.timestamp,
-                "signals": [to_json(s) for s in value.signals]}
+                "signals": [to_json(s, keep_arrays) for s in value.signals]}
     if isinstance(value, Signal):
         return {"name": value.name, "kind": value.kind, "dim": value.dim, "units": value.units,
                 "labels": list(value.labels), "timestamp": value.timestamp,
-                "data": [np.asarray(a).tolist() for a in value.data],
-                "axes": [to_json(a) for a in value.axes]}
+                "data": [to_json(np.asarray(a), keep_arrays) for a in value.data],
+                "axes": [to_json(a, keep_arrays) for a in value.axes]}
     if isinstance(value, Axis):
         return {"label": value.label, "units": value.units,
-                "data": np.asarray(value.data).tolist(), "index": value.index}
-    if isinstance(value, (np.ndarray, np.generic)):
+                "data": to_json(np.asarray(value.data), keep_arrays), "index": value.index}
+    if isinstance(value, np.ndarray):
+        return value if keep_arrays else value.tolist()
+    if isinstance(value, np.generic):
         return value.tolist()
     if isinstance(value, dict):
-        return {str(k): to_json(v) for k, v in value.items()}
+        return {str(k): to_json(v, keep_arrays) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [to_json(v) for v in value]
+        return [to_json(v, keep_arrays) for v in value]
+    return value
+
+
+def split_arrays(value: Any, frames: list[Any] | None = None) -> tuple[Any, list[Any]]:
+    """
+    Move the numpy arrays of a L{to_json}C{(keep_arrays=True)} value to
+    binary frames (not copied): each becomes C{{"__array__": n, "dtype":
+    <numpy dtype str>, "shape": [...]}}, C{n} its index in the frames.
+
+    @return: C{(JSON value, frames)}.
+    """
+    if frames is None:
+        frames = []
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biuf" or value.ndim == 0:
+            return value.tolist(), frames
+        array = np.ascontiguousarray(value)
+        frames.append(memoryview(array.data).cast("B"))
+        return {ARRAY_KEY: len(frames) - 1, "dtype": array.dtype.str,
+                "shape": list(array.shape)}, frames
+    if isinstance(value, dict):
+        return {k: split_arrays(v, frames)[0] for k, v in value.items()}, frames
+    if isinstance(value, list):
+        return [split_arrays(v, frames)[0] for v in value], frames
+    return value, frames
+
+
+def join_arrays(value: Any, frames: list[Any]) -> Any:
+    """
+    The inverse of L{split_arrays}: array references become read-only numpy
+    arrays on the received frames (what a script does with pyleco's
+    additional payload).
+
+    @raise ValueError: a reference names no frame, or sizes disagree.
+    """
+    if isinstance(value, dict):
+        if ARRAY_KEY in value:
+            index = value[ARRAY_KEY]
+            if not isinstance(index, int) or not 0 <= index < len(frames):
+                raise ValueError(f"array reference {index!r} names no frame")
+            return np.frombuffer(frames[index], dtype=np.dtype(value["dtype"])).reshape(
+                value["shape"])
+        return {k: join_arrays(v, frames) for k, v in value.items()}
+    if isinstance(value, list):
+        return [join_arrays(v, frames) for v in value]
     return value
 
 
@@ -124,6 +181,9 @@ class DeviceActor(Component):
                              "Write parameters: parameters={name: value}.")
         self.register_method("call_action", self.call_action,
                              "Run an action: action, args=[...], kwargs={...}.")
+        self.register_method("call_action_binary", self.call_action_binary,
+                             "Run an action; arrays of the result come back as additional "
+                             "binary payload frames ({'__array__': n, 'dtype', 'shape'}).")
         self.register_method("describe", self.describe,
                              "The device's parameters and actions (twisted_lab extension).")
         self.pymodaq = register_pymodaq(self, registry, device_name) if pymodaq else None
@@ -142,7 +202,7 @@ class DeviceActor(Component):
             raise InvalidValue("get_parameters() needs parameters: a list of names")
         device = self.registry.lookup(self.device_name)
         d = gatherResults([device.get(n) for n in names], consumeErrors=True)
-        d.addCallback(lambda values: {n: to_json(v) for n, v in zip(names, values)})
+        d.addCallback(lambda values: {n: to_json(v, True) for n, v in zip(names, values)})
         return d.addErrback(_first_error)
 
     def set_parameters(self, params: Any, frames: list[bytes]) -> Deferred[None]:
@@ -173,9 +233,18 @@ class DeviceActor(Component):
 
         async def run() -> Any:
             device = await self.registry.guarded(self.device_name, owner)
-            return to_json(await device.call(action, *args, **kwargs))
+            return to_json(await device.call(action, *args, **kwargs), True)
 
         return Deferred.fromCoroutine(run())
+
+    def call_action_binary(self, params: Any, frames: list[bytes]
+                           ) -> Deferred[tuple[Any, list[Any]]]:
+        """
+        C{call_action}, with the arrays of the result in additional binary
+        payload frames (L{split_arrays}): the fast way to get a camera frame.
+        """
+        d = self.call_action(params, frames)
+        return d.addCallback(split_arrays)
 
     def describe(self, params: Any, frames: list[bytes]) -> Deferred[dict[str, Any]]:
         """The device's description as a dict."""

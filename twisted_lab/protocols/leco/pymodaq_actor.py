@@ -22,6 +22,7 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from twisted_lab.bigjson import BIG, shared_pool, weight
 from twisted_lab.data import Export, Signal
 from twisted_lab.errors import InvalidValue, LabError
 from twisted_lab.events import CHANGED, LabEvent
@@ -185,7 +186,15 @@ class PyMoDAQActor:
         """PyMoDAQ's C{binary_serialization_to_kwargs}: JSON if plain, else one frame."""
         if isinstance(value, (str, int, float, list)) and not isinstance(value, bool):
             return self.callback(method, {"data": value})
-        return self.callback(method, {"data": None}, [serializall.encode(value)])
+        if weight(value) < BIG:
+            return self.callback(method, {"data": None}, [serializall.encode(value)])
+        # a large frame: serialised (one copy of the arrays) on the encoder
+        # pool, so the reactor answers other requests meanwhile
+        def send(frame: Any) -> Deferred[None]:
+            return self.callback(method, {"data": None}, [frame])
+
+        encoded: Deferred[Any] = shared_pool(self.registry.clock).run(serializall.encode_buffer, value)
+        return encoded.addCallback(send)
 
     def _actuator_data(self, position: float, device: Any) -> Signal:
         return Signal.scalar(self.device_name, float(position), getattr(device, "units", "") or "",

@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
+import numpy as np
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from twisted_lab import errors
+from twisted_lab.bigjson import ARRAY_MIN, BIG, ArrayWriter, EncoderPool, weight
 from twisted_lab.errors import LabError
 
 __all__ = [
@@ -57,11 +59,17 @@ _ABSENT: Any = object()
 log = Logger()
 
 
+class _BigArray(Exception):
+    """An array too large for the fast path of L{dumps}."""
+
+
 def jsonable(value: Any) -> Any:
     """
     The C{default} hook of our JSON encoder: numpy scalars and arrays,
     tuples, sets, bytes, and objects with C{as_dict()}.
     """
+    if isinstance(value, np.ndarray) and value.size >= ARRAY_MIN:
+        raise _BigArray()
     tolist = getattr(value, "tolist", None)
     if tolist is not None:
         return tolist()
@@ -79,8 +87,24 @@ _encoder = json.JSONEncoder(separators=(",", ":"), default=jsonable, ensure_asci
 
 
 def dumps(value: Any) -> bytes:
-    """Compact JSON (pyleco's separators) as bytes."""
-    return _encoder.encode(value).encode()
+    """
+    Compact JSON (pyleco's separators) as bytes.  Large numpy arrays are
+    written by L{twisted_lab.bigjson.array_json} (fast, and in slices that
+    let other threads run).
+    """
+    try:
+        return _encoder.encode(value).encode()
+    except _BigArray:
+        pass
+    writer = ArrayWriter()
+
+    def default(item: Any) -> Any:
+        if isinstance(item, np.ndarray):
+            return writer.array(item)
+        return jsonable(item)
+
+    encoder = json.JSONEncoder(separators=(",", ":"), default=default, ensure_ascii=True)
+    return writer.finish(encoder.encode(value).encode())
 
 
 def encode_request(id: int | str, method: str, params: Any = None) -> bytes:
@@ -259,12 +283,16 @@ class RPCServer:
     JSON-RPC methods by name, and the dispatch of request payloads.
 
     @param title: called for the C{rpc.discover} title (the full name).
+    @ivar pool: where responses of a large result (L{weight} at least
+        L{twisted_lab.bigjson.BIG}) are encoded, off the reactor thread;
+        C{None} to encode every response at once.
     """
 
     log = Logger()
 
     def __init__(self, title: Callable[[], str] = lambda: "") -> None:
         self.title = title
+        self.pool: EncoderPool | None = None
         self.methods: dict[str, _Entry] = {}
         self.register("rpc.discover", self._discover, "List the methods (OpenRPC).")
 
@@ -306,20 +334,31 @@ class RPCServer:
             return self._batch(obj, peer)
         out = self._one(obj, frames, peer)
         if isinstance(out, Deferred):
-            return out.addCallback(self._finish_one)
-        return self._finish_one(out)
+            return out.addCallback(self._finish_one, peer)
+        return self._finish_one(out, peer)
 
-    @staticmethod
-    def _finish_one(out: tuple[dict[str, Any] | None, list[bytes]]
-                    ) -> tuple[bytes | None, list[bytes]]:
+    def _finish_one(self, out: tuple[dict[str, Any] | None, list[bytes]], peer: str = ""
+                    ) -> tuple[bytes | None, list[bytes]] | Deferred[tuple[bytes | None,
+                                                                           list[bytes]]]:
         response, binary = out
         if response is None:
             return None, []
+        if self.pool is not None and weight(response.get("result")) >= BIG:
+            d = self.pool.run(dumps, response)
+            return d.addCallbacks(lambda payload: (payload, binary),
+                                  self._unencodable, errbackArgs=(response, peer))
         try:
             return dumps(response), binary
         except (TypeError, ValueError) as e:
-            return encode_error(response.get("id"), INTERNAL_ERROR, None,
-                                f"TypeError: result not JSON serializable: {e}"), []
+            return self._unencodable(e, response, peer)
+
+    def _unencodable(self, error: Any, response: dict[str, Any], peer: str
+                     ) -> tuple[bytes, list[bytes]]:
+        exc = getattr(error, "value", error)
+        self.log.error("result for {peer} not JSON serializable: {kind}: {error}", peer=peer,
+                       kind=type(exc).__name__, error=str(exc))
+        return encode_error(response.get("id"), INTERNAL_ERROR, None,
+                            f"TypeError: result not JSON serializable: {exc}"), []
 
     def _batch(self, items: list[Any], peer: str
                ) -> tuple[bytes | None, list[bytes]] | Deferred[tuple[bytes | None, list[bytes]]]:

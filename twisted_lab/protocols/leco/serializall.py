@@ -36,7 +36,7 @@ from twisted_lab.formats.pymodaq.data import (SERIALIZALL_LAYOUT, check_array, s
                                               signal_from_fields)
 from twisted_lab.formats.pymodaq.objects import ParameterWithPath
 
-__all__ = ["encode", "decode", "decode_prefix", "MAX_DEPTH"]
+__all__ = ["encode", "encode_buffer", "decode", "decode_prefix", "MAX_DEPTH"]
 
 #: How deeply containers may nest before a frame is refused.
 MAX_DEPTH = 64
@@ -62,6 +62,30 @@ def encode(obj: Any) -> bytes:
     parts: list[Any] = []
     _encode(obj, parts, 0)
     return b"".join(parts)
+
+
+def encode_buffer(obj: Any) -> bytes | np.ndarray[Any, Any]:
+    """
+    L{encode}, for large values: the frame is a C{uint8} array filled by
+    numpy copies, which release the GIL (C{bytes.join} holds it), so a worker
+    thread serialising a 32 MiB frame does not stop the reactor thread.
+
+    @return: the frame (C{bytes} when small), a buffer to send as is.
+    @raise InvalidValue: as L{encode}.
+    """
+    parts: list[Any] = []
+    _encode(obj, parts, 0)
+    sizes = [len(p) if isinstance(p, bytes) else memoryview(p).nbytes for p in parts]
+    total = sum(sizes)
+    if total < (1 << 20):
+        return b"".join(parts)
+    out = np.empty(total, dtype=np.uint8)
+    at = 0
+    for part, size in zip(parts, sizes):
+        if size:
+            np.copyto(out[at:at + size], np.frombuffer(part, dtype=np.uint8))
+        at += size
+    return out
 
 
 def _tag(name: str, parts: list[Any]) -> None:

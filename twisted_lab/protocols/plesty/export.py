@@ -25,7 +25,10 @@ from twisted_lab.protocols.plesty.message import client_name
 from twisted_lab.protocols.zmqutil import ZmqConnection, bind_socket, bound_address
 from twisted_lab.registry import DeviceRegistry
 
-__all__ = ["PlestyServerConnection", "PlestyServerService"]
+__all__ = ["PlestyServerConnection", "PlestyServerService", "DEFAULT_SEND_HWM"]
+
+#: Replies that may wait for one client (ZeroMQ's send high-water mark).
+DEFAULT_SEND_HWM = 4
 
 
 class PlestyServerConnection(ZmqConnection):
@@ -54,9 +57,13 @@ class PlestyServerConnection(ZmqConnection):
 
     def _reply(self, frames: list[Any] | None) -> None:
         if frames is not None and not self.send(frames):
+            client = client_name(frames[0])
             self.log.warn("{device}: the reply to {client} was not delivered (the client is "
-                          "gone); the request itself was carried out",
-                          device=self.handler.device_name, client=frames[0])
+                          "gone, or does not read: at most {hwm} replies wait for one "
+                          "client); the request itself was carried out; the client's "
+                          "session and locks are dropped", device=self.handler.device_name,
+                          client=client, hwm=self.socket.getsockopt(zmq.SNDHWM))
+            self.handler.drop_client(client)
 
 
 @implementer(IWireReport)
@@ -72,7 +79,9 @@ class PlestyServerService(Service):
 
     def __init__(self, registry: DeviceRegistry, device_name: str, address: str, reactor: Any,
                  strict: bool = False, lease_ttl: float | None = 60.0,
-                 max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
+                 max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+                 send_hwm: int = DEFAULT_SEND_HWM) -> None:
+        self.send_hwm = send_hwm
         self.registry = registry
         self.device_name = device_name
         self.configured_address = address
@@ -94,6 +103,10 @@ class PlestyServerService(Service):
                 # a hard cap: ZMQ drops a peer whose message is far beyond the
                 # limit, before it is ever in memory; up to it, the handler answers
                 zmq.MAXMSGSIZE: 2 * self.max_message_size + 65536,
+                # at most this many replies wait for a client that does not
+                # read (memory bound: about send_hwm of its largest replies);
+                # past it the reply is not sent and the client is dropped
+                zmq.SNDHWM: self.send_hwm,
             })
         except BaseException:
             self._context.term()

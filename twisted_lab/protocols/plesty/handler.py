@@ -29,6 +29,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 import twisted_lab
+from twisted_lab.bigjson import BIG, shared_pool, weight
 from twisted_lab.description import Description
 from twisted_lab.errors import DeviceBusy, LabError, LeaseConflict
 from twisted_lab.leases import Lease, Owner
@@ -145,7 +146,11 @@ class PlestyHandler:
         client = client_name(envelope[0])
         reply, binary = await self._answer(client, body)
         try:
-            out = encode(reply, binary)
+            if not binary and weight(reply.get("result")) >= BIG:
+                # a large JSON reply: written on the encoder pool, off the reactor
+                out = await shared_pool(self.clock).run(encode, reply, binary)
+            else:
+                out = encode(reply, binary)
         except SerializationError as e:
             self.log.error("{device}: reply to {client} not serializable: {reason}",
                            device=self.device_name, client=client, reason=str(e))
@@ -337,6 +342,12 @@ class PlestyHandler:
         if missing:
             raise ValueError(f"resources {missing} were not granted to {client}")
         return wanted
+
+    def drop_client(self, client: str) -> None:
+        """Forget a client's session and release its lock (it does not read)."""
+        state = self.clients.pop(client, None)
+        if state is not None and state.lease is not None:
+            self.registry.release(state.lease)
 
     def release_all(self) -> None:
         """Release every client's lock (the server is stopping)."""

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from twisted_lab.bigjson import ArrayWriter
 from twisted_lab.data import Axis, Export, Signal
 
 __all__ = ["ok", "error", "encode", "decode", "parse_request", "client_name",
@@ -83,6 +84,7 @@ def encode(message: dict[str, Any], binary: bool = False) -> list[Any]:
     @raise SerializationError: a value has no JSON form.
     """
     buffers: list[Any] = []
+    writer = ArrayWriter()
 
     def default(value: Any) -> Any:
         if isinstance(value, np.ndarray):
@@ -91,7 +93,7 @@ def encode(message: dict[str, Any], binary: bool = False) -> list[Any]:
                 buffers.append(array)
                 return {_ARRAY: len(buffers), "dtype": array.dtype.str,
                         "shape": list(array.shape)}
-            return value.tolist()
+            return writer.array(value)
         if isinstance(value, np.generic):
             return value.item()
         if isinstance(value, (tuple, set, frozenset)):
@@ -108,7 +110,7 @@ def encode(message: dict[str, Any], binary: bool = False) -> list[Any]:
         raise TypeError(type(value).__name__)
 
     try:
-        body = json.dumps(message, default=default, allow_nan=True).encode()
+        body = writer.finish(json.dumps(message, default=default, allow_nan=True).encode())
     except (TypeError, ValueError, RecursionError) as e:
         raise SerializationError(
             f"result of type {type(message.get('result')).__name__} is not JSON-serializable "

@@ -23,6 +23,7 @@ from zope.interface import implementer
 
 from twisted_lab import fastpath
 from twisted_lab.errors import ProtocolError
+from twisted_lab.flow import DEFAULT_SEND_DEADLINE, DEFAULT_SEND_LIMIT, SendBudget
 from twisted_lab.protocols.pymodaq.codec import (DEFAULT_VERSION, Chunk, Encoder, WireVersion,
                                                  _string, version)
 from twisted_lab.protocols.pymodaq.message import (DEFAULT_MAX_SIZE, Grammar, Message,
@@ -43,24 +44,34 @@ class ChunkWriter:
     DIRECT = 1 << 20
     SLICE = 4 << 20
 
-    def __init__(self, transport: Any, direct: Callable[[bytes], None] | None = None) -> None:
+    def __init__(self, transport: Any, direct: Callable[[bytes], None] | None = None,
+                 budget: SendBudget | None = None) -> None:
         self.transport = transport
         self._direct = direct or transport.write
         self._queue: deque[Chunk] = deque()
         self._producing = False
+        self.budget = budget
 
     def write(self, chunks: Sequence[Chunk]) -> None:
-        """Queue a message's chunks for sending."""
+        """
+        Queue a message's chunks for sending.  With a L{budget}, a message
+        that would take the bytes waiting past its limit is not queued (the
+        budget reports the peer).
+        """
+        size = 0
+        for chunk in chunks:
+            size += len(chunk) if isinstance(chunk, bytes) else chunk.nbytes
         if not self._producing:
-            size = 0
-            for chunk in chunks:
-                size += len(chunk) if isinstance(chunk, bytes) else chunk.nbytes
             if size <= self.DIRECT:
                 self._direct(b"".join(chunks))
+                return
+            if self.budget is not None and not self.budget.queued(size):
                 return
             self._queue.extend(chunks)
             self._producing = True
             self.transport.registerProducer(self, False)
+            return
+        if self.budget is not None and not self.budget.queued(size):
             return
         self._queue.extend(chunks)
 
@@ -82,6 +93,8 @@ class ChunkWriter:
                 size += len(piece)
         if pieces:
             self.transport.write(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+            if self.budget is not None:
+                self.budget.taken(size)
         if not queue:
             self._producing = False
             self.transport.unregisterProducer()
@@ -90,6 +103,8 @@ class ChunkWriter:
         """The connection is gone: drop what is left."""
         self._queue.clear()
         self._producing = False
+        if self.budget is not None:
+            self.budget.stop()
 
 
 class PyMoDAQConnection(Protocol):
@@ -146,7 +161,27 @@ class PyMoDAQConnection(Protocol):
         fastpath.read_into_buffers(self.transport, self)
         fastpath.set_send_limit(self.transport, ChunkWriter.SLICE)
         self._write = fastpath.writer_for(self.transport)
-        self.writer = ChunkWriter(self.transport, self._write)
+        self.writer = ChunkWriter(self.transport, self._write, self._send_budget())
+
+    #: bytes a peer may leave waiting, and seconds it may take nothing
+    #: meanwhile, before it is dropped (L{twisted_lab.flow.SendBudget})
+    send_limit = DEFAULT_SEND_LIMIT
+    send_deadline = DEFAULT_SEND_DEADLINE
+
+    def _send_budget(self) -> SendBudget:
+        factory = getattr(self, "factory", None)
+        clock: Any = getattr(factory, "clock", None) or getattr(factory, "reactor", None) \
+            or getattr(getattr(factory, "registry", None), "clock", None)
+        if clock is None:
+            from twisted.internet import reactor
+            clock = reactor
+        return SendBudget(clock, self._peer_not_reading, self.send_limit, self.send_deadline)
+
+    def _peer_not_reading(self, reason: str) -> None:
+        self.log.warn("dropping PyMoDAQ peer {peer}: {reason}", peer=self.peer, reason=reason)
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abortConnection()  # type: ignore[attr-defined]
 
     def _write_unconnected(self, data: bytes) -> None:
         raise RuntimeError("PyMoDAQ connection written before it was made")

@@ -1,0 +1,497 @@
+"""
+The whole lab under camera load (run from the repo root):
+
+    python bench/load.py [--seconds 5] [--width 2048] [--height 2048]
+                         [--dtype uint16] [--paths leco-json,leco-binary,...]
+
+One process runs the simulated lab (a stage, and a camera of the given shape
+with no exposure time) with our LECO Coordinator and actors, and PLESTY
+servers for the stage and the camera.  Then, phase after phase, for
+C{--seconds} each:
+
+  - probes, one process per protocol, read the stage position every 10 ms
+    (LECO: a plain pyleco 0.6 Director C{get_parameters}, in the pyleco
+    venv; PLESTY: a plain pyzmq DEALER C{query}; PyMoDAQ 4 TCP: our server
+    role, the PyMoDAQ main-computer side, to which the lab exports the stage
+    as an ACTUATOR: C{get_actuator_value});
+  - in every phase but the first (C{idle}), one client pulls camera frames
+    as fast as it can over one path:
+
+      - C{leco-json}: pyleco Director C{call_action("grab")} (JSON);
+      - C{leco-binary}: pyleco Director C{ask_rpc("call_action_binary",
+        action="grab", extract_additional_payload=True)};
+      - C{pymodaq5-load}: the PyMoDAQ 5 method set over LECO
+        (C{send_data_grab}, the frame in a serializall binary frame), from our
+        LECO director in another process;
+      - C{plesty-json}, C{plesty-binary}: pyzmq DEALER C{call grab} without
+        and with C{"binary": true};
+      - C{pymodaq-load}: PyMoDAQ 4 TCP, the lab exporting the camera as a
+        GRABBER to our server role in another process (C{Send Data 2D}).
+
+(The LECO data protocol is not a path here yet.)
+
+It prints, per phase, frames/s and per protocol the probe's p50/p99/max
+latency (ms) and lost requests (no answer within 1 s), and the load average.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+PATHS = ("leco-json", "leco-binary", "pymodaq5-load", "plesty-json", "plesty-binary",
+         "pymodaq-load")
+PERIOD = 0.010
+DEADLINE = 1.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- the lab -----------------------------------------------------------------------
+
+def serve(leco_port: int, stage_port: int, camera_port: int, pymodaq_stage: int,
+          pymodaq_camera: int, width: int, height: int, dtype: str) -> None:
+    """The simulated lab in this process, until stdin closes."""
+    sys.path.insert(0, ROOT)
+    from twisted.internet import reactor
+
+    from twisted_lab.config import parse_config
+    from twisted_lab.registry import DeviceRegistry
+    from twisted_lab.service import build_service
+
+    config = parse_config({
+        "lab": {"name": "load"},
+        "devices": {
+            "stage": {"type": "sim.stage"},
+            "camera": {"type": "sim.camera", "width": width, "height": height,
+                       "dtype": dtype, "exposure": 0.0},
+        },
+        "leco": {"port": leco_port, "namespace": "load", "export": ["stage", "camera"],
+                 "data_proxy": False, "data_publish": False},
+        "plesty": {"serve": [
+            {"device": "stage", "address": f"tcp://127.0.0.1:{stage_port}"},
+            {"device": "camera", "address": f"tcp://127.0.0.1:{camera_port}"},
+        ]},
+        "pymodaq": {"listen": [], "export": [
+            {"device": "stage", "server": f"tcp:host=127.0.0.1:port={pymodaq_stage}",
+             "role": "ACTUATOR"},
+            {"device": "camera", "server": f"tcp:host=127.0.0.1:port={pymodaq_camera}",
+             "role": "GRABBER"},
+        ]},
+    })
+    registry = DeviceRegistry(reactor)
+    service = build_service(registry, config, reactor)
+    service.startService()
+    reactor.addSystemEventTrigger(  # type: ignore[attr-defined]
+        "before", "shutdown", service.stopService)
+
+    class StdinWatch:
+        def fileno(self) -> int:
+            return 0
+
+        def logPrefix(self) -> str:
+            return "stdin"
+
+        def doRead(self) -> None:
+            if not os.read(0, 4096):
+                reactor.removeReader(self)  # type: ignore[attr-defined]
+                reactor.stop()  # type: ignore[attr-defined]
+
+        def connectionLost(self, reason: object) -> None:
+            # stdin hung up without a last read
+            if reactor.running:  # type: ignore[attr-defined]
+                reactor.stop()  # type: ignore[attr-defined]
+
+    reactor.addReader(StdinWatch())  # type: ignore[attr-defined]
+    reactor.callLater(1.0, print, "READY", flush=True)  # type: ignore[attr-defined]
+    reactor.run()  # type: ignore[attr-defined]
+
+
+# -- clients (each its own process) --------------------------------------------------
+
+def _director(leco_port: int, actor: str, timeout: float) -> Any:
+    from pyleco.directors.director import Director
+    return Director(actor=actor, name=f"bench{os.getpid()}", host="127.0.0.1",
+                    port=leco_port, timeout=timeout)
+
+
+def _dealer(port: int) -> Any:
+    import zmq
+    s = zmq.Context.instance().socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(f"tcp://127.0.0.1:{port}")
+    return s
+
+
+def probe(kind: str, port: int, seconds: float) -> None:
+    """Read the stage position every 10 ms; print the latencies (JSON)."""
+    latencies: list[float] = []
+    lost = 0
+    if kind == "leco":
+        director = _director(port, "load.stage", DEADLINE)
+
+        def ask() -> bool:
+            try:
+                director.get_parameters(["position"])
+                return True
+            except Exception:
+                return False
+    else:
+        import zmq
+        s = _dealer(port)
+        poller = zmq.Poller()
+        poller.register(s, zmq.POLLIN)
+        rid = 0
+
+        def ask() -> bool:
+            nonlocal rid
+            rid += 1
+            s.send(json.dumps({"type": "query", "param": "position", "rid": rid}).encode())
+            end = time.perf_counter() + DEADLINE
+            while True:
+                left = end - time.perf_counter()
+                if left <= 0 or not poller.poll(left * 1000):
+                    return False
+                reply = json.loads(s.recv())
+                if reply.get("rid") == rid:
+                    return reply.get("status") == "ok"
+    ask()  # warm up (sign in, connect)
+    print("STARTED", flush=True)
+    end = time.perf_counter() + seconds
+    tick = time.perf_counter()
+    while tick < end:
+        started = time.perf_counter()
+        if ask():
+            latencies.append(time.perf_counter() - started)
+        else:
+            lost += 1
+        tick += PERIOD
+        pause = tick - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+        else:
+            tick = time.perf_counter()
+    print(json.dumps({"latencies": latencies, "lost": lost}), flush=True)
+
+
+def load(path: str, port: int, seconds: float) -> None:
+    """Pull frames flat out over one path; print frames and seconds (JSON).
+
+    The pyleco venv has no numpy: a JSON image stays nested lists, a binary
+    one is checked by its byte count (C{numpy.frombuffer} would not copy).
+    """
+    def checked(ref: dict[str, Any], frame: bytes) -> tuple[int, ...]:
+        count = 1
+        for n in ref["shape"]:
+            count *= n
+        if len(frame) != count * int(ref["dtype"][2:]):
+            raise ValueError("frame size does not match its shape")
+        return tuple(ref["shape"])
+
+    if path.startswith("leco"):
+        director = _director(port, "load.camera", 30.0)
+        if path == "leco-json":
+            def grab() -> tuple[int, ...]:
+                export = director.call_action("grab")
+                image = export["signals"][0]["data"][0]
+                return (len(image), len(image[0]))
+        else:
+            def grab() -> tuple[int, ...]:
+                result, frames = director.ask_rpc("call_action_binary", action="grab",
+                                                  extract_additional_payload=True)
+                ref = result["signals"][0]["data"][0]
+                return checked(ref, frames[ref["__array__"]])
+    else:
+        s = _dealer(port)
+        binary = path == "plesty-binary"
+
+        def grab() -> tuple[int, ...]:
+            s.send(json.dumps({"type": "call", "func": "grab", "binary": binary}).encode())
+            frames = s.recv_multipart()
+            reply = json.loads(frames[0])
+            data = reply["result"]["signals"][0]["data"][0]
+            if binary:
+                return checked(data, frames[data["__array__"]])
+            return (len(data), len(data[0]))
+    shape = grab()
+    print("STARTED", flush=True)
+    count = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        grab()
+        count += 1
+    elapsed = time.perf_counter() - started
+    print(json.dumps({"frames": count, "seconds": elapsed, "shape": list(shape)}), flush=True)
+
+
+def twisted_helper(kind: str, port: int) -> None:
+    """
+    A client of our own stack, driven by stdin lines C{run <seconds>}:
+
+      - C{pymodaq-probe}, C{pymodaq-load}: a PyMoDAQ 4 TCP server (the
+        main-computer side, our server role) listening on C{port}, to which the
+        lab exports the stage (ACTUATOR) or the camera (GRABBER); reads the
+        position every 10 ms, or grabs flat out;
+      - C{pymodaq5-load}: our LECO director with the PyMoDAQ 5 method set
+        (C{send_data_grab}, serializall frames) on C{load.camera}, through
+        the lab's Coordinator at C{port}; grabs flat out.
+    """
+    sys.path.insert(0, ROOT)
+    from twisted.internet import reactor, stdio
+    from twisted.internet.defer import Deferred
+    from twisted.internet.endpoints import TCP4ServerEndpoint
+    from twisted.internet.task import deferLater
+    from twisted.protocols.basic import LineReceiver
+
+    from twisted_lab.registry import DeviceRegistry
+
+    registry = DeviceRegistry(reactor)
+    if kind.startswith("pymodaq-"):
+        from twisted_lab.protocols.pymodaq.imports import PyMoDAQServerFactory
+        factory = PyMoDAQServerFactory(registry, reactor, call_timeout=60.0,
+                                       rules=[{"name": "dev"}])
+        TCP4ServerEndpoint(reactor, port, interface="127.0.0.1").listen(factory)
+    else:
+        from twisted_lab.protocols.leco.imports import DirectorService
+        DirectorService(registry, [{"name": "dev", "actor": "camera",
+                                    "kind": "pymodaq_detector", "parameters": [],
+                                    "actions": []}],
+                        f"tcp://127.0.0.1:{port}", reactor, f"pm5load{os.getpid()}",
+                        60.0).startService()
+
+    async def run(seconds: float) -> dict[str, Any]:
+        device = await registry.when_registered("dev")
+        while not device.online:
+            await deferLater(reactor, 0.05, lambda: None)
+        if kind == "pymodaq-probe":
+            latencies: list[float] = []
+            lost = 0
+            end = time.perf_counter() + seconds
+            tick = time.perf_counter()
+            while tick < end:
+                started = time.perf_counter()
+                d = device.position()
+                d.addTimeout(DEADLINE, reactor)
+                try:
+                    await d
+                    latencies.append(time.perf_counter() - started)
+                except Exception:
+                    lost += 1
+                tick += PERIOD
+                pause = tick - time.perf_counter()
+                if pause > 0:
+                    await deferLater(reactor, pause, lambda: None)
+                else:
+                    tick = time.perf_counter()
+            return {"latencies": latencies, "lost": lost}
+        await device.grab()
+        count = 0
+        started = time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            await device.grab()
+            count += 1
+        return {"frames": count, "seconds": time.perf_counter() - started}
+
+    class Commands(LineReceiver):
+        delimiter = b"\n"
+
+        def connectionMade(self) -> None:
+            reactor.callLater(0, self.sendLine, b"READY")  # type: ignore[attr-defined]
+
+        def lineReceived(self, line: bytes) -> None:
+            word, _, arg = line.decode().partition(" ")
+            if word == "run":
+                d = Deferred.fromCoroutine(run(float(arg)))
+                d.addCallback(lambda r: self.sendLine(json.dumps(r).encode()))
+                d.addErrback(lambda f: self.sendLine(json.dumps(
+                    {"error": str(f.value)}).encode()))
+
+        def connectionLost(self, reason: object = None) -> None:
+            if reactor.running:  # type: ignore[attr-defined]
+                reactor.stop()  # type: ignore[attr-defined]
+
+    stdio.StandardIO(Commands())
+    reactor.run()  # type: ignore[attr-defined]
+
+
+def _ask(helper: subprocess.Popen[str], seconds: float) -> None:
+    assert helper.stdin is not None
+    helper.stdin.write(f"run {seconds}\n")
+    helper.stdin.flush()
+
+
+def _answer(helper: subprocess.Popen[str]) -> dict[str, Any]:
+    assert helper.stdout is not None
+    while True:
+        line = helper.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{helper.args} ended")
+        if line.startswith("{"):
+            result: dict[str, Any] = json.loads(line)
+            if "error" in result:
+                raise RuntimeError(f"{helper.args}: {result['error']}")
+            return result
+
+
+# -- the driver ------------------------------------------------------------------------
+
+def _spawn(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env=env, cwd=ROOT)
+
+
+def _wait_line(proc: subprocess.Popen[str], word: str) -> None:
+    assert proc.stdout is not None
+    while True:
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{proc.args} ended before {word}")
+        if line.strip() == word:
+            return
+
+
+def _last_json(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    out, _ = proc.communicate(timeout=120)
+    for line in reversed(out.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)  # type: ignore[no-any-return]
+    raise RuntimeError(f"no result from {proc.args}")
+
+
+def _stats(latencies: list[float]) -> tuple[float, float, float]:
+    import numpy as np
+    if not latencies:
+        return float("nan"), float("nan"), float("nan")
+    a = np.array(latencies) * 1e3
+    return float(np.percentile(a, 50)), float(np.percentile(a, 99)), float(a.max())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--width", type=int, default=2048)
+    parser.add_argument("--height", type=int, default=2048)
+    parser.add_argument("--dtype", default="uint16", choices=("uint16", "float64"))
+    parser.add_argument("--paths", default=",".join(PATHS))
+    parser.add_argument("role", nargs="*", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.role:
+        role, *rest = args.role
+        if role == "serve":
+            serve(*(int(x) for x in rest[:7]), rest[7])  # type: ignore[call-arg]
+        elif role == "probe":
+            probe(rest[0], int(rest[1]), float(rest[2]))
+        elif role == "load":
+            load(rest[0], int(rest[1]), float(rest[2]))
+        elif role == "helper":
+            twisted_helper(rest[0], int(rest[1]))
+        return
+
+    sys.path.insert(0, ROOT)
+    from tests.peers import peer_env, peer_python
+    pyleco, pyleco_env = str(peer_python("pyleco")), peer_env("pyleco")
+    me = os.path.abspath(__file__)
+    leco_port, stage_port, camera_port = _free_port(), _free_port(), _free_port()
+    pm_stage, pm_camera = _free_port(), _free_port()
+    helpers = {
+        "pymodaq-probe": _spawn([sys.executable, me, "helper", "pymodaq-probe",
+                                 str(pm_stage)]),
+        "pymodaq-load": _spawn([sys.executable, me, "helper", "pymodaq-load",
+                                str(pm_camera)]),
+    }
+    for helper in helpers.values():
+        _wait_line(helper, "READY")
+    server = _spawn([sys.executable, me, "serve", str(leco_port), str(stage_port),
+                     str(camera_port), str(pm_stage), str(pm_camera), str(args.width),
+                     str(args.height), args.dtype])
+    print(f"lab: {args.width}x{args.height} {args.dtype} camera; probes every "
+          f"{PERIOD * 1e3:.0f} ms; {args.seconds:.0f} s per phase")
+    kinds = ("leco", "plesty", "pymodaq")
+    rows = []
+    try:
+        _wait_line(server, "READY")
+        helpers["pymodaq5-load"] = _spawn([sys.executable, me, "helper", "pymodaq5-load",
+                                           str(leco_port)])
+        _wait_line(helpers["pymodaq5-load"], "READY")
+        for phase in ("idle", *[p for p in args.paths.split(",") if p]):
+            probes = {
+                "leco": _spawn([pyleco, me, "probe", "leco", str(leco_port), "0"], pyleco_env),
+                "plesty": _spawn([sys.executable, me, "probe", "plesty", str(stage_port), "0"]),
+            }
+            for p in probes.values():
+                _last_json(p)  # warm-up run (sign-in, imports)
+            _ask(helpers["pymodaq-probe"], 0.1)
+            _answer(helpers["pymodaq-probe"])
+            loader = None
+            helper = None
+            if phase in helpers:
+                helper = helpers[phase]
+                _ask(helper, args.seconds + 1)
+                time.sleep(0.5)
+            elif phase != "idle":
+                port = leco_port if phase.startswith("leco") else camera_port
+                py, env = (pyleco, pyleco_env) if phase.startswith("leco") else \
+                    (sys.executable, None)
+                loader = _spawn([py, me, "load", phase, str(port), str(args.seconds + 1)],
+                                env)
+                _wait_line(loader, "STARTED")
+            probes = {
+                "leco": _spawn([pyleco, me, "probe", "leco", str(leco_port),
+                                str(args.seconds)], pyleco_env),
+                "plesty": _spawn([sys.executable, me, "probe", "plesty", str(stage_port),
+                                  str(args.seconds)]),
+            }
+            _ask(helpers["pymodaq-probe"], args.seconds)
+            results = {k: _last_json(p) for k, p in probes.items()}
+            results["pymodaq"] = _answer(helpers["pymodaq-probe"])
+            rate = ""
+            done = None
+            if loader is not None:
+                done = _last_json(loader)
+            elif helper is not None:
+                done = _answer(helper)
+            if done is not None:
+                rate = f"{done['frames'] / done['seconds']:.2f}"
+            load_avg = os.getloadavg()[0]
+            row = [phase, rate]
+            for kind in kinds:
+                p50, p99, worst = _stats(results[kind]["latencies"])
+                row += [f"{p50:.1f}", f"{p99:.1f}", f"{worst:.1f}", str(results[kind]["lost"])]
+            row.append(f"{load_avg:.1f}")
+            rows.append(row)
+            print("  ".join(row), flush=True)
+    finally:
+        for proc in (server, *helpers.values()):
+            assert proc.stdin is not None
+            proc.stdin.close()
+        for proc in (server, *helpers.values()):
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    head = ["path", "frames/s"]
+    for kind in kinds:
+        head += [f"{kind} p50", "p99", "max", "lost"]
+    head.append("load")
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+    print()
+    print("  ".join(h.rjust(w) for h, w in zip(head, widths)))
+    for r in rows:
+        print("  ".join(c.rjust(w) for c, w in zip(r, widths)))
+    print("(latencies in ms of a stage position read every 10 ms on each protocol; "
+          "lost: no answer within 1 s; load: 1-min load average)")
+
+
+if __name__ == "__main__":
+    main()
