@@ -436,11 +436,7 @@ class LA4CoordinatorService(Service):
             else:
                 self._registered.append(device.name)
         d = serverFromString(self.reactor, self.callback).listen(self.factory)
-        failure = listen_now(d, self._listening_on, self._listen_failed)
-        if failure is not None:
-            self._waiters.fail(failure)
-            self.stopService()
-            failure.raiseException()
+        listen_now(d, self._listening_on, self._listen_failed, self._waiters, self.stopService)
 
     def _listening_on(self, port: IListeningPort) -> None:
         self._listening = port

@@ -261,11 +261,7 @@ class SimulatedNode(Service):
         cls = TCP6ServerEndpoint if ":" in self.interface else TCP4ServerEndpoint
         endpoint = cls(self.reactor, self.listen_port, interface=self.interface)
         d = endpoint.listen(self.factory)
-        failure = listen_now(d, self._listening_on, self._listen_failed)
-        if failure is not None:
-            self._waiters.fail(failure)
-            self.stopService()
-            failure.raiseException()
+        listen_now(d, self._listening_on, self._listen_failed, self._waiters, self.stopService)
 
     def _listening_on(self, port: IListeningPort) -> None:
         self._bound_port = int(getattr(port.getHost(), "port"))

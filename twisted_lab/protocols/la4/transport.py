@@ -215,26 +215,26 @@ ListenWaiters = Waiters[int]
 
 
 def listen_now(d: Deferred[IListeningPort], listening: Callable[[IListeningPort], None],
-               failed: Callable[[Failure], None]) -> Failure | None:
+               failed: Callable[[Failure], None], waiters: ListenWaiters,
+               stop: Callable[[], object]) -> None:
     """
     Route a listen's outcome (what the coordinator and the simulated node
-    do on start).  TCP endpoints listen at once, so a bind failure is
-    returned here for the caller to stop and raise (the lab then does not
-    run half-started: L{twisted_lab.startup} reports it); an outcome that
-    comes later goes to C{listening} or C{failed}.
-
-    @return: the failure when the listen failed at once, else C{None}.
+    do on start).  TCP endpoints listen at once, so a bind failure fails the
+    C{waiters}, stops the service (C{stop}) and is raised here: the lab then
+    does not run half-started (L{twisted_lab.startup} reports it).  An
+    outcome that comes later goes to C{listening} or C{failed}.
     """
     outcome: list[Any] = []
     d.addBoth(outcome.append)
     if not outcome:
         d.addCallback(lambda _: failed(outcome[0]) if isinstance(outcome[0], Failure)
                       else listening(outcome[0]))
-        return None
+        return
     if isinstance(outcome[0], Failure):
-        return outcome[0]
+        waiters.fail(outcome[0])
+        stop()
+        outcome[0].raiseException()
     listening(outcome[0])
-    return None
 
 
 def stop_listening(port: IListeningPort | None, outgoing: Outgoing) -> Deferred[None]:
