@@ -5,10 +5,13 @@ settings tree: the PyMoDAQ 4 TCP client role (C{Infos}) and the LECO
 PyMoDAQ 5 actor (C{get_settings} → C{set_director_settings}).  Both trees
 come from L{twisted_lab.formats.pymodaq.settings.settings_tree}, so every
 row's element must be the same in both, written as PyMoDAQ's own
-C{ioxml.parameter_to_xml_string} writes it, and read back to its value.
+C{ioxml.parameter_to_xml_string} writes it, and read back to its value, by
+our readers and by PyMoDAQ 4.4's and 5.3's own (L{RealPyMoDAQTests}).
 """
 from __future__ import annotations
 
+import json
+import pathlib
 import xml.etree.ElementTree as ET
 from typing import Any, NamedTuple
 
@@ -17,6 +20,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.peers import run_peer_script
 from tests.test_leco_pymodaq_actor import FakeComponent
 from twisted_lab.description import Parameter
 from twisted_lab.devices.base import BaseDetector
@@ -25,6 +29,10 @@ from twisted_lab.protocols.leco.pymodaq_actor import register_pymodaq_methods
 from twisted_lab.protocols.pymodaq.export import PyMoDAQClientFactory
 from twisted_lab.protocols.pymodaq.message import TO_SERVER, MessageParser
 from twisted_lab.registry import DeviceRegistry
+
+
+#: Loads settings trees with PyMoDAQ's own code, in a peer venv.
+SCRIPT = pathlib.Path(__file__).parent / "peers" / "pymodaq_settings_read.py"
 
 
 class Row(NamedTuple):
@@ -143,3 +151,36 @@ class BothProtocolsTests(SynchronousTestCase):
                                      (row.parameter.minimum, row.parameter.maximum))
                 if row.kind == "list":
                     self.assertEqual(imported[name].parameter.choices, row.parameter.choices)
+
+
+class RealPyMoDAQTests(SynchronousTestCase):
+    """
+    PyMoDAQ's own code (4.4.11 and 5.3.8, in the peer venvs) loads both
+    protocols' trees to every row's value, type, read-only flag and limits.
+    """
+
+    def read_with(self, peer: str) -> None:
+        both = BothProtocolsTests("test_same_element_in_both")
+        both.setUp()
+        trees = [both.pymodaq4_tree(), both.leco_tree()]
+        done = run_peer_script(peer, SCRIPT.read_text(), *trees, timeout=240)
+        self.assertEqual(done.returncode, 0, done.stderr[-2000:])
+        leaves = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+        for tree in range(2):
+            got = {leaf["name"]: leaf for leaf in leaves[tree * len(TABLE):(tree + 1) * len(TABLE)]}
+            for row in TABLE:
+                name = row.parameter.name
+                limits = row.limits if row.kind == "list" or row.limits is None else \
+                    repr([row.parameter.minimum, row.parameter.maximum])
+                self.assertEqual(got[name], {"name": name, "type": row.kind,
+                                             "value": repr(row.read_back),
+                                             "readonly": row.parameter.readonly,
+                                             "limits": limits}, f"{peer} tree {tree}")
+
+    def test_pymodaq4(self) -> None:
+        """PyMoDAQ 4.4.11 reads both trees as the table says."""
+        self.read_with("pymodaq4")
+
+    def test_pymodaq5(self) -> None:
+        """PyMoDAQ 5.3.8 (pymodaq_gui) reads both trees as the table says."""
+        self.read_with("pymodaq5")
