@@ -307,8 +307,21 @@ class LecoLockingTests(Lab, TestCase):
         self.assertIn("'stage/position' is locked by leco:N1.locker",
                       await self.hit_leco_pymodaq_move_abs() or "")
 
+    async def test_force_unlock_needs_admin(self) -> None:
+        """force_unlock from an C{operate} caller (the default) is refused; the lock holds."""
+        from twisted_lab.errors import AccessDenied
+        locker = await self.component("locker", self.coordinator)
+        await locker.ask("stage", "lock", {})
+        e = await self.assertFailure(self.leco_hitter.ask("stage", "force_unlock", {}),
+                                     AccessDenied)
+        self.assertIn("needs the admin role", str(e))
+        self.assertIsNotNone(await self.hit_leco_set())
+
     async def test_unlock_by_other_is_ignored_force_unlock_breaks(self) -> None:
-        """unlock by another Component leaves the lock (as pyleco); force_unlock breaks it."""
+        """unlock by another Component leaves the lock (as pyleco); force_unlock by an
+        admin breaks it."""
+        from twisted_lab.access import Role
+        self.actor.default_role = Role.ADMIN  # force_unlock needs admin: granted explicitly
         locker = await self.component("locker", self.coordinator)
         await locker.ask("stage", "lock", {})
         await self.leco_hitter.ask("stage", "unlock", {})
@@ -317,7 +330,10 @@ class LecoLockingTests(Lab, TestCase):
         self.assertIsNone(await self.hit_leco_set())
 
     async def test_force_unlock_refuses_other_protocols(self) -> None:
-        """force_unlock does not break a PLESTY lease: LeaseConflict naming it (-32050)."""
+        """force_unlock (by an admin) does not break a PLESTY lease: LeaseConflict naming
+        it (-32050)."""
+        from twisted_lab.access import Role
+        self.actor.default_role = Role.ADMIN  # force_unlock needs admin: granted explicitly
         await self.plesty_client("holder", ["stage"])
         e = await self.assertFailure(self.leco_hitter.ask("stage", "force_unlock", {}),
                                      LeaseConflict)

@@ -72,7 +72,8 @@ class WrapTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.laser = Laser()
-        self.device = WrappedDevice("laser", self.laser)
+        # writes allowed explicitly (python devices are read-only by default)
+        self.device = WrappedDevice("laser", self.laser, writable=["*"])
 
     def test_interface_and_doc(self) -> None:
         """The wrapper provides IDevice; the class docstring becomes its doc."""
@@ -132,6 +133,19 @@ class WrapTests(SynchronousTestCase):
         f = self.failureResultOf(self.device.call("fail"), DriverError)
         self.assertIn("interlock open", str(f.value))
 
+    def test_read_only_by_default(self) -> None:
+        """Without C{writable}, attributes and properties are read-only: a client cannot
+        replace the object's state; C{writable} opens the named ones only."""
+        laser = Laser()
+        device = WrappedDevice("l", laser)
+        self.assertTrue(all(p.readonly for p in device.description.parameters.values()))
+        self.failureResultOf(device.set("power", 3.0), ReadOnly)
+        self.failureResultOf(device.set("setpoint", 3.0), ReadOnly)
+        self.assertEqual(laser.power, 1.5)
+        some = WrappedDevice("l", laser, writable=["power"])
+        self.successResultOf(some.set("power", 3.0))
+        self.failureResultOf(some.set("label", "x"), ReadOnly)
+
     def test_include_exclude(self) -> None:
         """include/exclude select names; private names stay hidden even if included."""
         device = WrappedDevice("l", Laser(), include=["power", "fire", "_secret"],
@@ -157,14 +171,28 @@ class ThreadedWrapTests(TestCase):
         self.assertFalse(device.busy)
 
     async def test_python_plugin(self) -> None:
-        """The 'python' plugin imports factory 'module:callable' and passes kwargs."""
+        """The 'python' plugin imports factory 'module:callable' and passes kwargs; by
+        default the device is threaded and read-only."""
         plugin = plugin_for("python")
         options = validate(plugin.options, {"factory": "tests.test_devices_wrap:make_laser",
-                                            "kwargs": {"power": 4.0}, "threaded": True})
+                                            "kwargs": {"power": 4.0}})
+        self.assertTrue(options["threaded"])
         device = plugin.make_device("laser", options, reactor)
+        self.assertIsNotNone(device.runner)
         device.startService()
         self.addCleanup(device.stopService)
         self.assertEqual(await device.get("power"), 4.0)
+        await self.assertFailure(device.set("power", 1.0), ReadOnly)
+
+    async def test_python_plugin_writable(self) -> None:
+        """C{writable} in the config opens the named parameters."""
+        plugin = plugin_for("python")
+        options = validate(plugin.options, {"factory": "tests.test_devices_wrap:make_laser",
+                                            "writable": ["power"], "threaded": False})
+        device = plugin.make_device("laser", options, reactor)
+        self.assertIsNone(device.runner)
+        await device.set("power", 2.0)
+        self.assertEqual(await device.get("power"), 2.0)
 
 
 class LoadFactoryTests(SynchronousTestCase):

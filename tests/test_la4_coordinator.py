@@ -153,7 +153,11 @@ class LivenessTests(CoordinatorTestCase):
         self.assertFalse(self.device.online)
 
     def test_documented_output_event(self) -> None:
-        """The documented output event, byte for byte, reaches the device."""
+        """The documented output event, byte for byte, reaches the device (after a
+        heartbeat of that node id)."""
+        self.feed(event())
+        self.service.send_command(self.device, "echo")  # nothing in flight: ignored
+        self.device.run_line(None, "echo")
         self.feed(DOC_OUTPUT)
         self.assertTrue(self.device.online)
         self.assertIn("runSeq", self.device._values["last_output"])
@@ -161,6 +165,7 @@ class LivenessTests(CoordinatorTestCase):
     def test_unit_info_and_messages(self) -> None:
         """Unit info and message events update read-only parameters; unknown kinds
         become data events."""
+        self.feed(event())
         self.feed(event(type_="unit_info", model="LA4", heads=4))
         self.feed(event(type_="message", message="BOARDIO_READY"))
         self.feed(event(type_="status", temperature=31))
@@ -306,10 +311,11 @@ class ActionTests(CoordinatorTestCase):
         self.failureResultOf(self.device.call("start_sequence"), DeviceOffline)
 
     def test_unsolicited_output(self) -> None:
-        """An output with nothing in flight only updates C{last_output}."""
+        """An output with nothing in flight is ignored (and logged): C{last_output} stays."""
         self.online()
         self.output("stray")
-        self.assertEqual(self.successResultOf(self.device.get("last_output")), "stray")
+        self.assertEqual(self.successResultOf(self.device.get("last_output")), "")
+        self.assertEqual(len(self.flushLoggedErrors()), 0)
 
     def test_raw_cmd_only_when_enabled(self) -> None:
         """The raw C{cmd} action exists only with C{allow_raw_cmd}."""
@@ -331,3 +337,58 @@ class ActionTests(CoordinatorTestCase):
         self.registry.acquire(Owner("plesty", "a"), ["la4"])
         guarded = self.successResultOf(self.registry.guarded("la4", Owner("la4", "b")))
         self.failureResultOf(guarded.call("set_fans", True), LeaseConflict)
+
+
+class ForgeryTests(CoordinatorTestCase):
+    """Events are accepted only from configured nodes and matched to their command."""
+
+    def output(self, text: str) -> None:
+        self.feed(event(type_="output", output=text))
+
+    def test_listener_refuses_unconfigured_hosts(self) -> None:
+        """The callback listener's allow-list holds the configured nodes' addresses: a
+        connection from elsewhere gets no protocol (refused before any byte is read)."""
+        factory = self.service.listener_factory
+        self.assertIsNone(factory.buildProtocol(IPv4Address("TCP", "10.9.9.9", 4000)))
+        self.assertEqual(factory.refused, 1)
+        self.assertIsNotNone(factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 4000)))
+
+    def test_forged_output_refused(self) -> None:
+        """An output claiming another node id does not complete the call in flight nor
+        change node_id, node_version or unit_info; it is logged."""
+        from twisted.logger import globalLogPublisher
+        logged: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, logged.append)
+        self.online()
+        d = self.device.call("start_sequence")
+        self.feed(event(id="forged01", version="6.6.6", type_="output", output="forged"))
+        self.feed(event(id="forged01", version="6.6.6", type_="unit_info", model="X"))
+        self.assertNoResult(d)
+        self.assertEqual(self.device._values["node_id"], NODE["id"])
+        self.assertEqual(self.device._values["node_version"], NODE["version"])
+        self.assertEqual(self.device._values["unit_info"], {})
+        self.assertTrue(any("refused a" in str(e.get("log_format", "")) for e in logged))
+        self.output("real\n")
+        self.assertEqual(self.successResultOf(d), "real\n")
+
+    def test_wrong_port_not_routed(self) -> None:
+        """An event naming a port no node at that address has is ignored."""
+        self.online()
+        d = self.device.call("start_sequence")
+        self.feed(event(port=6000, type_="output", output="forged"))
+        self.assertNoResult(d)
+        self.output("ok")
+        self.assertEqual(self.successResultOf(d), "ok")
+
+    def test_output_before_delivery_ignored(self) -> None:
+        """An output arriving before the command reached the node does not answer it."""
+        self.online()
+        pending: Deferred[None] = Deferred()
+        self.service._send = lambda host, port, data: pending  # type: ignore[method-assign]
+        d = self.device.call("start_sequence")
+        self.output("early")
+        self.assertNoResult(d)
+        pending.callback(None)
+        self.output("ok")
+        self.assertEqual(self.successResultOf(d), "ok")

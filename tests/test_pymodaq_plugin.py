@@ -9,6 +9,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from twisted_lab.access import AllowListFactory
 from twisted_lab.errors import ConfigError
 from twisted_lab.interfaces import IProtocolPlugin
 from twisted_lab.options import validate
@@ -39,7 +40,8 @@ class PluginTests(SynchronousTestCase):
         service.startService()
         port, factory, _backlog, interface = reactor.tcpServers[0]
         self.assertEqual((port, interface), (6341, "127.0.0.1"))
-        self.assertIsInstance(factory, PyMoDAQServerFactory)
+        self.assertIsInstance(factory, AllowListFactory)
+        self.assertIsInstance(factory.wrapped, PyMoDAQServerFactory)
         self.assertEqual(service.name, "pymodaq")
         service.stopService()
 

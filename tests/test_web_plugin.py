@@ -60,6 +60,23 @@ class PluginTests(SynchronousTestCase):
         port, _factory, _backlog, interface = reactor.tcpServers[0]
         self.assertEqual((port, interface), (8765, "127.0.0.1"))
 
+    def test_allow_list(self) -> None:
+        """The listener refuses clients outside C{allow} before any HTTP is parsed
+        (default: loopback only)."""
+        from twisted.internet.address import IPv4Address
+        reactor = MemoryReactorClock()
+        for allow, remote_ok in (([], False), (["192.168.10.0/24"], True)):
+            section = validate(plugin.options, {**plugin.default_section(LAB),
+                                                **({"allow": allow} if allow else {})})
+            service = plugin.make_service(DeviceRegistry(reactor), section, reactor)
+            service.startService()
+            self.addCleanup(service.stopService)
+            factory = reactor.tcpServers[-1][1]
+            remote = factory.buildProtocol(IPv4Address("TCP", "192.168.10.7", 40000))
+            self.assertEqual(remote is not None, remote_ok)
+            local = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+            self.assertEqual(local is not None, not allow)
+
     def test_bad_options(self) -> None:
         """Non-positive rates and sizes and a bad endpoint are config errors naming the key."""
         reactor = MemoryReactorClock()

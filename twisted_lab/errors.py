@@ -25,6 +25,7 @@ __all__ = [
     "DriverError",
     "ProtocolError",
     "ConfigError",
+    "AccessDenied",
 ]
 
 
@@ -177,3 +178,19 @@ class ConfigError(LabError):
         self.file = file
         self.key = key
         self.reason = reason
+
+
+class AccessDenied(LabError):
+    """
+    The client's role does not allow the request (see L{twisted_lab.access}).
+
+    @ivar role: the client's role.
+    @ivar needed: the role the request needs.
+    """
+
+    code = "AccessDenied"
+
+    def __init__(self, message: str, role: str = "", needed: str = "") -> None:
+        super().__init__(message, role=role, needed=needed)
+        self.role = role
+        self.needed = needed

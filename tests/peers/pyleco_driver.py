@@ -1,7 +1,11 @@
 """
 Peer-side driver for the LECO interop tests; runs inside the pyleco venv.
 
-    python pyleco_driver.py client PORT NAME [TIMEOUT]
+    python pyleco_driver.py client PORT NAME [TIMEOUT [SERVER_KEY_FILE]]
+        With SERVER_KEY_FILE (a zmq.auth public key file), pyleco's
+        Communicator talks CURVE (pyleco has no CURVE option: its socket is
+        made CURVE before it connects, with a fresh client key pair).  The
+        first line is {"ok": full name} or, when sign-in fails, {"error": ...}.
         One JSON command per stdin line, one JSON answer per stdout line
         (``{"ok": result}`` or ``{"error": {"type", "message", "rpc"}}``):
           {"op": "ask", "receiver": R, "method": M, "params": {...}, "binary": [hex...]}
@@ -38,12 +42,41 @@ def _error(exc: BaseException) -> dict:
     return {"type": type(exc).__name__, "message": str(exc), "rpc": rpc}
 
 
-def client(port: int, name: str, timeout: float = 2.0) -> None:
-    from pyleco.directors.director import Director
+def _communicator(port: int, name: str, timeout: float, server_key: str = "") -> object:
     from pyleco.utils.communicator import Communicator
 
-    com = Communicator(name=name, host="127.0.0.1", port=port, timeout=timeout)
-    com.sign_in()
+    if not server_key:
+        return Communicator(name=name, host="127.0.0.1", port=port, timeout=timeout)
+    import zmq
+    import zmq.auth
+
+    server_public, _ = zmq.auth.load_certificate(server_key)
+
+    class CurveCommunicator(Communicator):
+        """pyleco's Communicator on a CURVE DEALER."""
+
+        def open(self, context=None) -> None:
+            context = context or zmq.Context.instance()
+            self.socket = context.socket(zmq.DEALER)
+            public, secret = zmq.curve_keypair()
+            self.socket.curve_serverkey = server_public
+            self.socket.curve_publickey = public
+            self.socket.curve_secretkey = secret
+            self.socket.connect(f"tcp://{self.host}:{self.port}")
+
+    return CurveCommunicator(name=name, host="127.0.0.1", port=port, timeout=timeout)
+
+
+def client(port: int, name: str, timeout: float = 2.0, server_key: str = "") -> None:
+    from pyleco.directors.director import Director
+
+    com = _communicator(port, name, timeout, server_key)
+    try:
+        com.sign_in()
+    except Exception as exc:  # refused (no CURVE, not allowed): tell the test
+        print(json.dumps({"error": _error(exc)}), flush=True)
+        com.close()
+        return
     print(json.dumps({"ok": com.full_name}), flush=True)
     for line in sys.stdin:
         if not line.strip():
@@ -159,7 +192,8 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     mode = sys.argv[1]
     if mode == "client":
-        client(int(sys.argv[2]), sys.argv[3], float(sys.argv[4]) if len(sys.argv) > 4 else 2.0)
+        client(int(sys.argv[2]), sys.argv[3], float(sys.argv[4]) if len(sys.argv) > 4 else 2.0,
+               sys.argv[5] if len(sys.argv) > 5 else "")
     elif mode == "actor":
         actor(int(sys.argv[2]), sys.argv[3])
     elif mode == "subscriber":

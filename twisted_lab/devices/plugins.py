@@ -178,7 +178,8 @@ def _python(name: str, o: dict[str, Any], reactor: Any) -> Any:
     if IDevice.providedBy(obj):
         return obj
     return WrappedDevice(name, obj, reactor, threaded=o["threaded"], deadline=o["timeout"],
-                         include=o["include"] or None, exclude=o["exclude"])
+                         include=o["include"] or None, exclude=o["exclude"],
+                         writable=o["writable"])
 
 
 _SCPI_ITEMS: dict[str, Option] = {
@@ -243,11 +244,14 @@ PYTHON = DevicePlugin("python", "Any Python object, wrapped (attributes, propert
                       "methods).", {
     "factory": Option(str, doc="'package.module:callable' returning the object."),
     "kwargs": Option(dict, {}, "Keyword arguments for the factory."),
-    "threaded": Option(bool, False, "Run every access on a worker thread (blocking objects)."),
+    "threaded": Option(bool, True, "Run every access on a worker thread, with the timeout "
+                                   "(false: on the reactor, for objects that never block)."),
     "timeout": Option(float, 5.0, "Deadline of each call in s (threaded only)."),
     "include": Option(list, [], "Expose only these names (empty: all public names).",
                       items={"*": Option(str)}),
     "exclude": Option(list, [], "Never expose these names.", items={"*": Option(str)}),
+    "writable": Option(list, [], "Parameters clients may write (empty: none, every attribute "
+                                 "read-only; [\"*\"]: all).", items={"*": Option(str)}),
 }, _python)
 
 def _parameter_actuator(name: str, o: dict[str, Any], reactor: Any) -> Any:

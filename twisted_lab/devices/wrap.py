@@ -4,10 +4,12 @@ Turn any Python object into a device.
 
 L{WrappedDevice} looks at an object once, when it is wrapped:
 
-  - public data attributes become writable parameters, their type inferred
-    from the current value;
+  - public data attributes become parameters, their type inferred from the
+    current value; they are read-only unless named in C{writable} (C{"*"}:
+    every one), so that a client cannot replace a driver's internals;
   - public properties become parameters, read-only when they have no
-    setter, their type taken from the getter's return annotation;
+    setter (or are not in C{writable}), their type taken from the getter's
+    return annotation;
   - public methods become actions, their arguments (names, defaults, types
     from annotations) taken from C{inspect.signature};
   - names starting with C{_} are never exposed, whatever C{include} says.
@@ -154,7 +156,8 @@ class WrappedDevice(BaseDevice, Service):  # type: ignore[misc]
     def __init__(self, name: str, obj: Any, reactor: Any = None,
                  runner: DriverRunner | None = None, threaded: bool = False,
                  deadline: float = 5.0, include: Iterable[str] | None = None,
-                 exclude: Iterable[str] = (), doc: str = "") -> None:
+                 exclude: Iterable[str] = (), doc: str = "",
+                 writable: Iterable[str] = ()) -> None:
         """
         @param obj: the object.
         @param reactor: the reactor (needed with C{threaded=True}).
@@ -162,6 +165,8 @@ class WrappedDevice(BaseDevice, Service):  # type: ignore[misc]
         @param threaded: make a runner of our own (with C{deadline}).
         @param include: expose only these public names.
         @param exclude: never expose these names.
+        @param writable: the parameters clients may write (C{"*"}: every
+            attribute and property with a setter); the others are read-only.
         """
         if runner is None and threaded:
             if reactor is None:
@@ -170,6 +175,10 @@ class WrappedDevice(BaseDevice, Service):  # type: ignore[misc]
         self.obj = obj
         self.runner = runner
         parameters, actions = introspect(obj, include, exclude)
+        allowed = set(writable)
+        if "*" not in allowed:
+            parameters = [p if p.readonly or p.name in allowed
+                          else replace(p, readonly=True) for p in parameters]
         if runner is not None:
             # Each call may run up to the runner's deadline: publish it.
             actions = [replace(a, budget=runner.deadline) for a in actions]

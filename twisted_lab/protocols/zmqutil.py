@@ -184,6 +184,8 @@ class ZmqConnection:
     """
 
     log = Logger()
+    #: keep each message's first frame as L{current_frame} (for its properties)
+    track_properties = False
 
     def __init__(self, reactor: Any, socket: zmq.Socket[Any],
                  on_message: Callable[[list[Any]], object] | None = None,
@@ -201,6 +203,10 @@ class ZmqConnection:
         self.copy = copy
         self.large_from = large_from
         self.closed = False
+        #: while L{messageReceived} runs, the first frame (a C{zmq.Frame}) of
+        #: the message when L{track_properties} is set: C{current_frame.get(
+        #: "User-Id")} / C{"Peer-Address"} describe the sending connection
+        self.current_frame: Any = None
         self._reading = False
         self._scheduled: IDelayedCall | None = None
         self._fd = int(socket.getsockopt(zmq.FD))
@@ -250,7 +256,14 @@ class ZmqConnection:
                 if not _get(socket, _EVENTS) & _POLLIN:
                     break
                 try:
-                    frames = [_recv(socket, _NOBLOCK, copy)]
+                    if self.track_properties:
+                        # the first frame as a zmq.Frame: its connection's ZAP
+                        # User-Id and Peer-Address (see current_frame)
+                        first = _recv(socket, _NOBLOCK, False)
+                        self.current_frame = first
+                        frames = [first.bytes if copy else first]
+                    else:
+                        frames = [_recv(socket, _NOBLOCK, copy)]
                     while _get(socket, _RCVMORE):
                         if large_from is not None and len(frames) >= large_from:
                             frame = _recv(socket, _NOBLOCK, False)

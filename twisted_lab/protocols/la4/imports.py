@@ -32,6 +32,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twisted_lab import __version__
+from twisted_lab.access import AccessPolicy, AllowListFactory
 from twisted_lab.description import Action, Argument, Parameter
 from twisted_lab.devices.base import BaseDevice
 from twisted_lab.errors import (DeviceOffline, DeviceTimeout, LabError, ProtocolError,
@@ -103,6 +104,8 @@ class _Pending:
     command: str
     line: CommandLine | None
     deferred: Deferred[str]
+    #: the command reached the node (an output before that is not its answer)
+    delivered: bool = False
 
 
 class LA4NodeDevice(BaseDevice):
@@ -143,9 +146,29 @@ class LA4NodeDevice(BaseDevice):
 
     # -- liveness ----------------------------------------------------------------
 
+    def accepts(self, message: Message) -> bool:
+        """
+        Is C{message} from this node? Events (C{output}, C{message}, unit
+        info, ...) must carry the node id learnt from its heartbeats; only a
+        heartbeat may introduce a new id (the node restarted).  A refused
+        message is logged.
+        """
+        known = self._values.get("node_id") or ""
+        if message.type_ is None or message.id == known:
+            return True
+        self.log.warn("LA4 node {device}: refused a {kind} event claiming node id {id!r} "
+                      "(the node's id is {known!r}; no heartbeat seen yet if empty)",
+                      device=self.name, kind=str(message.type_)[:40], id=message.id[:40],
+                      known=known)
+        return False
+
     def seen(self, message: Message) -> None:
         """The node spoke: restart the silence watchdog; back online if needed."""
         if self._values.get("node_id") != message.id:
+            if self._values.get("node_id"):
+                self.log.warn("LA4 node {device}: node id changed from {old!r} to {new!r} "
+                              "(the node restarted?)", device=self.name,
+                              old=self._values.get("node_id"), new=message.id)
             self._values["node_id"] = message.id
             self.changed("node_id", message.id)
         if self._values.get("node_version") != message.version:
@@ -183,13 +206,13 @@ class LA4NodeDevice(BaseDevice):
 
     def output_received(self, text: str) -> None:
         """An C{output} event: it completes the call in flight."""
-        self._values["last_output"] = text
-        self.changed("last_output", text)
         current = self._current
-        if current is None:
-            self.log.info("LA4 node {device}: output with no command in flight",
+        if current is None or not current.delivered:
+            self.log.warn("LA4 node {device}: output with no command in flight; ignored",
                           device=self.name)
             return
+        self._values["last_output"] = text
+        self.changed("last_output", text)
         self._track(current.line)
         self._inflight.resolve(current, text)
 
@@ -269,7 +292,10 @@ class LA4NodeDevice(BaseDevice):
                 f"cannot deliver the command to LA4 node {self.name!r} at "
                 f"{self.host}:{self.port}: {f.getErrorMessage()}"))
 
-        self._send(self, pending.command).addErrback(undelivered)
+        def delivered(_: Any) -> None:
+            pending.delivered = True
+
+        self._send(self, pending.command).addCallbacks(delivered, undelivered)
 
     def _finish(self, pending: _Pending, result: str | None = None,
                 failure: Failure | None = None) -> None:
@@ -376,6 +402,9 @@ class LA4CoordinatorService(Service):
     @param clock: for heartbeats, deadlines and silence; C{reactor} when not given.
     @param advertise_ip: the C{ip} field we send (informational: nodes call
         back the address they observe).
+    @param allow: networks allowed on the callback listener besides the
+        configured nodes' addresses (nodes given by host name need an entry
+        here); everyone else is refused before any document is read.
     """
 
     log = Logger()
@@ -386,7 +415,7 @@ class LA4CoordinatorService(Service):
                  offline_after: float = 15.0, command_timeout: float = 30.0,
                  allow_raw_cmd: bool = False, advertise_ip: str = "127.0.0.1",
                  name: str = "twisted_lab coordinator", max_message: int = MAX_MESSAGE,
-                 read_timeout: float = READ_TIMEOUT) -> None:
+                 read_timeout: float = READ_TIMEOUT, allow: Sequence[str] = ()) -> None:
         self.registry = registry
         self.reactor = reactor
         self.clock: IReactorTime = clock if clock is not None else reactor
@@ -401,6 +430,12 @@ class LA4CoordinatorService(Service):
             for n in nodes
         ]
         self.factory = DocumentFactory(self, self.clock, max_message, read_timeout)
+        networks = [f"{n.host}" for n in nodes if _is_ip(_normal_host(n.host))]
+        self.policy = AccessPolicy.build(
+            [str(ipaddress.ip_network(_normal_host(h))) for h in networks] + list(allow),
+            key="la4")
+        self.listener_factory = AllowListFactory(self.factory, self.policy,
+                                                 "LA4 callback listener")
         self._listening: IListeningPort | None = None
         self._waiters = ListenWaiters()
         self._heartbeat = LoopingCall(self.send_heartbeats)
@@ -435,7 +470,7 @@ class LA4CoordinatorService(Service):
                                device=device.name, reason=e.message)
             else:
                 self._registered.append(device.name)
-        d = serverFromString(self.reactor, self.callback).listen(self.factory)
+        d = serverFromString(self.reactor, self.callback).listen(self.listener_factory)
         listen_now(d, self._listening_on, self._listen_failed, self._waiters, self.stopService)
 
     def _listening_on(self, port: IListeningPort) -> None:
@@ -503,11 +538,11 @@ class LA4CoordinatorService(Service):
         for device in at_host:
             if device.port == port:
                 return device
+        # a node configured by host name: matched by its port alone (give
+        # nodes as IP addresses to have the sender's address checked too)
         named = [d for d in self.devices if not _is_ip(d.host) and d.port == port]
         if len(named) == 1:
             return named[0]
-        if len(at_host) == 1:
-            return at_host[0]
         return None
 
     def message_received(self, message: Message, host: str) -> None:
@@ -517,6 +552,8 @@ class LA4CoordinatorService(Service):
             self.log.warn("LA4 coordinator: ignoring {kind} from unknown node {peer} "
                           "(port {port})", kind=message.type_ or "heartbeat", peer=host,
                           port=message.port)
+            return
+        if not device.accepts(message):
             return
         device.seen(message)
         if isinstance(message, OutputEvent):

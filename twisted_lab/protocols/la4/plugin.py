@@ -76,6 +76,9 @@ OPTIONS: dict[str, Option] = {
     "command_timeout": Option(float, 30.0, "Seconds to wait for a command's output event."),
     "allow_raw_cmd": Option(bool, False, "Offer a raw 'cmd' action that sends any command "
                                          "line to the node (dangerous)."),
+    "allow": Option(list, [], "Networks allowed on the callback listener besides the "
+                              "configured nodes' IP addresses (nodes given by host name "
+                              "need one).", items={"*": Option(str)}),
     "node": Option(dict, validate(NODE_OPTIONS, {}), "The simulated node.",
                    items=NODE_OPTIONS),
 }
@@ -164,7 +167,8 @@ class LA4Plugin(ProtocolPlugin):
             callback, heartbeat_interval=section["heartbeat_interval"],
             offline_after=section["offline_after"],
             command_timeout=section["command_timeout"],
-            allow_raw_cmd=section["allow_raw_cmd"], advertise_ip=section["advertise_ip"])
+            allow_raw_cmd=section["allow_raw_cmd"], advertise_ip=section["advertise_ip"],
+            allow=section["allow"])
         coordinator.setName("la4-coordinator")
         guard(coordinator, "la4.callback", callback).setServiceParent(top)
         return top

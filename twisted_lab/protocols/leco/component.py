@@ -20,6 +20,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from twisted_lab.access import Role, require
 from twisted_lab.bigjson import shared_pool
 from twisted_lab.errors import DeviceOffline, DeviceTimeout, ProtocolError
 from twisted_lab.protocols.leco.locallink import LocalHub, LocalLink
@@ -31,7 +32,24 @@ from twisted_lab.protocols.leco.rpc import (DUPLICATE_NAME, NOT_SIGNED_IN, RPCSe
 from twisted_lab.protocols.zmqutil import ZmqConnection, open_connection
 from twisted_lab.waiting import Pending, PendingCalls, Waiters
 
-__all__ = ["Component", "DEFAULT_COORDINATOR"]
+__all__ = ["Component", "DEFAULT_COORDINATOR", "METHOD_ROLES"]
+
+#: The role each method of our Components needs; a method not listed needs
+#: C{operate} (set, move, lock, ...).  C{stop_motion} needs only C{read}:
+#: anyone may stop a motion (as leases never refuse C{stop}).  C{call_action}
+#: is checked by the actor: C{read} may call actions that change nothing.
+METHOD_ROLES: dict[str, Role] = {
+    **{name: Role.READ for name in (
+        "pong", "rpc.discover", "get_parameters", "describe", "call_action",
+        "set_remote_name",
+        "get_settings", "get_actuator_value", "send_data_grab", "send_data_snap",
+        "stop_grab", "stop_motion",
+        # callbacks of the PyMoDAQ 5 actors our director drives (their reports,
+        # routed only to the devices of the actors it was configured for)
+        "set_move_done", "send_position", "set_data", "set_director_settings",
+        "set_director_info", "set_units")},
+    **{name: Role.ADMIN for name in ("shut_down", "set_log_level", "force_unlock")},
+}
 
 DEFAULT_COORDINATOR = "tcp://127.0.0.1:12300"
 _JSON_TYPE = b"\x01"
@@ -47,6 +65,10 @@ class Component(Service):
     @param timeout: default deadline of L{ask}, in seconds.
     @param heartbeat_interval: send a heartbeat when nothing was sent for
         this long (pyleco: 10 s; the Coordinator pings after 15 s).
+    @param role_of: the role of a caller by its full name (C{None} when
+        unknown: then C{default_role}); see L{METHOD_ROLES}.
+    @param default_role: the role of a caller C{role_of} does not know
+        (C{operate}: C{shut_down} and C{force_unlock} are refused).
     @param hub: the L{LocalHub} of a Coordinator in this process
         (C{CoordinatorService.local_hub}): messages then go through memory
         instead of ZeroMQ; C{coordinator} is only used in log messages.
@@ -64,7 +86,9 @@ class Component(Service):
 
     def __init__(self, name: str, coordinator: str = DEFAULT_COORDINATOR, reactor: Any = None,
                  timeout: float = 5.0, heartbeat_interval: float = 10.0,
-                 retry_interval: float = 2.0, hub: LocalHub | None = None) -> None:
+                 retry_interval: float = 2.0, hub: LocalHub | None = None,
+                 role_of: Callable[[str], Role | None] | None = None,
+                 default_role: Role = Role.OPERATE) -> None:
         if reactor is None:
             from twisted.internet import reactor as _reactor
             reactor = _reactor
@@ -78,6 +102,9 @@ class Component(Service):
         self.namespace: str | None = None
         self.caller: str | None = None
         self.server = RPCServer(lambda: self.full_name)
+        self.server.guard = self._guard
+        self.role_of = role_of
+        self.default_role = default_role
         self._name_b = name.encode()
         self._sender = self._name_b
         self.hub = hub
@@ -130,6 +157,20 @@ class Component(Service):
             the matching LECO error.  L{caller} names the requester.
         """
         self.server.register(name, fn, doc)
+
+    def caller_role(self) -> Role:
+        """The role of the caller of the request being answered."""
+        role = self.role_of(self.caller) if self.role_of is not None and self.caller else None
+        return role if role is not None else self.default_role
+
+    def _guard(self, method: str) -> None:
+        needed = METHOD_ROLES.get(method, Role.OPERATE)
+        role = self.caller_role()
+        if role < needed:
+            self.log.warn("{name} refused {method} from {caller} (role {role}, needs {needed})",
+                          name=self.full_name, method=method, caller=self.caller,
+                          role=role.label, needed=needed.label)
+        require(role, needed, f"{method} on {self.full_name}")
 
     def _rpc_shut_down(self, params: Any, frames: list[bytes]) -> None:
         self.log.info("{name} asked to shut down by {caller}", name=self.full_name,

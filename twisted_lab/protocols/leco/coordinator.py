@@ -14,6 +14,7 @@ came, with any number of binary payload frames.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
 from typing import Any, Callable, Sequence
@@ -25,6 +26,8 @@ from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from twisted_lab.access import (AccessPolicy, CurveConfig, Role, ZapRegistration,
+                                parse_networks, require, role_of_frame, zap_handler)
 from twisted_lab.errors import InvalidValue
 from twisted_lab.interfaces import IWireReport
 from twisted_lab.flow import DEFAULT_SEND_DEADLINE, DEFAULT_SEND_LIMIT
@@ -37,13 +40,23 @@ from twisted_lab.protocols.leco.rpc import (DUPLICATE_NAME, INVALID_REQUEST, NOT
 from twisted_lab.protocols.leco.locallink import LocalHub
 from twisted_lab.protocols.leco.routing import (LOCAL, MALFORMED, NODE, OWN, REFUSED, Local,
                                                 route)
-from twisted_lab.protocols.zmqutil import COPY_THRESHOLD, ZmqConnection, open_connection
+from twisted_lab.protocols.zmqutil import (COPY_THRESHOLD, ZmqConnection, open_connection,
+                                           shared_context)
 
 __all__ = ["CoordinatorService", "zmq_address", "node_address", "advertised_address",
            "ANOTHER_COORDINATOR"]
 
 _JSON = b"\x01"
 _COORDINATOR = b"COORDINATOR"
+
+#: The role each of the Coordinator's methods needs (others: C{read}).
+#: C{add_nodes} from a signed-in Coordinator is federation and needs none.
+METHOD_ROLES: dict[str, Role] = {
+    "shut_down": Role.ADMIN,
+    "set_log_level": Role.ADMIN,
+    "add_nodes": Role.ADMIN,
+    "remove_expired_addresses": Role.ADMIN,
+}
 
 #: What pyleco answers a second Coordinator signing in under a known node's name.
 ANOTHER_COORDINATOR = "Another Coordinator is known!"
@@ -132,6 +145,12 @@ class CoordinatorService(Service):
         the host name when bound to every interface; see
         L{advertised_address}).
     @param hostname: gives the host name (tests replace it).
+    @param policy: who may connect over ZeroMQ and with which role
+        (default: loopback clients, C{operate}); in-process Components are
+        C{admin}.
+    @param curve: CURVE server keys (ZeroMQ clients must then use CURVE).
+    @param link_allow: networks of Coordinators we may link to when asked
+        by C{add_nodes}, besides C{coordinators} and the asking node itself.
 
     A second Coordinator signing in under the namespace of a node whose
     Coordinator is still connected is refused, as pyleco refuses it
@@ -152,7 +171,9 @@ class CoordinatorService(Service):
                  reactor: Any = None, coordinators: Sequence[str] = (),
                  cleaning_interval: float = 5.0, expiration_time: float = 15.0,
                  advertised: str | None = None,
-                 hostname: Callable[[], str] = socket.gethostname) -> None:
+                 hostname: Callable[[], str] = socket.gethostname,
+                 policy: AccessPolicy | None = None, curve: CurveConfig | None = None,
+                 link_allow: Sequence[str] = ()) -> None:
         if reactor is None:
             from twisted.internet import reactor as _reactor
             reactor = _reactor
@@ -166,6 +187,10 @@ class CoordinatorService(Service):
         self.hostname = hostname
         #: the C{host:port} we give other Coordinators, once started
         self.advertised: str | None = None
+        self.policy = policy if policy is not None else AccessPolicy()
+        self.curve = curve
+        self.link_allow = parse_networks(link_allow, "leco.link_allow")
+        self._zap: ZapRegistration | None = None
         self.endpoint: str | None = None
         self._configured_ns: dict[str, bytes] = {}      # configured address -> namespace
         self.port: int | None = None
@@ -176,7 +201,8 @@ class CoordinatorService(Service):
         self._unsent: dict[bytes, list[tuple[Any, int, float]]] = {}
         self._nodes: dict[bytes, _NodeLink] = {}        # namespace -> link (signed in)
         self._waiting: dict[str, _NodeLink] = {}        # address -> link (signing in)
-        self._node_ids: dict[bytes, list[Any]] = {}     # ROUTER identity -> [ns, heartbeat]
+        # ROUTER identity -> [ns, heartbeat, role, peer address]
+        self._node_ids: dict[bytes, list[Any]] = {}
         self._global: dict[bytes, list[str]] = {}
         self._router: ZmqConnection | None = None
         #: in-process Components connect here instead of over ZeroMQ
@@ -187,7 +213,10 @@ class CoordinatorService(Service):
         self._ctx_identity = b""
         self._ctx_sender = b""
         self._ctx_cid = b""
+        self._ctx_role = Role.ADMIN
+        self._ctx_peer = ""
         self.server = RPCServer(lambda: self._full.decode())
+        self.server.guard = self._guard
         for name, fn, doc in [
             ("pong", self._rpc_pong, "Respond in order to test the connection."),
             ("set_log_level", self._rpc_set_log_level, "Set the log level."),
@@ -226,8 +255,11 @@ class CoordinatorService(Service):
 
     def startService(self) -> None:
         """Bind the ROUTER, start expiry, connect to the configured Coordinators."""
+        self._zap = zap_handler(self.reactor, shared_context()).add(
+            "LECO Coordinator", self.policy, self.curve)
         self._router = open_connection(self.reactor, zmq.ROUTER, self._on_router_zmq,
-                                       large_from=6)
+                                       large_from=6, options=self._zap.socket_options())
+        self._router.track_properties = True
         # a send to a vanished peer fails instead of vanishing: that is how a
         # Coordinator's second sign-in tells a restart from an impostor
         self._router.setsockopt(zmq.ROUTER_MANDATORY, 1)
@@ -236,6 +268,8 @@ class CoordinatorService(Service):
         except zmq.ZMQError:
             self._router.close()  # nothing left on the reactor: the caller may retry
             self._router = None
+            self._zap.close()
+            self._zap = None
             raise
         self.port = int(self.endpoint.rsplit(":", 1)[1])
         self.local_hub.open = True
@@ -271,6 +305,9 @@ class CoordinatorService(Service):
             if self._router is not None:
                 self._router.close()
                 self._router = None
+            if self._zap is not None:
+                self._zap.close()
+                self._zap = None
 
         return d.addCallback(close)
 
@@ -296,7 +333,25 @@ class CoordinatorService(Service):
 
     # -- routing --------------------------------------------------------------------------
 
-    def _on_router(self, frames: list[bytes]) -> None:
+    def role_of(self, sender: str) -> Role | None:
+        """
+        The role of a Component by its full name, as this Coordinator
+        authenticated it: a local Component's connection's role (C{admin}
+        for in-process ones), a remote node's Coordinator connection's role
+        for that node's Components; C{None} when unknown.
+        """
+        ns, nm = split_name(sender.encode())
+        if not ns or ns == self._me:
+            entry = self._local.get(nm)
+            return entry.role if entry is not None else None
+        for node in self._node_ids.values():
+            if node[0] == ns:
+                role: Role = node[2]
+                return role
+        return None
+
+    def _on_router(self, frames: list[bytes], role: Role = Role.ADMIN, peer: str = ""
+                   ) -> None:
         """Route one message by L{routing.route}'s decision, which this carries out."""
         decision = route(frames, self.reactor.seconds(), self._me, self._local,
                          self._node_ids, self._nodes)
@@ -308,7 +363,7 @@ class CoordinatorService(Service):
             decision.target.socket.send(frames[1:])
         elif action == OWN:
             if len(frames) > 5:
-                self._handle_own(frames[0], frames)
+                self._handle_own(frames[0], frames, role, peer)
         elif action == MALFORMED:
             self._malformed(frames)
         elif action == REFUSED:
@@ -316,6 +371,9 @@ class CoordinatorService(Service):
             if decision.code == DUPLICATE_NAME:
                 self.log.warn("{sender!r} used a name signed in by another connection",
                               sender=sender)
+            elif decision.target is not None:
+                self.log.warn("node {node!r} sent a message as {sender!r}; refused",
+                              node=decision.target, sender=sender)
             elif split_name(sender)[0] in (b"", self._me):
                 self.log.info("message from {sender!r}, which did not sign in", sender=sender)
             else:
@@ -333,7 +391,13 @@ class CoordinatorService(Service):
 
     def _on_router_zmq(self, frames: list[bytes]) -> None:
         # a message from ZeroMQ; what it sends to in-process links goes at once
-        self._on_router(frames)
+        frame = self._router.current_frame if self._router is not None else None
+        role = role_of_frame(frame, self.policy.role)
+        try:
+            peer = frame.get("Peer-Address") if frame is not None else ""
+        except zmq.ZMQError:
+            peer = ""
+        self._on_router(frames, role, peer)
         if self.local_hub.pending:
             self.local_hub.pump()
 
@@ -444,7 +508,8 @@ class CoordinatorService(Service):
 
     # -- own methods --------------------------------------------------------------------
 
-    def _handle_own(self, identity: bytes, frames: list[bytes]) -> None:
+    def _handle_own(self, identity: bytes, frames: list[bytes], role: Role = Role.ADMIN,
+                    peer: str = "") -> None:
         head = frames[4]
         sender = frames[3]
         if head[19] != 1:
@@ -456,11 +521,13 @@ class CoordinatorService(Service):
             self._own_response(sender, payload)
             return
         self._ctx_identity, self._ctx_sender, self._ctx_cid = identity, sender, head[:16]
+        self._ctx_role, self._ctx_peer = role, peer
         try:
             out = self.server.handle(payload, frames[6:], sender.decode("ascii", "replace"))
         finally:
             reply_sender = self._ctx_sender
             self._ctx_identity = self._ctx_sender = self._ctx_cid = b""
+            self._ctx_role, self._ctx_peer = Role.ADMIN, ""
         if isinstance(out, Deferred):  # our methods are synchronous
             out.addErrback(lambda f: self.log.failure("Coordinator method failed", f))
             return
@@ -491,6 +558,47 @@ class CoordinatorService(Service):
                 self.log.info("unexpected result from {sender!r}: {result!r}", sender=sender,
                               result=item.get("result"))
 
+    def _from_node(self) -> bytes | None:
+        """The namespace of the signed-in Coordinator making the current request, or C{None}."""
+        node = self._node_ids.get(self._ctx_identity)
+        s_ns, s_nm = split_name(self._ctx_sender)
+        if node is not None and node[0] == s_ns and s_nm == _COORDINATOR:
+            ns: bytes = node[0]
+            return ns
+        return None
+
+    def _guard(self, method: str) -> None:
+        needed = METHOD_ROLES.get(method, Role.READ)
+        if method == "add_nodes" and self._from_node() is not None:
+            return  # federation: what may be dialled is checked per address
+        if self._ctx_role < needed:
+            self.log.warn("refused {method} from {sender!r} (role {role}, needs {needed})",
+                          method=method, sender=self._ctx_sender, role=self._ctx_role.label,
+                          needed=needed.label)
+        require(self._ctx_role, needed, f"{method} on the Coordinator")
+
+    def _may_link(self, namespace: str, address: str) -> bool:
+        """May C{add_nodes} make us dial C{address}? (configured, allowed, or the asker)."""
+        hostport = node_address(address)
+        if hostport in {node_address(a) for a in self.coordinators}:
+            return True
+        host = hostport.rsplit(":", 1)[0].strip("[]")
+        if host == "localhost":
+            host = "127.0.0.1"
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        if any(ip in network for network in self.link_allow):
+            return True
+        asker = self._from_node()
+        if asker is not None and namespace.encode() == asker and self._ctx_peer:
+            try:
+                return ip == ipaddress.ip_address(self._ctx_peer)
+            except ValueError:
+                return False
+        return False
+
     def _rpc_pong(self, params: Any, frames: list[bytes]) -> None:
         return None
 
@@ -517,7 +625,7 @@ class CoordinatorService(Service):
         entry = self._local.get(s_nm)
         if entry is not None and entry.identity != self._ctx_identity:
             raise InvalidValue("the name is already taken")  # unreachable: auth step
-        self._local[s_nm] = Local(self._ctx_identity, self.reactor.seconds())
+        self._local[s_nm] = Local(self._ctx_identity, self.reactor.seconds(), self._ctx_role)
         if entry is None:
             self.log.info("Component {name} signed in", name=s_nm.decode("ascii", "replace"))
             self._publish_directory()
@@ -550,7 +658,8 @@ class CoordinatorService(Service):
                     raise ValueError(ANOTHER_COORDINATOR)
                 del self._node_ids[identity]  # its connection is gone: it restarted
                 restarted = True
-        self._node_ids[self._ctx_identity] = [s_ns, self.reactor.seconds()]
+        self._node_ids[self._ctx_identity] = [s_ns, self.reactor.seconds(), self._ctx_role,
+                                             self._ctx_peer]
         if restarted and s_ns in self._nodes:
             # the new process does not know our link to it either
             self.reactor.callLater(0, self._relink, s_ns)
@@ -600,8 +709,16 @@ class CoordinatorService(Service):
         if not isinstance(nodes, dict):
             raise InvalidValue("add_nodes needs nodes: {namespace: 'host:port'}")
         for ns, address in nodes.items():
-            if isinstance(ns, str) and isinstance(address, str):
-                self.connect_node(address, ns)
+            if not (isinstance(ns, str) and isinstance(address, str)):
+                continue
+            if ns.encode() == self._me or ns.encode() in self._nodes:
+                continue
+            if not self._may_link(ns, address):
+                self.log.warn("add_nodes from {sender!r}: not dialling {namespace} at "
+                              "{address} (not configured, not in link_allow)",
+                              sender=self._ctx_sender, namespace=ns, address=address)
+                continue
+            self.connect_node(address, ns)
         return None
 
     def _rpc_send_nodes(self, params: Any, frames: list[bytes]) -> dict[str, str]:

@@ -21,13 +21,14 @@ import zmq
 from twisted.application.service import Service
 from twisted.logger import Logger
 
+from twisted_lab.access import AccessPolicy, CurveConfig, ZapRegistration, zap_handler
 from twisted_lab.data import Export
 from twisted_lab.errors import ConfigError
 from twisted_lab.events import CHANGED, DATA, LabEvent
 from twisted_lab.protocols.leco.export import to_json
 from twisted_lab.protocols.leco.message import JSON, conversation_id
 from twisted_lab.protocols.leco.rpc import dumps
-from twisted_lab.protocols.zmqutil import ZmqConnection, open_connection
+from twisted_lab.protocols.zmqutil import ZmqConnection, open_connection, shared_context
 from twisted_lab.registry import DeviceRegistry
 
 __all__ = ["ProxyService", "DataPublisher", "RegistryPublisher", "data_frames",
@@ -82,8 +83,13 @@ class ProxyService(Service):
     log = Logger()
 
     def __init__(self, reactor: Any, xsub: str = "tcp://127.0.0.1:11100",
-                 xpub: str = "tcp://127.0.0.1:11099") -> None:
+                 xpub: str = "tcp://127.0.0.1:11099", policy: AccessPolicy | None = None,
+                 curve: CurveConfig | None = None) -> None:
         self.reactor = reactor
+        #: who may connect to either port (a ZAP allow-list; default loopback)
+        self.policy = policy if policy is not None else AccessPolicy()
+        self.curve = curve
+        self._zap: list[ZapRegistration] = []
         self.xsub_address, self.xpub_address = xsub, xpub
         self.xsub_endpoint: str | None = None
         self.xpub_endpoint: str | None = None
@@ -91,8 +97,13 @@ class ProxyService(Service):
         self._xpub: ZmqConnection | None = None
 
     def startService(self) -> None:
-        self._xsub = open_connection(self.reactor, zmq.XSUB, self._from_publishers)
-        self._xpub = open_connection(self.reactor, zmq.XPUB, self._from_subscribers)
+        zap = zap_handler(self.reactor, shared_context())
+        self._zap = [zap.add("LECO data proxy (publishers)", self.policy, self.curve),
+                     zap.add("LECO data proxy (subscribers)", self.policy, self.curve)]
+        self._xsub = open_connection(self.reactor, zmq.XSUB, self._from_publishers,
+                                     options=self._zap[0].socket_options())
+        self._xpub = open_connection(self.reactor, zmq.XPUB, self._from_subscribers,
+                                     options=self._zap[1].socket_options())
         try:
             self.xsub_endpoint = self._xsub.bind(self.xsub_address)
             self.xpub_endpoint = self._xpub.bind(self.xpub_address)
@@ -101,6 +112,9 @@ class ProxyService(Service):
             self._xsub.close()
             self._xpub.close()
             self._xsub = self._xpub = None
+            for registration in self._zap:
+                registration.close()
+            self._zap = []
             raise
         Service.startService(self)
         self.log.info("LECO data proxy: publishers {xsub}, subscribers {xpub}",
@@ -120,6 +134,9 @@ class ProxyService(Service):
             if sock is not None:
                 sock.close()
         self._xsub = self._xpub = None
+        for registration in self._zap:
+            registration.close()
+        self._zap = []
 
 
 class DataPublisher:

@@ -19,12 +19,13 @@ L{DeviceRegistry.guarded} with C{Owner("leco", <caller full name>)}.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
 
+from twisted_lab.access import Role, require
 from twisted_lab.data import Axis, Export, Signal
 from twisted_lab.description import Description
 from twisted_lab.errors import InvalidValue
@@ -170,9 +171,12 @@ class DeviceActor(Component):
     def __init__(self, registry: DeviceRegistry, device_name: str,
                  coordinator: str = DEFAULT_COORDINATOR, reactor: Any = None,
                  name: str | None = None, timeout: float = 5.0, pymodaq: bool = True,
-                 heartbeat_interval: float = 10.0, hub: LocalHub | None = None) -> None:
+                 heartbeat_interval: float = 10.0, hub: LocalHub | None = None,
+                 role_of: Callable[[str], Role | None] | None = None,
+                 default_role: Role = Role.OPERATE) -> None:
         super().__init__(name or device_name, coordinator, reactor, timeout,
-                         heartbeat_interval, hub=hub)
+                         heartbeat_interval, hub=hub, role_of=role_of,
+                         default_role=default_role)
         self.registry = registry
         self.device_name = device_name
         self.register_method("get_parameters", self.get_parameters,
@@ -230,8 +234,19 @@ class DeviceActor(Component):
                 or not isinstance(kwargs, dict):
             raise InvalidValue("call_action() needs action: str, args: list, kwargs: dict")
         owner = self._owner()
+        role = self.caller_role()
+        caller = self.caller
 
         async def run() -> Any:
+            if role < Role.OPERATE:
+                # a read client may call only actions that change nothing
+                described = await self.registry.lookup(self.device_name).describe()
+                spec = described.actions.get(action)
+                if spec is None or spec.mutating:
+                    self.log.warn("{name} refused call_action {action!r} from {caller} "
+                                  "(role {role}, needs operate)", name=self.full_name,
+                                  action=action[:80], caller=caller, role=role.label)
+                    require(role, Role.OPERATE, f"call_action {action!r} on {self.full_name}")
             device = await self.registry.guarded(self.device_name, owner)
             return to_json(await device.call(action, *args, **kwargs), True)
 

@@ -13,13 +13,14 @@ Actor answers again.
 from __future__ import annotations
 
 import itertools
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from twisted_lab.access import Role
 from twisted_lab.description import Action, Parameter
 from twisted_lab.devices.base import BaseDevice
 from twisted_lab.errors import DeviceOffline, DeviceTimeout, UnknownParameter
@@ -185,9 +186,11 @@ class DirectorService(Service):
     def __init__(self, registry: DeviceRegistry, remotes: Sequence[dict[str, Any]],
                  coordinator: str, reactor: Any, name: str = "twisted_lab_director",
                  timeout: float = 2.0, poll_interval: float = 1.0,
-                 hub: LocalHub | None = None) -> None:
+                 hub: LocalHub | None = None,
+                 role_of: Callable[[str], Role | None] | None = None) -> None:
         self.registry = registry
-        self.component = Component(name, coordinator, reactor, timeout, hub=hub)
+        self.component = Component(name, coordinator, reactor, timeout, hub=hub,
+                                   role_of=role_of)
         self.remotes = list(remotes)
         self.timeout = timeout
         self.poll_interval = poll_interval

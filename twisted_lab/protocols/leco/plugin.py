@@ -19,6 +19,10 @@ Example::
     data_proxy = true               # run the XSUB/XPUB proxy
     data_publish_port = 11100
     data_subscribe_port = 11099
+    allow = ["127.0.0.1/32", "192.168.10.0/24"]   # who may connect (ZAP)
+    role = "operate"                # read, operate or admin
+    roles = {"192.168.10.7/32" = "admin"}
+    curve_secret_key = "keys/server.key_secret"   # optional CURVE
 
     [[leco.remote]]
     name = "oven"                 # registry name
@@ -32,6 +36,7 @@ from typing import Any, Mapping
 
 from twisted.application.service import IService
 
+from twisted_lab.access import ACCESS_OPTIONS, CURVE_OPTIONS, curve_from, policy_from
 from twisted_lab.options import Option
 from twisted_lab.protocols.base import ProtocolPlugin
 from twisted_lab.registry import DeviceRegistry
@@ -80,6 +85,11 @@ OPTIONS: dict[str, Option] = {
                                             "free port, our publisher follows it)."),
     "data_subscribe_port": Option(int, 11099, "Proxy port subscribers connect to (XPUB; 0: "
                                               "any free port)."),
+    **ACCESS_OPTIONS,
+    **CURVE_OPTIONS,
+    "link_allow": Option(list, [], "Networks of Coordinators add_nodes may make us link to "
+                                   "(besides federate and the asking Coordinator itself).",
+                         items={"*": Option(str)}),
 }
 
 
@@ -109,19 +119,27 @@ class LecoPlugin(ProtocolPlugin):
         connect = section["connect"] or f"tcp://{host}:{port}"
         # our actors and director reach our own Coordinator in memory, not over ZeroMQ
         hub: LocalHub | None = None
+        policy = policy_from(section, "leco")
+        curve = curve_from(section, "leco")
+        role_of: Any = None
         if section["coordinator"]:
             coordinator = CoordinatorService(section["namespace"], f"tcp://{host}:{port}", reactor,
                                              coordinators=section["federate"],
-                                             advertised=section["advertise"] or None)
+                                             advertised=section["advertise"] or None,
+                                             policy=policy, curve=curve,
+                                             link_allow=section["link_allow"])
             coordinator.setName("coordinator")
             guard(coordinator, "leco.port", f"tcp://{host}:{port}").setServiceParent(top)
             if not section["connect"]:
                 hub = coordinator.local_hub
+                # our actors learn each caller's role from our Coordinator
+                role_of = coordinator.role_of
         proxy: ProxyService | None = None
         if section["data_proxy"]:
             proxy = ProxyService(reactor,
                                  f"tcp://{section['data_host']}:{section['data_publish_port']}",
-                                 f"tcp://{section['data_host']}:{section['data_subscribe_port']}")
+                                 f"tcp://{section['data_host']}:{section['data_subscribe_port']}",
+                                 policy=policy)
             proxy.setName("data-proxy")
             xsub, xpub = proxy.xsub_address, proxy.xpub_address
             own = proxy
@@ -130,7 +148,8 @@ class LecoPlugin(ProtocolPlugin):
         topics: dict[str, Any] = {}
         for name in section["export"]:
             actor = DeviceActor(registry, name, connect, reactor,
-                                pymodaq=section["pymodaq_methods"], hub=hub)
+                                pymodaq=section["pymodaq_methods"], hub=hub, role_of=role_of,
+                                default_role=policy.role)
             actor.setName(f"actor-{name}")
             actor.setServiceParent(top)
             topics[name] = lambda actor=actor: actor.full_name
@@ -143,7 +162,8 @@ class LecoPlugin(ProtocolPlugin):
             dashboard.setServiceParent(top)
         if section["remote"]:
             director = DirectorService(registry, section["remote"], connect, reactor,
-                                       section["director_name"], section["timeout"], hub=hub)
+                                       section["director_name"], section["timeout"], hub=hub,
+                                       role_of=role_of)
             director.setName("director")
             director.setServiceParent(top)
         if section["data_publish"] and topics:

@@ -13,7 +13,9 @@ does it (sockets, logs, replies).  A message is:
   2. I{refused}: a local sender whose name another connection signed in
      (C{DUPLICATE_NAME}), a local sender that did not sign in, or a message
      of an unknown node that is not a Coordinator signing in or out
-     (C{NOT_SIGNED_IN}); C{sign_in}/C{sign_out} are let through unsigned;
+     (C{NOT_SIGNED_IN}), or a node's Coordinator connection sending as
+     another node (C{NOT_SIGNED_IN}, L{Route.target}: the node it is);
+     C{sign_in}/C{sign_out} are let through unsigned;
   3. for I{the Coordinator itself} (C{COORDINATOR} or C{ns.COORDINATOR});
   4. for a I{local} Component, by its ROUTER identity;
   5. for another I{node}, over the link to its Coordinator;
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 from typing import Any, Generic, Mapping, NamedTuple, Sequence, TypeVar
 
+from twisted_lab.access import Role
 from twisted_lab.protocols.leco.message import HEADER_LENGTH, VERSION_BYTE, split_name
 from twisted_lab.protocols.leco.rpc import (DUPLICATE_NAME, NODE_UNKNOWN, NOT_SIGNED_IN,
                                             RECEIVER_UNKNOWN)
@@ -43,12 +46,15 @@ L = TypeVar("L")
 
 
 class Local:
-    """A Component signed in here: its ROUTER identity and when it was last heard."""
+    """
+    A Component signed in here: its ROUTER identity, when it was last heard,
+    and the role its connection was given (L{twisted_lab.access.Role}).
+    """
 
-    __slots__ = ("identity", "heartbeat")
+    __slots__ = ("identity", "heartbeat", "role")
 
-    def __init__(self, identity: bytes, heartbeat: float) -> None:
-        self.identity, self.heartbeat = identity, heartbeat
+    def __init__(self, identity: bytes, heartbeat: float, role: Role = Role.ADMIN) -> None:
+        self.identity, self.heartbeat, self.role = identity, heartbeat, role
 
 
 class Route(NamedTuple, Generic[L]):
@@ -57,7 +63,8 @@ class Route(NamedTuple, Generic[L]):
 
     @ivar action: L{MALFORMED}, L{REFUSED}, L{OWN}, L{LOCAL}, L{NODE} or L{UNKNOWN}.
     @ivar target: the receiver's ROUTER identity (L{LOCAL}), the node link
-        (L{NODE}), else C{None}.
+        (L{NODE}), the sending connection's own node when it sent as another
+        (L{REFUSED}), else C{None}.
     @ivar code: the LECO error code (L{REFUSED}, L{UNKNOWN}), else 0.
     @ivar data: the error's data (L{UNKNOWN}: the receiver or the node name).
     """
@@ -82,7 +89,7 @@ def route(frames: Sequence[bytes], now: float, namespace: bytes,
     @param now: the clock's time (a known sender's heartbeat is set to it).
     @param namespace: this node's namespace.
     @param local: name → L{Local} of the Components signed in here.
-    @param node_ids: ROUTER identity → C{[namespace, heartbeat]} of the other
+    @param node_ids: ROUTER identity → C{[namespace, heartbeat, ...]} of the other
         Coordinators signed in to us.
     @param nodes: namespace → our link to the Coordinator of that node.
     """
@@ -102,6 +109,8 @@ def route(frames: Sequence[bytes], now: float, namespace: bytes,
             return Route(REFUSED, code=NOT_SIGNED_IN)
     else:
         node = node_ids.get(identity)
+        if node is not None and node[0] != s_ns:
+            return Route(REFUSED, node[0], NOT_SIGNED_IN)
         if node is not None:
             node[1] = now
         elif not (s_nm == COORDINATOR and n > 5 and b"coordinator_sign_" in frames[5]):

@@ -294,6 +294,9 @@ class RPCServer:
         self.title = title
         self.pool: EncoderPool | None = None
         self.methods: dict[str, _Entry] = {}
+        #: called with each method name before it runs (during the
+        #: synchronous dispatch); raising L{errors.AccessDenied} refuses it
+        self.guard: Callable[[str], None] | None = None
         self.register("rpc.discover", self._discover, "List the methods (OpenRPC).")
 
     def register(self, name: str, fn: Method, doc: str | None = None) -> None:
@@ -406,6 +409,8 @@ class RPCServer:
                     {"id": rid, "error": error_object(INVALID_PARAMS, None, obj),
                      "jsonrpc": "2.0"}), []
         try:
+            if self.guard is not None:
+                self.guard(method)
             result = entry.fn(params, frames)
         except BaseException as e:
             return self._failed(e, rid, notification, method, peer), []

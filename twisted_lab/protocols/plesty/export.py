@@ -18,6 +18,8 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from twisted_lab.access import (AccessPolicy, CurveConfig, Role, ZapRegistration,
+                                role_of_frame, zap_handler)
 from twisted_lab.interfaces import IWireReport
 
 from twisted_lab.protocols.plesty.handler import DEFAULT_MAX_MESSAGE_SIZE, PlestyHandler
@@ -38,8 +40,13 @@ class PlestyServerConnection(ZmqConnection):
 
     log = Logger()
 
-    def __init__(self, reactor: Any, socket: zmq.Socket[Any], handler: PlestyHandler) -> None:
+    track_properties = True
+
+    def __init__(self, reactor: Any, socket: zmq.Socket[Any], handler: PlestyHandler,
+                 default_role: Role = Role.OPERATE) -> None:
         self.handler = handler
+        #: the role of a message without a ZAP User-Id
+        self.default_role = default_role
         #: requests received per client identity (for the wire report)
         self.requests: Counter[bytes] = Counter()
         super().__init__(reactor, socket)
@@ -50,7 +57,8 @@ class PlestyServerConnection(ZmqConnection):
     def messageReceived(self, frames: list[bytes]) -> None:
         if frames and len(self.requests) < 10000:
             self.requests[bytes(frames[0])] += 1
-        d = Deferred.fromCoroutine(self.handler.handle(frames))
+        role = role_of_frame(self.current_frame, self.default_role)
+        d = Deferred.fromCoroutine(self.handler.handle(frames, role))
         d.addCallback(self._reply)
         d.addErrback(lambda f: self.log.failure("answering a request to {device} failed", f,
                                                 device=self.handler.device_name))
@@ -80,9 +88,14 @@ class PlestyServerService(Service):
     def __init__(self, registry: DeviceRegistry, device_name: str, address: str, reactor: Any,
                  strict: bool = False, lease_ttl: float | None = 60.0,
                  max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-                 send_hwm: int = DEFAULT_SEND_HWM) -> None:
+                 send_hwm: int = DEFAULT_SEND_HWM,
+                 policy: AccessPolicy | None = None, curve: CurveConfig | None = None) -> None:
         self.send_hwm = send_hwm
         self.registry = registry
+        #: who may connect (ZAP allow-list) and with which role
+        self.policy = policy if policy is not None else AccessPolicy()
+        self.curve = curve
+        self._zap: ZapRegistration | None = None
         self.device_name = device_name
         self.configured_address = address
         self.address = address
@@ -98,7 +111,10 @@ class PlestyServerService(Service):
         """Bind the ROUTER socket (fails startup when the address is taken)."""
         self._context = zmq.Context()
         try:
+            self._zap = zap_handler(self.reactor, self._context).add(
+                f"PLESTY server of {self.device_name}", self.policy, self.curve)
             socket = bind_socket(self._context, zmq.ROUTER, self.configured_address, {
+                **self._zap.socket_options(),
                 zmq.ROUTER_MANDATORY: 1,
                 # a hard cap: ZMQ drops a peer whose message is far beyond the
                 # limit, before it is ever in memory; up to it, the handler answers
@@ -109,11 +125,15 @@ class PlestyServerService(Service):
                 zmq.SNDHWM: self.send_hwm,
             })
         except BaseException:
+            if self._zap is not None:
+                self._zap.close()
+                self._zap = None
             self._context.term()
             self._context = None
             raise
         self.address = bound_address(socket)
-        self.connection = PlestyServerConnection(self.reactor, socket, self.handler)
+        self.connection = PlestyServerConnection(self.reactor, socket, self.handler,
+                                                 self.policy.role)
         super().startService()
         self.log.info("serving {device} over PLESTY at {address}", device=self.device_name,
                       address=self.address)
@@ -137,6 +157,9 @@ class PlestyServerService(Service):
         if self.connection is not None:
             self.connection.close()
             self.connection = None
+        if self._zap is not None:
+            self._zap.close()
+            self._zap = None
         if self._context is not None:
             self._context.term()
             self._context = None

@@ -29,6 +29,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 import twisted_lab
+from twisted_lab.access import Role, require
 from twisted_lab.bigjson import BIG, shared_pool, weight
 from twisted_lab.description import Description
 from twisted_lab.errors import DeviceBusy, LabError, LeaseConflict
@@ -126,11 +127,15 @@ class PlestyHandler:
 
     # -- entry point -----------------------------------------------------------------
 
-    async def handle(self, frames: list[bytes]) -> list[Any] | None:
+    async def handle(self, frames: list[bytes], role: Role = Role.OPERATE
+                     ) -> list[Any] | None:
         """
         Answer one message as received by a ROUTER socket.
 
         @param frames: C{[identity, body]} or C{[identity, b"", body]}.
+        @param role: the client's role: C{read} may connect without
+            resources, describe, query and call actions that change nothing;
+            C{operate} may also write, call any action and reserve resources.
         @return: the reply frames in the same envelope, or C{None} when the
             message is dropped (a wrong frame count; logged).
         """
@@ -144,7 +149,7 @@ class PlestyHandler:
                           device=self.device_name, count=len(frames))
             return None
         client = client_name(envelope[0])
-        reply, binary = await self._answer(client, body)
+        reply, binary = await self._answer(client, body, role)
         try:
             if not binary and weight(reply.get("result")) >= BIG:
                 # a large JSON reply: written on the encoder pool, off the reactor
@@ -162,7 +167,8 @@ class PlestyHandler:
             new["rid"] = old["rid"]
         return new
 
-    async def _answer(self, client: str, body: bytes) -> tuple[dict[str, Any], bool]:
+    async def _answer(self, client: str, body: bytes, role: Role = Role.OPERATE
+                      ) -> tuple[dict[str, Any], bool]:
         if len(body) > self.max_message_size:
             self.log.warn("{device}: refused a {size}-byte request from {client}",
                           device=self.device_name, size=len(body), client=client)
@@ -176,7 +182,7 @@ class PlestyHandler:
             return error(type(e).__name__, str(e)), False
         binary = not self.strict and request.get("binary") is True
         try:
-            reply = await self._dispatch(client, request)
+            reply = await self._dispatch(client, request, role)
         except _BudgetExceeded:
             reply = error("TimeoutError", "Operation timed out")
         except LabError as e:
@@ -194,8 +200,20 @@ class PlestyHandler:
 
     # -- dispatch --------------------------------------------------------------------
 
-    async def _dispatch(self, client: str, request: dict[str, Any]) -> dict[str, Any]:
+    def _require(self, client: str, role: Role, needed: Role, what: str) -> None:
+        if role < needed:
+            self.log.warn("{device}: refused {what} to {client} (role {role}, needs {needed})",
+                          device=self.device_name, what=what, client=client, role=role.label,
+                          needed=needed.label)
+        require(role, needed, f"{what} on {self.device_name}")
+
+    async def _dispatch(self, client: str, request: dict[str, Any], role: Role = Role.OPERATE
+                        ) -> dict[str, Any]:
         kind = request.get("type")
+        if kind == "connect" and request.get("resources"):
+            self._require(client, role, Role.OPERATE, "reserving resources")
+        elif kind == "write":
+            self._require(client, role, Role.OPERATE, "write")
         timeout = _timeout(request.get("timeout"))
         if not self.strict:
             self._renew(client)
@@ -221,6 +239,13 @@ class PlestyHandler:
         if kind == "write":
             return ok(await self._write(client, request["param"], request["value"], timeout))
         func = request["func"]
+        if role < Role.OPERATE:
+            action = description.actions.get(func) if isinstance(func, str) else None
+            reads = func in ("query", "get_config_list") or (
+                func == "identity" and action is None) or (
+                action is not None and not action.mutating)
+            if not reads:
+                self._require(client, role, Role.OPERATE, f"call of {str(func)[:80]!r}")
         args = request.get("args", [])
         kwargs = request.get("kwargs", {})
         if not isinstance(args, list) or not isinstance(kwargs, dict):

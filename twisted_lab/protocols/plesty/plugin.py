@@ -9,15 +9,18 @@ ZMQ address, and which PLESTY servers are imported as devices.
     strict = false
     lease_ttl = 60.0
     max_message_size = 16777216
+    allow = ["127.0.0.1/32", "192.168.10.0/24"]   # who may connect (ZAP)
+    role = "operate"                              # read, operate (admin: same here)
+    roles = {"192.168.10.0/24" = "read"}
+    curve_secret_key = ""                         # optional CURVE key file
 """
 from __future__ import annotations
 
-from typing import Any
-
-from typing import Mapping
+from typing import Any, Mapping
 
 from twisted.application.service import IService
 
+from twisted_lab.access import ACCESS_OPTIONS, CURVE_OPTIONS, curve_from, policy_from
 from twisted_lab.options import Option
 from twisted_lab.protocols.base import ProtocolPlugin, require_positive
 from twisted_lab.protocols.plesty.handler import DEFAULT_MAX_MESSAGE_SIZE
@@ -61,6 +64,8 @@ class PlestyPlugin(ProtocolPlugin):
                             "(not in strict mode)"),
         "max_message_size": Option(int, DEFAULT_MAX_MESSAGE_SIZE,
                                    "the largest request answered, in bytes"),
+        **ACCESS_OPTIONS,
+        **CURVE_OPTIONS,
     }
 
     def default_section(self, device_names: list[str]) -> dict[str, Any]:
@@ -75,14 +80,17 @@ class PlestyPlugin(ProtocolPlugin):
     def build(self, registry: DeviceRegistry, section: Mapping[str, Any],
               reactor: Any) -> IService:
         """One server per served device and one import per server."""
-        from twisted_lab.protocols.plesty.remote import PlestyImportService
         from twisted_lab.protocols.plesty.export import PlestyServerService
+        from twisted_lab.protocols.plesty.remote import PlestyImportService
 
         top = self.multi_service()
+        policy = policy_from(section, "plesty")
+        curve = curve_from(section, "plesty")
         for i, entry in enumerate(section["serve"]):
             guard(PlestyServerService(registry, entry["device"], entry["address"], reactor,
                                       strict=section["strict"], lease_ttl=section["lease_ttl"],
-                                      max_message_size=section["max_message_size"]),
+                                      max_message_size=section["max_message_size"],
+                                      policy=policy, curve=curve),
                   f"plesty.serve[{i}].address", entry["address"]).setServiceParent(top)
         for entry in section["import"]:
             PlestyImportService(registry, entry["name"], entry["address"], reactor,

@@ -9,6 +9,11 @@ Example::
     [pymodaq]
     listen = ["tcp:6341:interface=127.0.0.1"]
     version = "4.4"
+    allow = ["127.0.0.1/32", "192.168.1.0/24"]   # who may connect; others refused
+
+    # TLS instead (Twisted endpoint string; real PyMoDAQ 4 clients cannot
+    # speak TLS, so this is for a TLS tunnel such as stunnel on their side):
+    # listen = ["ssl:6341:interface=0.0.0.0:privateKey=lab.key:certKey=lab.crt"]
 
     [[pymodaq.export]]
     device = "camera"
@@ -29,6 +34,7 @@ from twisted.application.service import IService, MultiService
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
+from twisted_lab.access import ACCESS_OPTIONS, AllowListFactory, policy_from
 from twisted_lab.interfaces import IWireReport
 from twisted_lab.options import Option
 from twisted_lab.protocols.base import ProtocolPlugin
@@ -86,6 +92,8 @@ class PyMoDAQService(MultiService):
     def __init__(self) -> None:
         super().__init__()
         self.server_factories: list[PyMoDAQServerFactory] = []
+        #: the allow-list wrapper of the listeners (its C{refused} count)
+        self.allow_factory: AllowListFactory | None = None
 
     def stopService(self) -> Deferred[None]:
         """Stop listening and exporting; drop connected PyMoDAQ clients."""
@@ -113,6 +121,9 @@ class PyMoDAQPlugin(ProtocolPlugin):
                          items=_EXPORT),
         "import": Option(list, [], "names for connecting clients, first match wins",
                          items=_IMPORT),
+        # a connecting PyMoDAQ client is an instrument (it becomes a device):
+        # it sends no commands, so only the allow-list applies, not roles
+        "allow": ACCESS_OPTIONS["allow"],
     }
 
     def default_section(self, device_names: list[str]) -> dict[str, Any]:
@@ -131,8 +142,11 @@ class PyMoDAQPlugin(ProtocolPlugin):
                                            section["grab_dim"])
             top.server_factories.append(factory)
             top.listen = list(section["listen"])
+            guarded = AllowListFactory(factory, policy_from(section, "pymodaq"),
+                                       "PyMoDAQ listener")
+            top.allow_factory = guarded
             for i, description in enumerate(section["listen"]):
-                guard(strports.service(description, factory, reactor=reactor),
+                guard(strports.service(description, guarded, reactor=reactor),
                       f"pymodaq.listen[{i}]", description).setServiceParent(top)
         for export in section["export"]:
             client = PyMoDAQClientFactory(registry, export["device"], export["role"],

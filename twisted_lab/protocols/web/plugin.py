@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from twisted.internet.endpoints import serverFromString
 
+from twisted_lab.access import ACCESS_OPTIONS, policy_from
 from twisted_lab.errors import ConfigError
 from twisted_lab.options import Option
 from twisted_lab.protocols.base import ProtocolPlugin, require_positive
@@ -64,6 +65,7 @@ class WebPlugin(ProtocolPlugin):
     options = {
         "listen": Option(str, DEFAULT_LISTEN, "server endpoint string of the console and API "
                          "(a bare tcp:PORT listens on every interface)"),
+        "allow": ACCESS_OPTIONS["allow"],
         "read_only": Option(bool, False, "refuse every write (set, mutating actions, leases)"),
         "token_file": Option(str, "", "a file whose first line is the token writes need "
                              "(Authorization: Bearer); empty for no token"),
@@ -103,7 +105,8 @@ class WebPlugin(ProtocolPlugin):
                              max_frame_side=section["max_frame_side"],
                              position_interval=section["position_interval"],
                              log_ring=LogRing(section["log_size"]))
-        return guard(WebService(context, section["listen"]), "web.listen", section["listen"])
+        return guard(WebService(context, section["listen"], policy_from(section, "web")),
+                     "web.listen", section["listen"])
 
 
 plugin = WebPlugin()

@@ -18,6 +18,7 @@ from twisted.web.server import Request, Site
 from twisted.web.static import File
 from zope.interface import implementer
 
+from twisted_lab.access import AccessPolicy, AllowListFactory
 from twisted_lab.interfaces import IWireReport
 from twisted_lab.protocols.web.api import ApiResource
 from twisted_lab.protocols.web.context import WebContext
@@ -169,13 +170,17 @@ class WebService(MultiService):
 
     log = Logger()
 
-    def __init__(self, context: WebContext, listen: str) -> None:
+    def __init__(self, context: WebContext, listen: str,
+                 policy: AccessPolicy | None = None) -> None:
         super().__init__()
         self.context = context
         self.listen = listen
         self.socket_factory = LabSocketFactory(context)
         self.site = build_site(context, self.socket_factory)
-        self.listener = ListenerService(context.reactor, listen, self.site)
+        #: the allow-list wrapper of the listener (clients elsewhere are refused)
+        self.allow_factory = AllowListFactory(self.site, policy or AccessPolicy(),
+                                              "web console")
+        self.listener = ListenerService(context.reactor, listen, self.allow_factory)
         self.listener.setServiceParent(self)
         context.wires = self.wire_reports
 
