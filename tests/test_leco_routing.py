@@ -81,6 +81,13 @@ class RouteTests(SynchronousTestCase):
         self.assertEqual(self.route(message(b"id-N3", b"COORDINATOR", b"N3.COORDINATOR",
                                             b'{"method": "coordinator_sign_in"}')).action, OWN)
 
+    def test_node_sending_as_another(self) -> None:
+        """A node's Coordinator connection sending as another node is refused, naming its own."""
+        decision = self.route(message(b"id-N2", b"cam", b"N3.oven"))
+        self.assertEqual((decision.action, decision.code, decision.target),
+                         (REFUSED, NOT_SIGNED_IN, b"N2"))
+        self.assertEqual(self.node_ids[b"id-N2"][1], 0.0)
+
     def test_unknown(self) -> None:
         """An unknown local receiver or node is an error naming it."""
         decision = self.route(message(b"id-stage", b"ghost", b"stage"))
