@@ -57,9 +57,9 @@ async def latency(reactor: Any, calls: int) -> dict[str, float]:
 
     from tests.peers import peer_env, peer_python
     from twisted_lab.protocols.leco.coordinator import CoordinatorService
-    from twisted_lab.protocols.leco.director import DirectorService
-    from twisted_lab.protocols.plesty.client import PlestyClient
-    from twisted_lab.protocols.plesty.server import PlestyServerService
+    from twisted_lab.protocols.leco.imports import DirectorService
+    from twisted_lab.protocols.plesty.imports import PlestyClient
+    from twisted_lab.protocols.plesty.export import PlestyServerService
     from twisted_lab.registry import DeviceRegistry
 
     coordinator = CoordinatorService("BB", "tcp://127.0.0.1:*", reactor)
@@ -121,11 +121,11 @@ async def frames(reactor: Any, count: int) -> dict[str, float]:
     from twisted.internet.endpoints import TCP4ServerEndpoint
 
     from twisted_lab.data import Export, Signal
-    from twisted_lab.protocols.leco.actor import DeviceActor
+    from twisted_lab.protocols.leco.export import DeviceActor
     from twisted_lab.protocols.leco.coordinator import CoordinatorService
-    from twisted_lab.protocols.leco.director import DirectorService
-    from twisted_lab.protocols.pymodaq.client import PyMoDAQClientFactory, PyMoDAQExportService
-    from twisted_lab.protocols.pymodaq.server import PyMoDAQServerFactory
+    from twisted_lab.protocols.leco.imports import DirectorService
+    from twisted_lab.protocols.pymodaq.export import PyMoDAQClientFactory, PyMoDAQExportService
+    from twisted_lab.protocols.pymodaq.imports import PyMoDAQServerFactory
     from twisted_lab.registry import DeviceRegistry
     from twisted_lab.testing import FakeDetector
 

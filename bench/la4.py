@@ -143,7 +143,7 @@ def measure(base: Baseline, ports: list[int], count: int,
     from twisted.internet.defer import Deferred
     from twisted.internet.task import deferLater
 
-    from twisted_lab.protocols.la4.coordinator import CoordinatorService, NodeConfig
+    from twisted_lab.protocols.la4.imports import LA4CoordinatorService, NodeConfig
     from twisted_lab.registry import DeviceRegistry
 
     elapsed = [0.0] * (1 + len(ports))
@@ -162,7 +162,7 @@ def measure(base: Baseline, ports: list[int], count: int,
     async def run() -> None:
         registry = DeviceRegistry(reactor)
         nodes = [NodeConfig(f"la4_{i}", "127.0.0.1", port) for i, port in enumerate(ports)]
-        service = CoordinatorService(registry, reactor, nodes, "tcp:0:interface=127.0.0.1")
+        service = LA4CoordinatorService(registry, reactor, nodes, "tcp:0:interface=127.0.0.1")
         service.startService()
         await service.when_listening()
         devices = [registry.lookup(n.name) for n in nodes]

@@ -258,12 +258,12 @@ def twisted_helper(kind: str, port: int) -> None:
 
     registry = DeviceRegistry(reactor)
     if kind.startswith("pymodaq-"):
-        from twisted_lab.protocols.pymodaq.server import PyMoDAQServerFactory
+        from twisted_lab.protocols.pymodaq.imports import PyMoDAQServerFactory
         factory = PyMoDAQServerFactory(registry, reactor, call_timeout=60.0,
                                        rules=[{"name": "dev"}])
         TCP4ServerEndpoint(reactor, port, interface="127.0.0.1").listen(factory)
     else:
-        from twisted_lab.protocols.leco.director import DirectorService
+        from twisted_lab.protocols.leco.imports import DirectorService
         DirectorService(registry, [{"name": "dev", "actor": "camera",
                                     "kind": "pymodaq_detector", "parameters": [],
                                     "actions": []}],

@@ -75,7 +75,7 @@ def _registry():  # type: ignore[no-untyped-def]
 
 def serve_ours() -> None:
     """twisted_lab's PLESTY server."""
-    from twisted_lab.protocols.plesty.server import PlestyServerService
+    from twisted_lab.protocols.plesty.export import PlestyServerService
 
     reactor, registry = _registry()
     service = PlestyServerService(registry, "powermeter", "tcp://127.0.0.1:*", reactor)

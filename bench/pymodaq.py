@@ -48,7 +48,7 @@ def child_ours(kind: str, port: int, *shape: int) -> None:
     from twisted.internet import reactor
 
     from twisted_lab.data import Export, Signal
-    from twisted_lab.protocols.pymodaq.client import PyMoDAQClientFactory, PyMoDAQExportService
+    from twisted_lab.protocols.pymodaq.export import PyMoDAQClientFactory, PyMoDAQExportService
     from twisted_lab.registry import DeviceRegistry
     from twisted_lab.testing import FakeActuator, FakeDetector
 
@@ -173,7 +173,7 @@ def run_ours(frames: int, round_trips: int, commands_only: bool = False,
     from twisted.internet.protocol import Factory
     from twisted.protocols.basic import Int32StringReceiver
 
-    from twisted_lab.protocols.pymodaq.server import PyMoDAQServerFactory
+    from twisted_lab.protocols.pymodaq.imports import PyMoDAQServerFactory
     from twisted_lab.registry import DeviceRegistry
 
     results: dict[str, float] = {}

@@ -50,7 +50,7 @@ def serve_lab() -> None:
 
     from twisted_lab.devices.simulated import SimulatedCamera, SimulatedStage
     from twisted_lab.options import validate
-    from twisted_lab.protocols.plesty.server import PlestyServerService
+    from twisted_lab.protocols.plesty.export import PlestyServerService
     from twisted_lab.protocols.web.plugin import plugin
     from twisted_lab.registry import DeviceRegistry
 

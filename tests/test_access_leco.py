@@ -18,7 +18,7 @@ from tests.peers.pyleco_process import spawn
 from tests.test_leco_coordinator import CoordinatorMixin, request, sleep
 from twisted_lab.access import AccessPolicy, CurveConfig, Role
 from twisted_lab.errors import AccessDenied, DeviceTimeout
-from twisted_lab.protocols.leco.actor import DeviceActor
+from twisted_lab.protocols.leco.export import DeviceActor
 from twisted_lab.protocols.leco.coordinator import CoordinatorService
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.testing import FakeActuator, FakeDevice

@@ -17,7 +17,7 @@ from twisted.trial.unittest import TestCase
 
 from tests.test_plesty_server import body, exchange
 from twisted_lab.access import AccessPolicy, CurveConfig
-from twisted_lab.protocols.plesty.server import PlestyServerService
+from twisted_lab.protocols.plesty.export import PlestyServerService
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.testing import FakeActuator
 

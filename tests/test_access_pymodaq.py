@@ -17,7 +17,7 @@ from twisted.trial.unittest import TestCase
 from tests.polling import until
 from tests.test_leco_coordinator import sleep
 from twisted_lab.options import validate
-from twisted_lab.protocols.pymodaq.client import PyMoDAQClientFactory, PyMoDAQExportService
+from twisted_lab.protocols.pymodaq.export import PyMoDAQClientFactory, PyMoDAQExportService
 from twisted_lab.protocols.pymodaq.plugin import PyMoDAQService, plugin
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.testing import FakeActuator

@@ -20,7 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted_lab import bigjson
 from twisted_lab.bigjson import ArrayWriter, EncoderPool, array_json, shared_pool, weight
 from twisted_lab.data import Axis, Export, Signal
-from twisted_lab.protocols.leco.actor import join_arrays, split_arrays, to_json
+from twisted_lab.protocols.leco.export import join_arrays, split_arrays, to_json
 from twisted_lab.protocols.leco.rpc import INTERNAL_ERROR, RPCServer, dumps, encode_request
 from twisted_lab.protocols.plesty.message import decode as plesty_decode
 from twisted_lab.protocols.plesty.message import encode as plesty_encode

@@ -44,9 +44,9 @@ from tests.test_pymodaq_peer_support import start_peer
 from twisted_lab.config import parse_config
 from twisted_lab.protocols.la4.node import SimulatedNode
 from twisted_lab.devices.base import BaseActuator
-from twisted_lab.protocols.leco.actor import DeviceActor
+from twisted_lab.protocols.leco.export import DeviceActor
 from twisted_lab.protocols.leco.pymodaq_director import (PyMoDAQRemoteActuator)
-from twisted_lab.protocols.plesty.server import PlestyServerService
+from twisted_lab.protocols.plesty.export import PlestyServerService
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.service import LabService, build_service
 from tests.polling import until
@@ -722,7 +722,7 @@ class BridgeRegressionTests(TestCase):
         Regression: a PyMoDAQ 5 actuator imported over LECO must keep the
         actuator API's C{stop()} (stop the motion, fire with the position):
         exporters call it, e.g. our PyMoDAQ client role on C{stop_motion}
-        (pymodaq/client.py).  The liveness stop is C{stop_polling}, so it no
+        (pymodaq/export.py).  The liveness stop is C{stop_polling}, so it no
         longer shadows C{BaseActuator.stop}.
         """
         self.assertIs(PyMoDAQRemoteActuator.stop, BaseActuator.stop)

@@ -31,11 +31,11 @@ from twisted_lab.description import Parameter
 from twisted_lab.devices.base import BaseActuator
 from twisted_lab.errors import LabError, LeaseConflict
 from twisted_lab.leases import Owner
-from twisted_lab.protocols.leco.actor import DeviceActor
-from twisted_lab.protocols.plesty.client import PlestyClient, ResourceRefused
-from twisted_lab.protocols.plesty.server import PlestyServerService
-from twisted_lab.protocols.pymodaq.client import PyMoDAQClientFactory, PyMoDAQExportService
-from twisted_lab.protocols.pymodaq.server import PyMoDAQServerFactory
+from twisted_lab.protocols.leco.export import DeviceActor
+from twisted_lab.protocols.plesty.imports import PlestyClient, ResourceRefused
+from twisted_lab.protocols.plesty.export import PlestyServerService
+from twisted_lab.protocols.pymodaq.export import PyMoDAQClientFactory, PyMoDAQExportService
+from twisted_lab.protocols.pymodaq.imports import PyMoDAQServerFactory
 from twisted_lab.registry import DeviceRegistry
 from tests.polling import until
 

@@ -26,7 +26,7 @@ from twisted_lab.devices.pymeasure_device import PymeasureDevice, describe_class
 from twisted_lab.devices.visa import SIM_BACKEND
 from twisted_lab.errors import (ConfigError, DeviceBusy, DeviceOffline, DeviceTimeout,
                                 DriverError, InvalidValue, ReadOnly)
-from twisted_lab.protocols.plesty.server import PlestyServerService
+from twisted_lab.protocols.plesty.export import PlestyServerService
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.tap import check_devices
 

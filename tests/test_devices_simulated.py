@@ -13,9 +13,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from twisted_lab.data import Export
-from twisted_lab.devices.simulated import (LA4_REGISTERS, SimulatedCamera, SimulatedLA4Board,
+from twisted_lab.devices.simulated import (SimulatedCamera, SimulatedLA4Board,
                                            SimulatedPowerMeter, SimulatedSpectrometer,
                                            SimulatedStage, parse_sequence)
+from twisted_lab.formats.la4.registers import REGISTERS, Row
 from twisted_lab.errors import (DeviceBusy, InvalidValue, ReadOnly, UnknownAction,
                                 UnknownParameter)
 from twisted_lab.events import CHANGED, DATA, LabEvent
@@ -463,11 +464,11 @@ class LA4BoardTests(SynchronousTestCase):
 
     def test_registers_table(self) -> None:
         """The register table and parser match the spec's rows."""
-        self.assertEqual(set(LA4_REGISTERS), {"MODEL_LIGHT", "ALL_4_NIKON", "ALL_4_CANON",
-                                              "OLAT_4_NIKON", "OLAT_4_CANON", "LED_FAN",
-                                              "DIGITAL_POLARIZER"})
+        self.assertEqual(set(REGISTERS), {"MODEL_LIGHT", "ALL_4_NIKON", "ALL_4_CANON",
+                                          "OLAT_4_NIKON", "OLAT_4_CANON", "LED_FAN",
+                                          "DIGITAL_POLARIZER"})
         self.assertEqual(parse_sequence("model_light, 5\n\nALL_4_CANON,1,109"),
-                         [("MODEL_LIGHT", (5,)), ("ALL_4_CANON", (1, 109))])
+                         [Row("MODEL_LIGHT", (5,)), Row("ALL_4_CANON", (1, 109))])
         self.assertEqual(self.successResultOf(self.board.call(
             "validate_sequence", [["LED_FAN", True]])), "LED_FAN,1")
 

@@ -21,7 +21,7 @@ from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from twisted_lab.flow import SendBudget
-from twisted_lab.protocols.pymodaq.connection import ChunkWriter, PyMoDAQConnection
+from twisted_lab.protocols.pymodaq.transport import ChunkWriter, PyMoDAQConnection
 
 
 class BudgetTests(SynchronousTestCase):
@@ -149,7 +149,7 @@ class PlestySlowReaderTests(TestCase):
 
     async def _plesty(self) -> None:
         from twisted_lab.data import Export, Signal
-        from twisted_lab.protocols.plesty.server import PlestyServerService
+        from twisted_lab.protocols.plesty.export import PlestyServerService
         from twisted_lab.registry import DeviceRegistry
         from twisted_lab.testing import FakeDetector
 

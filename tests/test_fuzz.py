@@ -36,9 +36,9 @@ from twisted_lab.protocols.leco.rpc import RPCServer
 from twisted_lab.protocols.plesty.handler import PlestyHandler
 from twisted_lab.protocols.plesty.message import decode as plesty_decode
 from twisted_lab.protocols.plesty.message import parse_request
-from twisted_lab.protocols.pymodaq.parser import TO_CLIENT, TO_SERVER, MessageParser
-from twisted_lab.protocols.pymodaq.server import PyMoDAQServerFactory
-from twisted_lab.protocols.pymodaq.settings_xml import parse_parameter, parse_settings
+from twisted_lab.protocols.pymodaq.message import TO_CLIENT, TO_SERVER, MessageParser
+from twisted_lab.protocols.pymodaq.imports import PyMoDAQServerFactory
+from twisted_lab.formats.pymodaq.settings import parse_parameter, parse_settings
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.testing import FakeDevice
 

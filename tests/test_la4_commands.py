@@ -8,7 +8,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_lab.errors import InvalidValue
 from twisted_lab.protocols.la4 import commands
-from twisted_lab.protocols.la4.commands import (Boardio, CommandLine, CommandRejected, Row,
+from twisted_lab.formats.la4.registers import Row
+from twisted_lab.protocols.la4.commands import (Boardio, CommandLine, CommandRejected,
                                                 WriteRows, parse_command, rows_from)
 
 from tests.test_la4_message import DOC_COMMAND_TEXT

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_la4_coordinator -*-
 """
-Tests for L{twisted_lab.protocols.la4.coordinator}, with a fake clock and
+Tests for L{twisted_lab.protocols.la4.imports}, with a fake clock and
 recorded outgoing connections.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from twisted_lab.errors import (DeviceOffline, DeviceTimeout, InvalidValue, Leas
 from twisted_lab.events import DATA, OFFLINE, ONLINE, LabEvent
 from twisted_lab.interfaces import IDevice
 from twisted_lab.leases import Owner
-from twisted_lab.protocols.la4.coordinator import (CoordinatorService, LA4NodeDevice,
+from twisted_lab.protocols.la4.imports import (LA4CoordinatorService, LA4NodeDevice,
                                                    NodeConfig, callback_endpoint)
 from twisted_lab.protocols.la4.message import Command, Heartbeat, Message, decode
 from twisted_lab.registry import DeviceRegistry
@@ -31,7 +31,7 @@ NODE = {"id": "81639cd4", "name": "rigsters-controller", "ip": "127.0.0.1", "por
 SEQ = " > /home/rigsters/la4_sequence.csv && boardiocli uSeq && boardiocli runSeq"
 
 
-class RecordingCoordinator(CoordinatorService):
+class RecordingCoordinator(LA4CoordinatorService):
     """A coordinator whose outgoing messages are recorded instead of sent."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -17,7 +17,7 @@ from twisted.internet.task import Clock
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
-from twisted_lab.protocols.la4.coordinator import CoordinatorService, NodeConfig
+from twisted_lab.protocols.la4.imports import LA4CoordinatorService, NodeConfig
 from twisted_lab.protocols.la4.message import Message
 from twisted_lab.protocols.la4.node import REJECTED_PREFIX, BoardState, SimulatedNode
 from twisted_lab.registry import DeviceRegistry
@@ -44,7 +44,7 @@ class LoopbackTestCase(TestCase):
         self.clock = Clock()
         self.node = await self.start_node()
         self.registry = DeviceRegistry(self.clock)
-        self.service = CoordinatorService(
+        self.service = LA4CoordinatorService(
             self.registry, reactor, [NodeConfig("la4", "127.0.0.1", self.node.port)],
             "tcp:0:interface=127.0.0.1", self.clock)
         self.received: list[Message] = []

@@ -11,7 +11,7 @@ from zope.interface.verify import verifyObject
 from twisted_lab.errors import ConfigError
 from twisted_lab.interfaces import IProtocolPlugin
 from twisted_lab.options import validate
-from twisted_lab.protocols.la4.coordinator import CoordinatorService
+from twisted_lab.protocols.la4.imports import LA4CoordinatorService
 from twisted_lab.protocols.la4.node import SimulatedNode
 from twisted_lab.protocols.la4.plugin import OPTIONS, callback_endpoint, plugin
 from twisted_lab.registry import DeviceRegistry
@@ -63,7 +63,7 @@ class PluginTests(SynchronousTestCase):
         section = plugin.default_section(["stage", "powermeter", "spectrometer", "camera",
                                           "la4"])
         children = self.build(section)
-        self.assertEqual([type(c) for c in children], [SimulatedNode, CoordinatorService])
+        self.assertEqual([type(c) for c in children], [SimulatedNode, LA4CoordinatorService])
         listens = sorted((p, i) for p, _f, _b, i in self.reactor.tcpServers)
         self.assertEqual(listens, [(5000, "127.0.0.1"), (5001, "127.0.0.1")])
         self.assertEqual(self.registry.names(), ["la4"])
@@ -75,7 +75,7 @@ class PluginTests(SynchronousTestCase):
                                "callback": "6000", "allow_raw_cmd": True,
                                "heartbeat_interval": 1, "offline_after": 4})
         coordinator = children[0]
-        assert isinstance(coordinator, CoordinatorService)
+        assert isinstance(coordinator, LA4CoordinatorService)
         self.assertEqual(coordinator.callback, "tcp:6000:interface=127.0.0.1")
         self.assertEqual([(d.name, d.host, d.port) for d in coordinator.devices],
                          [("a", "127.0.0.1", 6001), ("b", "127.0.0.2", 5000)])
@@ -83,11 +83,15 @@ class PluginTests(SynchronousTestCase):
         self.assertEqual(coordinator.devices[0].offline_after, 4.0)
 
     def test_bad_sections(self) -> None:
-        """Bad values are L{ConfigError}s naming the key."""
+        """
+        Bad values are L{ConfigError}s naming the key: from the validation
+        the config loader does, or from the plugin's own check.
+        """
         for section in [{"nodes": [{"name": "a"}]},
                         {"nodes": [{"name": "a", "host": "h"}, {"name": "a", "host": "i"}]},
                         {"node": {"enabled": True, "scan": "10.0.0.0/8"}},
                         {"node": {"enabled": True, "coordinator": "nohostport"}},
                         {"allow_raw_cmd": "yes"}, {"unknown": 1}]:
             with self.assertRaises(ConfigError):
-                plugin.make_service(self.registry, section, self.reactor)
+                plugin.make_service(self.registry, validate(OPTIONS, section, prefix="la4"),
+                                    self.reactor)

@@ -20,7 +20,8 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted_lab import fastpath
 from twisted_lab.errors import ProtocolError
 from twisted_lab.protocols.la4.message import Heartbeat, Message
-from twisted_lab.protocols.la4.transport import DocumentFactory, send_message
+from twisted_lab.protocols.la4.transport import (DocumentFactory, ListenWaiters, listen_now,
+                                               send_message)
 
 from tests.test_la4_message import DOC_COMMAND, DOC_HEARTBEAT
 
@@ -369,3 +370,44 @@ class ReadNextTurnTests(_PathOff, ReadAtAcceptTests):
     """The same receptions with the early read off: read on the reactor's next turn."""
 
     path = "early-read"
+
+
+class ListenNowTests(SynchronousTestCase):
+    """L{listen_now}: the outcome of a start's listen, at once or later."""
+
+    def setUp(self) -> None:
+        self.events: list[Any] = []
+        self.waiters = ListenWaiters(Clock())
+
+    def route(self, d: Deferred[Any]) -> None:
+        listen_now(d, lambda port: self.events.append(("listening", port)),
+                   lambda f: self.events.append(("failed", f.value)), self.waiters,
+                   lambda: self.events.append("stopped"))
+
+    def test_listening_at_once(self) -> None:
+        """A listen that succeeded at once goes to C{listening} now."""
+        d: Deferred[Any] = Deferred()
+        d.callback("port")
+        self.route(d)
+        self.assertEqual(self.events, [("listening", "port")])
+
+    def test_failure_at_once(self) -> None:
+        """A bind failure at once fails the waiters, stops the service and is raised."""
+        waiting = self.waiters.when()
+        d: Deferred[Any] = Deferred()
+        d.errback(OSError("in use"))
+        self.assertRaises(OSError, self.route, d)
+        self.assertEqual(self.events, ["stopped"])
+        self.failureResultOf(waiting, OSError)
+
+    def test_later(self) -> None:
+        """An outcome that comes later goes to C{listening} or C{failed}."""
+        ok: Deferred[Any] = Deferred()
+        bad: Deferred[Any] = Deferred()
+        self.route(ok)
+        self.route(bad)
+        self.assertEqual(self.events, [])
+        ok.callback("port")
+        bad.errback(OSError("in use"))
+        self.assertEqual(self.events[0], ("listening", "port"))
+        self.assertEqual(self.events[1][0], "failed")

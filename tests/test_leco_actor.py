@@ -15,8 +15,8 @@ from twisted_lab.errors import (DeviceOffline, InvalidValue, LeaseConflict, Read
 from twisted_lab.interfaces import IDevice, IProtocolPlugin
 from twisted_lab.leases import Owner
 from twisted_lab.options import validate
-from twisted_lab.protocols.leco.actor import DeviceActor
-from twisted_lab.protocols.leco.director import RemoteActorDevice
+from twisted_lab.protocols.leco.export import DeviceActor
+from twisted_lab.protocols.leco.imports import RemoteActorDevice
 from twisted_lab.protocols.leco.plugin import plugin
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.testing import FakeActuator, FakeDevice

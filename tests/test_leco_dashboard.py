@@ -18,7 +18,7 @@ from tests.test_leco_coordinator import CoordinatorMixin
 from tests.test_leco_pymodaq_interop import run_pymodaq5
 from twisted_lab.devices.simulated import SimulatedCamera, SimulatedStage
 from twisted_lab.errors import ConfigError
-from twisted_lab.protocols.leco.actor import DeviceActor
+from twisted_lab.protocols.leco.export import DeviceActor
 from twisted_lab.protocols.leco.dashboard import DashboardComponent, StateStore
 from twisted_lab.registry import DeviceRegistry
 

@@ -16,10 +16,10 @@ from twisted.trial.unittest import TestCase
 from tests.peers.pyleco_process import PeerProcess, spawn
 from tests.test_leco_coordinator import CoordinatorMixin, sleep
 from twisted_lab.errors import DeviceOffline, LabError
-from twisted_lab.protocols.leco.actor import DeviceActor
+from twisted_lab.protocols.leco.export import DeviceActor
 from twisted_lab.protocols.leco.coordinator import CoordinatorService, advertised_address
 from twisted_lab.protocols.leco.datapub import ProxyService, RegistryPublisher
-from twisted_lab.protocols.leco.director import RemoteActorDevice
+from twisted_lab.protocols.leco.imports import RemoteActorDevice
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.testing import FakeActuator, FakeDevice
 

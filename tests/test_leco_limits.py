@@ -17,7 +17,7 @@ from twisted.trial.unittest import TestCase
 from tests.test_leco_coordinator import CoordinatorMixin
 from twisted_lab.errors import LabError
 from twisted_lab.protocols.leco import component
-from twisted_lab.protocols.leco.actor import DeviceActor
+from twisted_lab.protocols.leco.export import DeviceActor
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.testing import FakeDevice
 

@@ -24,7 +24,7 @@ from tests.test_leco_coordinator import (BadInputTests, CoordinatorMixin, Expiry
 from twisted_lab.protocols.leco.component import Component
 from twisted_lab.protocols.leco.coordinator import CoordinatorService
 from twisted_lab.protocols.leco.locallink import LINK_PREFIX, LocalHub, LocalLink
-from twisted_lab.protocols.leco.plugin import OPTIONS, make_service
+from twisted_lab.protocols.leco.plugin import OPTIONS, plugin
 from twisted_lab.registry import DeviceRegistry
 
 
@@ -234,18 +234,18 @@ class LecoSectionTests(TestCase):
 
     def test_own_coordinator_uses_the_hub(self) -> None:
         """With our Coordinator and no `connect`, actors and the director use its hub."""
-        top = make_service(DeviceRegistry(), self.section(), reactor)
+        top = plugin.make_service(DeviceRegistry(), self.section(), reactor)
         coordinator = top.getServiceNamed("coordinator")
         self.assertIs(top.getServiceNamed("actor-dev").hub, coordinator.local_hub)
         self.assertIs(top.getServiceNamed("director").component.hub, coordinator.local_hub)
 
     def test_connect_elsewhere_uses_zmq(self) -> None:
         """With `connect` set (another Coordinator), everything goes over ZeroMQ."""
-        top = make_service(DeviceRegistry(),
+        top = plugin.make_service(DeviceRegistry(),
                            self.section(connect="tcp://127.0.0.1:1"), reactor)
         self.assertIsNone(top.getServiceNamed("actor-dev").hub)
         self.assertIsNone(top.getServiceNamed("director").component.hub)
-        top = make_service(DeviceRegistry(), self.section(coordinator=False), reactor)
+        top = plugin.make_service(DeviceRegistry(), self.section(coordinator=False), reactor)
         self.assertIsNone(top.getServiceNamed("actor-dev").hub)
 
     async def test_stop_signs_out_without_waiting(self) -> None:

@@ -22,12 +22,11 @@ from twisted_lab.errors import DeviceTimeout
 from twisted_lab.events import CHANGED, LabEvent
 from twisted_lab.leases import Owner
 from twisted_lab.protocols.leco import serializall
+from twisted_lab.formats.pymodaq.settings import read_parameter, settings_tree, value_xml
 from twisted_lab.protocols.leco.pymodaq_actor import (ACTOR_METHODS, MAX_CALLBACK_FAILURES,
-                                                      MAX_DIRECTORS, parameter_xml,
-                                                      parse_parameter_xml,
-                                                      register_pymodaq_methods, settings_xml)
+                                                      MAX_DIRECTORS, register_pymodaq_methods)
 from twisted_lab.protocols.leco.rpc import RPCServer, RemoteError
-from twisted_lab.protocols.leco.serializall import ParameterWithPath
+from twisted_lab.formats.pymodaq.objects import ParameterWithPath
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.testing import FakeActuator, FakeDetector
 
@@ -181,7 +180,7 @@ class UnitsTests(_Base):
         """A director's write to a common setting is kept and echoed, not sent to the device."""
         component, actor = self.actor("stage")
         component.request("get_settings")
-        xml = parameter_xml("epsilon", "float", 0.5)
+        xml = value_xml("epsilon", "float", 0.5)
         frame = serializall.encode(ParameterWithPath(["move_settings", "epsilon"], xml))
         self.assertIsNone(component.request("set_info", {"parameter": None}, [frame])["result"])
         self.assertEqual(actor.common.values["epsilon"], 0.5)
@@ -337,8 +336,8 @@ class SettingsTests(_Base):
         self.assertEqual(frames, [])
         xml = params["settings"]
         self.assertTrue(xml.startswith("<detector_settings type=\"group\""))
-        self.assertIn('<exposure type="float" title="exposure"', xml)
-        self.assertIn('suffix="s"', xml)
+        self.assertIn('<exposure type="float" title="exposure" visible="1" removable="0" '
+                      'readonly="0">', xml)
         self.assertIn(">0.1</exposure>", xml)
         self.assertIn('<cooled type="bool"', xml)
         self.assertIn(">0</cooled>", xml)
@@ -349,19 +348,19 @@ class SettingsTests(_Base):
         set_director_info with the new value."""
         component, _ = self.actor("cam")
         frame = serializall.encode(ParameterWithPath(
-            ["exposure"], parameter_xml("exposure", "float", 0.25, "s")))
+            ["exposure"], value_xml("exposure", "float", 0.25)))
         self.assertIsNone(component.request("set_info", {"parameter": None}, [frame])["result"])
         self.assertEqual(self.successResultOf(self.cam.get("exposure")), 0.25)
         [(_, params, frames)] = component.callbacks("set_director_info")
         self.assertEqual(params, {"parameter": None})
         back = serializall.decode(frames[0])
-        self.assertEqual(parse_parameter_xml(back.xml), ("exposure", "float", 0.25))
+        self.assertEqual(read_parameter(back.xml), ("exposure", "float", 0.25))
 
     def test_set_info_invalid_value(self) -> None:
         """A value outside the limits is an error reply (-32602), nothing set."""
         component, _ = self.actor("cam")
         frame = serializall.encode(ParameterWithPath(["exposure"],
-                                                     parameter_xml("exposure", "float", -1.0)))
+                                                     value_xml("exposure", "float", -1.0)))
         response = component.request("set_info", {"parameter": None}, [frame])
         self.assertEqual(response["error"]["code"], -32602)
         self.assertEqual(self.successResultOf(self.cam.get("exposure")), 0.1)
@@ -369,21 +368,21 @@ class SettingsTests(_Base):
     def test_set_info_read_only(self) -> None:
         """A read-only parameter is refused in the reply."""
         component, _ = self.actor("cam")
-        frame = serializall.encode(ParameterWithPath(["serial"], parameter_xml("serial", "str", "Y")))
+        frame = serializall.encode(ParameterWithPath(["serial"], value_xml("serial", "str", "Y")))
         self.assertIn("ReadOnly", component.request("set_info", {"parameter": None},
                                                      [frame])["error"]["data"])
 
     def test_xml_round_trip(self) -> None:
-        """settings_xml/parameter_xml give what parse_parameter_xml reads back."""
-        self.assertEqual(parse_parameter_xml(parameter_xml("g", "int", 3)), ("g", "int", 3))
-        self.assertEqual(parse_parameter_xml(parameter_xml("b", "bool", True)), ("b", "bool", True))
-        self.assertEqual(parse_parameter_xml(parameter_xml("s", "str", "")), ("s", "str", ""))
-        self.assertIn(b"<settings", settings_xml("settings", []))
+        """settings_tree/value_xml give what read_parameter reads back."""
+        self.assertEqual(read_parameter(value_xml("g", "int", 3)), ("g", "int", 3))
+        self.assertEqual(read_parameter(value_xml("b", "bool", True)), ("b", "bool", True))
+        self.assertEqual(read_parameter(value_xml("s", "str", "")), ("s", "str", ""))
+        self.assertIn(b"<settings", ET.tostring(settings_tree("settings", [])))
 
     def test_list_values_never_evaluated(self) -> None:
         """A 'list' parameter value stays text (PyMoDAQ eval()s it; we never do)."""
         xml = b'<y type="list" title="y">__import__("os").system("x")</y>'
-        self.assertEqual(parse_parameter_xml(xml)[2], '__import__("os").system("x")')
+        self.assertEqual(read_parameter(xml)[2], '__import__("os").system("x")')
 
 
 class CallbackFailureTests(_Base):

@@ -18,11 +18,11 @@ from twisted_lab.errors import DeviceOffline, DeviceTimeout, InvalidValue
 from twisted_lab.events import DATA
 from twisted_lab.interfaces import IActuator, IDetector
 from twisted_lab.protocols.leco import serializall
-from twisted_lab.protocols.leco.pymodaq_actor import parameter_xml
+from twisted_lab.formats.pymodaq.settings import value_xml
 from twisted_lab.protocols.leco.pymodaq_director import (DIRECTOR_METHODS,
                                                          PyMoDAQRemoteActuator, make_remote)
 from twisted_lab.protocols.leco.rpc import RemoteError
-from twisted_lab.protocols.leco.serializall import ParameterWithPath
+from twisted_lab.formats.pymodaq.objects import ParameterWithPath
 from twisted_lab.registry import DeviceRegistry
 from tests.test_leco_pymodaq_actor import FakeComponent
 
@@ -69,16 +69,19 @@ class SetupTests(_Base):
             self.assertIn(method, self.component.server.methods)
 
     def test_settings_received(self) -> None:
-        """set_director_settings stores the XML and its leaf values (lists never evaluated)."""
+        """
+        set_director_settings stores the XML and its leaf values, a C{list}
+        value read as PyMoDAQ reads it (C{str('X')} is C{'X'}), never evaluated.
+        """
         device = self.remote()
         self.assertIsNone(self.cb("set_director_settings", {"settings": SETTINGS})["result"])
         self.assertEqual(device.settings_xml, SETTINGS)
-        self.assertEqual(device.remote_settings, {"speed": 2.5, "axis": "str('X')"})
+        self.assertEqual(device.remote_settings, {"speed": 2.5, "axis": "X"})
 
     def test_director_info(self) -> None:
         """set_director_info updates one remote setting from a ParameterWithPath frame."""
         device = self.remote()
-        frame = serializall.encode(ParameterWithPath(["speed"], parameter_xml("speed", "float", 4.0)))
+        frame = serializall.encode(ParameterWithPath(["speed"], value_xml("speed", "float", 4.0)))
         self.assertIsNone(self.cb("set_director_info", {"parameter": None}, [frame])["result"])
         self.assertEqual(device.remote_settings["speed"], 4.0)
 

@@ -20,7 +20,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted_lab.data import Axis, Export, Signal
 from twisted_lab.errors import InvalidValue, ProtocolError
 from twisted_lab.protocols.leco import serializall
-from twisted_lab.protocols.leco.serializall import ParameterWithPath, decode, decode_prefix, encode
+from twisted_lab.formats.pymodaq.objects import ParameterWithPath
+from twisted_lab.protocols.leco.serializall import decode, decode_prefix, encode
 
 DATA = pathlib.Path(__file__).resolve().parent / "data" / "serializall"
 

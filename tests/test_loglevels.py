@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from tests.test_leco_actor import lab
 from tests.test_leco_coordinator import CoordinatorMixin
 from twisted_lab import loglevels
-from twisted_lab.protocols.leco.actor import DeviceActor
+from twisted_lab.protocols.leco.export import DeviceActor
 from twisted_lab.protocols.leco.rpc import set_log_level
 
 

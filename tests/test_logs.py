@@ -38,13 +38,13 @@ class LevelTests(SynchronousTestCase):
         default, levels = parse_levels("warn,leco=debug")
         observer = make_observer(out, "text", default, levels)
         emit(observer, "twisted_lab.registry.DeviceRegistry", LogLevel.info)
-        emit(observer, "twisted_lab.protocols.leco.actor.DeviceActor", LogLevel.debug)
-        emit(observer, "twisted_lab.protocols.plesty.server", LogLevel.error)
+        emit(observer, "twisted_lab.protocols.leco.export.DeviceActor", LogLevel.debug)
+        emit(observer, "twisted_lab.protocols.plesty.export", LogLevel.error)
         emit(observer, "twisted_lab.tap", LogLevel.info, **{ALWAYS: True})
         lines = out.getvalue().splitlines()
         self.assertEqual(len(lines), 3, lines)
-        self.assertIn("[twisted_lab.protocols.leco.actor.DeviceActor#debug]", lines[0])
-        self.assertIn("[twisted_lab.protocols.plesty.server#error]", lines[1])
+        self.assertIn("[twisted_lab.protocols.leco.export.DeviceActor#debug]", lines[0])
+        self.assertIn("[twisted_lab.protocols.plesty.export#error]", lines[1])
         self.assertIn("[twisted_lab.tap#info]", lines[2])
 
     def test_json_lines(self) -> None:

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_plesty_client -*-
 """
-Tests for L{twisted_lab.protocols.plesty.client} and
+Tests for L{twisted_lab.protocols.plesty.imports} and
 L{twisted_lab.protocols.plesty.remote}: our DEALER client and the imported
 remote device against our own server, over real loopback sockets.
 """
@@ -17,11 +17,11 @@ from zope.interface.verify import verifyObject
 from twisted_lab.data import Export
 from twisted_lab.errors import (DeviceOffline, InvalidValue, ReadOnly, UnknownParameter)
 from twisted_lab.interfaces import IActuator, IDetector, IDevice
-from twisted_lab.protocols.plesty.client import (PlestyClient, RemoteError, RemoteTimeout,
+from twisted_lab.protocols.plesty.imports import (PlestyClient, RemoteError, RemoteTimeout,
                                                  ResourceRefused, remote_error)
 from twisted_lab.protocols.plesty.remote import (PlestyImportService,
                                                  description_from_describe)
-from twisted_lab.protocols.plesty.server import PlestyServerService
+from twisted_lab.protocols.plesty.export import PlestyServerService
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.testing import FakeActuator, FakeDetector, FakeDevice
 from tests.polling import until

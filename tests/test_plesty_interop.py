@@ -22,9 +22,9 @@ from twisted.trial.unittest import TestCase
 
 from tests.peers import PEER_SPECS, peer_env, peer_python
 from twisted_lab.devices.wrap import WrappedDevice
-from twisted_lab.protocols.plesty.client import PlestyClient, RemoteError, ResourceRefused
+from twisted_lab.protocols.plesty.imports import PlestyClient, RemoteError, ResourceRefused
 from twisted_lab.protocols.plesty.remote import PlestyImportService
-from twisted_lab.protocols.plesty.server import PlestyServerService
+from twisted_lab.protocols.plesty.export import PlestyServerService
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.testing import FakeDevice
 

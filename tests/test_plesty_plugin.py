@@ -13,7 +13,7 @@ from twisted_lab.interfaces import IProtocolPlugin
 from twisted_lab.options import validate
 from twisted_lab.protocols.plesty.plugin import plugin
 from twisted_lab.protocols.plesty.remote import PlestyImportService
-from twisted_lab.protocols.plesty.server import PlestyServerService
+from twisted_lab.protocols.plesty.export import PlestyServerService
 from twisted_lab.protocols.zmqutil import is_loopback
 from twisted_lab.registry import DeviceRegistry
 

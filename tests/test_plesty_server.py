@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_plesty_server -*-
 """
-Tests for L{twisted_lab.protocols.plesty.server} over real loopback sockets:
+Tests for L{twisted_lab.protocols.plesty.export} over real loopback sockets:
 raw pyzmq REQ and DEALER clients (run in threads) against our ROUTER server.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
 from twisted_lab.protocols.plesty.message import decode
-from twisted_lab.protocols.plesty.server import PlestyServerService
+from twisted_lab.protocols.plesty.export import PlestyServerService
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.testing import FakeDevice
 

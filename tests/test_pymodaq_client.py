@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_pymodaq_client -*-
 """
-Tests for the client role (L{twisted_lab.protocols.pymodaq.client}) over
+Tests for the client role (L{twisted_lab.protocols.pymodaq.export}) over
 L{StringTransport}: the handshake bytes, the answers to each server command
 (fed one byte at a time and all at once), leases, C{set_info}, C{Info_xml}
 pushes and error replies.
@@ -20,9 +20,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.test_pymodaq_peer_support import make_camera
 from twisted_lab.data import Signal
 from twisted_lab.leases import Owner
-from twisted_lab.protocols.pymodaq.client import PyMoDAQClientFactory
+from twisted_lab.protocols.pymodaq.export import PyMoDAQClientFactory
 from twisted_lab.protocols.pymodaq.codec import join
-from twisted_lab.protocols.pymodaq.parser import TO_SERVER, MessageParser, encode_message
+from twisted_lab.protocols.pymodaq.message import TO_SERVER, MessageParser, encode_message
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.testing import FakeActuator
 

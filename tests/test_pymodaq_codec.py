@@ -11,8 +11,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_lab.data import Axis, Export, Signal
 from twisted_lab.errors import InvalidValue, ProtocolError
-from twisted_lab.protocols.pymodaq.codec import (VERSIONS, Encoder, ParameterWithPath, Reader,
-                                                 decode, encode, join, parse_dtype)
+from twisted_lab.formats.pymodaq.objects import ParameterWithPath
+from twisted_lab.protocols.pymodaq.codec import (VERSIONS, Encoder, Reader, decode, encode, join,
+                                                 parse_dtype)
 
 COMMAND = bytes.fromhex(
     "0000000c53656e642044617461203244"

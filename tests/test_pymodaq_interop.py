@@ -23,8 +23,8 @@ from twisted.trial.unittest import TestCase
 
 from tests.test_pymodaq_peer_support import make_camera, start_peer
 from twisted_lab.errors import DeviceOffline
-from twisted_lab.protocols.pymodaq.client import PyMoDAQClientFactory, PyMoDAQExportService
-from twisted_lab.protocols.pymodaq.server import PyMoDAQServerFactory
+from twisted_lab.protocols.pymodaq.export import PyMoDAQClientFactory, PyMoDAQExportService
+from twisted_lab.protocols.pymodaq.imports import PyMoDAQServerFactory
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.testing import FakeActuator
 from tests.polling import until

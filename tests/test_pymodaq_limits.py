@@ -16,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted_lab.protocols.guard import ConnectionGuard, Refused
 from twisted_lab.protocols.pymodaq import remote
 from twisted_lab.protocols.pymodaq.remote import INFO_PREFIX, MAX_INFOS, RemoteGrabber
-from twisted_lab.protocols.pymodaq.server import INFOS_GRACE, PyMoDAQServerFactory
+from twisted_lab.protocols.pymodaq.imports import INFOS_GRACE, PyMoDAQServerFactory
 from twisted_lab.registry import DeviceRegistry
 from tests.test_pymodaq_server import GRABBER_XML, Client, msg
 

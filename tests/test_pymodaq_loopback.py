@@ -12,8 +12,8 @@ from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.trial.unittest import TestCase
 
 from twisted_lab.data import Export, Signal
-from twisted_lab.protocols.pymodaq.client import PyMoDAQClientFactory, PyMoDAQExportService
-from twisted_lab.protocols.pymodaq.server import PyMoDAQServerFactory
+from twisted_lab.protocols.pymodaq.export import PyMoDAQClientFactory, PyMoDAQExportService
+from twisted_lab.protocols.pymodaq.imports import PyMoDAQServerFactory
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.testing import FakeActuator, FakeDetector
 from tests.polling import until

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_pymodaq_parser -*-
 """
-Tests for L{twisted_lab.protocols.pymodaq.parser}: message cutting fed one
+Tests for L{twisted_lab.protocols.pymodaq.message}: message cutting fed one
 byte at a time and all at once in both directions, linear cost for big
 frames, the size limit and malformed streams.
 """
@@ -13,7 +13,7 @@ from tests.test_pymodaq_codec import ACTUATOR, DTE, PATH, XML
 from twisted_lab.data import Export, Signal
 from twisted_lab.errors import ProtocolError
 from twisted_lab.protocols.pymodaq.codec import join
-from twisted_lab.protocols.pymodaq.parser import (TO_CLIENT, TO_SERVER, Message,
+from twisted_lab.protocols.pymodaq.message import (TO_CLIENT, TO_SERVER, Message,
                                                   MessageParser, MessageTooLarge,
                                                   encode_message)
 

@@ -13,9 +13,9 @@ from twisted_lab.access import AllowListFactory
 from twisted_lab.errors import ConfigError
 from twisted_lab.interfaces import IProtocolPlugin
 from twisted_lab.options import validate
-from twisted_lab.protocols.pymodaq.client import PyMoDAQExportService
+from twisted_lab.protocols.pymodaq.export import PyMoDAQExportService
 from twisted_lab.protocols.pymodaq.plugin import plugin
-from twisted_lab.protocols.pymodaq.server import PyMoDAQServerFactory
+from twisted_lab.protocols.pymodaq.imports import PyMoDAQServerFactory
 from twisted_lab.registry import DeviceRegistry
 
 NAMES = ["stage", "powermeter", "spectrometer", "camera", "la4"]

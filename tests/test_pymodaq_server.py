@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_pymodaq_server -*-
 """
-Tests for the server role (L{twisted_lab.protocols.pymodaq.server} and
+Tests for the server role (L{twisted_lab.protocols.pymodaq.imports} and
 L{twisted_lab.protocols.pymodaq.remote}) over L{StringTransport}: clients
 become devices, registry calls become commands with deadlines, and each kind
 of bad input closes only its own connection with a logged reason.
@@ -21,8 +21,8 @@ from twisted_lab.data import Export, Signal
 from twisted_lab.errors import DeviceOffline, DeviceTimeout
 from twisted_lab.interfaces import IActuator, IDetector
 from twisted_lab.protocols.pymodaq.codec import join
-from twisted_lab.protocols.pymodaq.parser import TO_CLIENT, MessageParser, encode_message
-from twisted_lab.protocols.pymodaq.server import INFOS_GRACE, PyMoDAQServerFactory
+from twisted_lab.protocols.pymodaq.message import TO_CLIENT, MessageParser, encode_message
+from twisted_lab.protocols.pymodaq.imports import INFOS_GRACE, PyMoDAQServerFactory
 from twisted_lab.registry import DeviceRegistry
 
 GRABBER_XML = ('<settings type="group" title="settings" visible="1" removable="0" readonly="0">'
@@ -280,7 +280,7 @@ class BadInputTests(SynchronousTestCase):
     def test_shape_mismatch(self) -> None:
         """A shape that does not match the byte count."""
         self.assert_closed_with(self.done_header("<f8", 100, (3, 4)),
-                                "needs 96 bytes, the message says 100", msg("GRABBER"))
+                                "needs 96 bytes, header says 100", msg("GRABBER"))
 
     def test_closed_mid_array(self) -> None:
         """A peer closing mid-array: its device goes offline, its grab fails, no crash."""

@@ -18,9 +18,9 @@ from twisted.trial.unittest import TestCase
 
 from tests.test_leco_coordinator import CoordinatorMixin
 from twisted_lab.errors import LabError
-from twisted_lab.protocols.leco.actor import DeviceActor
+from twisted_lab.protocols.leco.export import DeviceActor
 from twisted_lab.protocols.plesty.message import decode
-from twisted_lab.protocols.plesty.server import PlestyServerService
+from twisted_lab.protocols.plesty.export import PlestyServerService
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.testing import FakeDevice
 

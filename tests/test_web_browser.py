@@ -23,7 +23,7 @@ from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
 from twisted_lab.config import parse_config
-from twisted_lab.protocols.plesty.server import PlestyServerService
+from twisted_lab.protocols.plesty.export import PlestyServerService
 from twisted_lab.protocols.web.service import WebService
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.service import build_service

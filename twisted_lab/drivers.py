@@ -63,7 +63,15 @@ def _describe_call(fn: Callable[..., Any], args: tuple[Any, ...]) -> str:
 
 
 class _Call:
-    """One call submitted to a L{DriverRunner}."""
+    """
+    One call submitted to a L{DriverRunner}.
+
+    Not a L{twisted_lab.waiting.PendingCalls} entry: its deadline starts when
+    the worker thread begins it (a queued call is not timed, so
+    C{Deferred.addTimeout} at submission would be wrong), and its expiry does
+    more than fail the caller (the runner marks the device busy until the
+    overrunning call returns on the worker, L{DriverRunner._expired}).
+    """
 
     def __init__(self, runner: DriverRunner, fn: Callable[..., Any], args: tuple[Any, ...],
                  kwargs: dict[str, Any], timeout: float) -> None:

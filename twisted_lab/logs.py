@@ -6,7 +6,7 @@ really filter, human-readable text or JSON lines.
     twistd -n lab --log-level info,leco=debug,plesty=warn --log-format json
 
 Components are short names for namespaces (L{COMPONENTS}); any other name is
-taken as a namespace prefix (C{twisted_lab.protocols.leco.actor}).
+taken as a namespace prefix (C{twisted_lab.protocols.leco.export}).
 """
 from __future__ import annotations
 

@@ -25,6 +25,8 @@ from twisted_lab.data import Axis, Export, Signal
 from twisted_lab.description import Action, Argument, Parameter
 from twisted_lab.devices.base import BaseActuator, BaseDetector, BaseDevice
 from twisted_lab.errors import DeviceBusy, InvalidValue
+from twisted_lab.formats.la4.board import Shot, effect
+from twisted_lab.formats.la4.registers import SEQUENCE_FILE, STANDALONE_FILE, VERBS, Row, row_from
 
 __all__ = [
     "SimulatedStage",
@@ -32,7 +34,6 @@ __all__ = [
     "SimulatedSpectrometer",
     "SimulatedCamera",
     "SimulatedLA4Board",
-    "LA4_REGISTERS",
     "parse_sequence",
 ]
 
@@ -468,70 +469,16 @@ class SimulatedCamera(BaseDetector):
 # -- LA4 board ----------------------------------------------------------------------
 
 
-#: The LA4 sequence registers (specs/la4-pycom.md §5): name to a tuple of
-#: (parameter name, lowest, highest) per CSV field.
-LA4_REGISTERS: dict[str, tuple[tuple[str, int, int], ...]] = {
-    "MODEL_LIGHT": (("power", 0, 100),),
-    "ALL_4_NIKON": (("power", 0, 100),),
-    "ALL_4_CANON": (("power", 0, 100), ("shutter_ms", 0, 109)),
-    "OLAT_4_NIKON": (("power", 0, 100), ("drive", 0, 1)),
-    "OLAT_4_CANON": (("power", 0, 100), ("drive", 0, 1)),
-    "LED_FAN": (("on", 0, 1),),
-    "DIGITAL_POLARIZER": (("on", 0, 1),),
-}
-
-#: Duration of one LED shot when no shutter time is given, in seconds.
-LA4_SHOT_TIME = 0.05
-
-#: The boardiocli verbs the board accepts.
-LA4_VERBS = ("uSeq", "runSeq", "uSeqStandalone")
-
-Row = tuple[str, tuple[int, ...]]
-
-
 def parse_row(row: Any, where: str = "row") -> Row:
     """
-    Validate one sequence row against L{LA4_REGISTERS}.
+    Validate one sequence row (L{row_from}), naming C{where} it stands.
 
-    @param row: C{"REGISTER,p1,p2"} text, or a C{[register, p1, ...]} list.
-    @return: C{(register, (p1, ...))} with integer parameters.
-    @raise InvalidValue: unknown register, wrong number of parameters, a
-        non-integer or out-of-range parameter.
+    @raise InvalidValue: a row the register table refuses.
     """
-    if isinstance(row, str):
-        fields = [f.strip() for f in row.strip().split(",")]
-    elif isinstance(row, (list, tuple)) and row:
-        fields = [str(row[0]).strip()] + list(row[1:])
-    else:
-        raise InvalidValue(f"{where}: expected 'REGISTER,param,...' text or a list, got {row!r}")
-    register = str(fields[0]).upper()
-    spec = LA4_REGISTERS.get(register)
-    if spec is None:
-        raise InvalidValue(f"{where}: unknown register {fields[0]!r}; known registers: "
-                           f"{', '.join(LA4_REGISTERS)}")
-    params = fields[1:]
-    if len(params) != len(spec):
-        names = ", ".join(p for p, _, _ in spec)
-        raise InvalidValue(f"{where}: {register} takes {len(spec)} parameter(s) ({names}), "
-                           f"got {len(params)}")
-    values = []
-    for (pname, low, high), raw in zip(spec, params):
-        try:
-            if isinstance(raw, bool):
-                value = int(raw)
-            elif isinstance(raw, float) and raw.is_integer():
-                value = int(raw)
-            elif isinstance(raw, int):
-                value = raw
-            else:
-                value = int(str(raw).strip(), 10)
-        except ValueError:
-            raise InvalidValue(f"{where}: {register} {pname} must be an integer, "
-                               f"got {raw!r}") from None
-        if not low <= value <= high:
-            raise InvalidValue(f"{where}: {register} {pname} = {value} is outside {low}-{high}")
-        values.append(value)
-    return register, tuple(values)
+    try:
+        return row_from(row)
+    except InvalidValue as e:
+        raise InvalidValue(f"{where}: {e.message}") from None
 
 
 def parse_sequence(rows: Any) -> list[Row]:
@@ -553,7 +500,7 @@ def parse_sequence(rows: Any) -> list[Row]:
 
 def format_sequence(rows: Sequence[Row]) -> str:
     """CSV text of validated rows (one per line)."""
-    return "\n".join(",".join([register, *map(str, values)]) for register, values in rows)
+    return "\n".join(row.render() for row in rows)
 
 
 class SimulatedLA4Board(BaseDevice):
@@ -578,8 +525,8 @@ class SimulatedLA4Board(BaseDevice):
 
     doc = "Simulated LA4 (LightArray4) lighting board"
 
-    SEQUENCE_FILE = "/home/rigsters/la4_sequence.csv"
-    STANDALONE_FILE = "/home/rigsters/la4_sequence_standalone.csv"
+    SEQUENCE_FILE = SEQUENCE_FILE
+    STANDALONE_FILE = STANDALONE_FILE
 
     def __init__(self, name: str, reactor: Any) -> None:
         self._reactor = reactor
@@ -663,49 +610,34 @@ class SimulatedLA4Board(BaseDevice):
         return list(value) if isinstance(value, list) else (
             dict(value) if isinstance(value, dict) else value)
 
-    def _shot(self, register: str, power: int, leds: list[int], duration: float,
-              **extra: Any) -> Deferred[dict[str, Any]]:
-        shot = {"register": register, "power": power, "leds": leds, **extra}
-        self._set("leds", leds)
+    def _shot(self, shot: Shot) -> Deferred[dict[str, Any]]:
+        report = shot.report()
+        self._set("leds", list(shot.leds))
 
         def done() -> dict[str, Any]:
             self._set("leds", [0, 0, 0, 0])
             self._values["shots"] += 1
             self.changed("shots", self._values["shots"])
-            self._values["last_shot"] = shot
-            self.changed("last_shot", shot)
-            return shot
+            self._values["last_shot"] = report
+            self.changed("last_shot", report)
+            return report
 
-        return deferLater(self._reactor, duration, done)
+        return deferLater(self._reactor, shot.duration, done)
 
     def _apply(self, row: Row) -> Deferred[Any]:
-        """Apply one validated row; fires when its effect is over."""
-        register, values = row
-        if register == "MODEL_LIGHT":
-            self._set("model_light", values[0])
-            return succeed(values[0])
-        if register == "LED_FAN":
-            self._set("fans", bool(values[0]))
-            return succeed(bool(values[0]))
-        if register == "DIGITAL_POLARIZER":
-            self._set("polarizer", bool(values[0]))
-            return succeed(bool(values[0]))
-        power = values[0]
-        if register.startswith("ALL_4"):
-            shutter = values[1] if len(values) > 1 else 0
-            duration = shutter / 1000.0 if shutter else LA4_SHOT_TIME
-            return self._shot(register, power, [power] * 4, duration, shutter_ms=shutter)
-        # OLAT: four shots, one LED each
-        drive = values[1]
+        """Apply one validated row (L{twisted_lab.formats.la4.board}); fires when it is over."""
+        done = effect(row)
+        if done.setting is not None:
+            name, value = done.setting
+            self._set(name, value)
+            return succeed(value)
         d: Deferred[Any] = succeed(None)
-        for led in range(4):
-            leds = [power if i == led else 0 for i in range(4)]
-
-            def fire(_: Any, leds: list[int] = leds, led: int = led) -> Deferred[Any]:
-                return self._shot(register, power, leds, LA4_SHOT_TIME, drive=drive, led=led)
-
-            d = d.addCallback(fire)
+        for shot in done.shots:
+            d = d.addCallback(self._next_shot, shot)
         return d
+
+    def _next_shot(self, _: object, shot: Shot) -> Deferred[dict[str, Any]]:
+        return self._shot(shot)
 
     # -- actions
 
@@ -713,10 +645,10 @@ class SimulatedLA4Board(BaseDevice):
         return self._apply(parse_row(["MODEL_LIGHT", power], "set_model_light"))
 
     def action_set_fans(self, on: bool) -> Deferred[Any]:
-        return self._apply(("LED_FAN", (int(on),)))
+        return self._apply(Row.build("LED_FAN", int(on)))
 
     def action_set_polarizer(self, on: bool) -> Deferred[Any]:
-        return self._apply(("DIGITAL_POLARIZER", (int(on),)))
+        return self._apply(Row.build("DIGITAL_POLARIZER", int(on)))
 
     def _camera(self, camera: str) -> str:
         brand = camera.strip().lower()
@@ -754,9 +686,9 @@ class SimulatedLA4Board(BaseDevice):
         return self.STANDALONE_FILE if standalone else self.SEQUENCE_FILE
 
     def action_boardio(self, verb: str) -> Any:
-        if verb not in LA4_VERBS:
+        if verb not in VERBS:
             raise InvalidValue(f"{self.name}: boardiocli verb must be one of "
-                               f"{', '.join(LA4_VERBS)}, got {verb!r}")
+                               f"{', '.join(VERBS)}, got {verb!r}")
         if verb == "uSeq":
             return self._load("sequence_file", "loaded")
         if verb == "uSeqStandalone":

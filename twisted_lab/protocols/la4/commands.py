@@ -24,38 +24,21 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Union
 
 from twisted_lab.errors import InvalidValue, ProtocolError
+from twisted_lab.formats.la4.registers import (MAX_ROWS, SEQUENCE_FILE, STANDALONE_FILE,
+                                              VERBS, Row)
 
 __all__ = [
-    "REGISTERS", "SEQUENCE_FILE", "STANDALONE_FILE", "VERBS", "CommandRejected", "Row",
+    "CommandRejected",
     "WriteRows", "Boardio", "CommandLine", "parse_command", "parse_row", "rows_from",
     "model_light", "fire_all", "olat", "fans", "polarizer", "run_sequence",
     "upload_sequence", "start_sequence", "store_standalone",
 ]
-
-#: Register name → allowed (minimum, maximum) of each parameter, in order (spec §5).
-REGISTERS: dict[str, tuple[tuple[int, int], ...]] = {
-    "MODEL_LIGHT": ((0, 100),),
-    "ALL_4_NIKON": ((0, 100),),
-    "ALL_4_CANON": ((0, 100), (0, 109)),
-    "OLAT_4_NIKON": ((0, 100), (0, 1)),
-    "OLAT_4_CANON": ((0, 100), (0, 1)),
-    "LED_FAN": ((0, 1),),
-    "DIGITAL_POLARIZER": ((0, 1),),
-}
-
-#: The sequence file on the node, as the documented command writes it.
-SEQUENCE_FILE = "/home/rigsters/la4_sequence.csv"
-#: The standalone (boot-time) sequence file.
-STANDALONE_FILE = "/home/rigsters/la4_sequence_standalone.csv"
-#: The C{boardiocli} verbs allowed.
-VERBS = ("uSeq", "runSeq", "uSeqStandalone")
 
 _PATHS = {
     SEQUENCE_FILE: "sequence", "~/la4_sequence.csv": "sequence",
     STANDALONE_FILE: "standalone", "~/la4_sequence_standalone.csv": "standalone",
 }
 _FILES = {"sequence": SEQUENCE_FILE, "standalone": STANDALONE_FILE}
-_MAX_ROWS = 256
 _MAX_STEPS = 4
 
 _VERB_RE = re.compile(r"boardiocli[ \t]+(uSeq|runSeq|uSeqStandalone)")
@@ -67,52 +50,6 @@ class CommandRejected(ProtocolError):
     """A C{cmd} line is outside the allow-listed grammar; nothing was run."""
 
     code = "CommandRejected"
-
-
-@dataclass(frozen=True)
-class Row:
-    """
-    One sequence row: a known register and its integer parameters, in range.
-
-    Build it with L{Row.build}, which validates.
-    """
-
-    register: str
-    params: tuple[int, ...]
-
-    @classmethod
-    def build(cls, register: Any, *params: Any) -> Row:
-        """
-        A validated row.
-
-        @raise InvalidValue: unknown register, wrong number of parameters, a
-            parameter that is not an integer, or one out of range.
-        """
-        if not isinstance(register, str) or register not in REGISTERS:
-            raise InvalidValue(f"unknown register {str(register)[:40]!r}; known registers: "
-                               + ", ".join(REGISTERS))
-        ranges = REGISTERS[register]
-        if len(params) != len(ranges):
-            raise InvalidValue(f"{register} takes {len(ranges)} parameter(s), "
-                               f"got {len(params)}")
-        values = []
-        for i, (value, (low, high)) in enumerate(zip(params, ranges)):
-            if isinstance(value, bool):
-                value = int(value)
-            elif isinstance(value, float) and value.is_integer():
-                value = int(value)
-            if not isinstance(value, int):
-                raise InvalidValue(f"{register} parameter {i + 1} must be an integer, "
-                                   f"got {type(value).__name__}")
-            if not low <= value <= high:
-                raise InvalidValue(f"{register} parameter {i + 1} = {value} is outside "
-                                   f"{low}-{high}")
-            values.append(value)
-        return cls(register, tuple(values))
-
-    def render(self) -> str:
-        """C{REGISTER,p1,p2} from the validated values."""
-        return ",".join([self.register] + [str(int(p)) for p in self.params])
 
 
 @dataclass(frozen=True)
@@ -174,8 +111,8 @@ def parse_row(text: str) -> Row:
 
 def _parse_rows(body: str) -> tuple[Row, ...]:
     lines = [line for line in body.replace("\\n", "\n").split("\n") if line.strip()]
-    if len(lines) > _MAX_ROWS:
-        raise InvalidValue(f"more than {_MAX_ROWS} sequence rows")
+    if len(lines) > MAX_ROWS:
+        raise InvalidValue(f"more than {MAX_ROWS} sequence rows")
     return tuple(parse_row(line) for line in lines)
 
 
@@ -236,8 +173,8 @@ def rows_from(value: Iterable[Any]) -> tuple[Row, ...]:
             rows.append(Row.build(item[0], *item[1:]))
         else:
             raise InvalidValue("each row must be 'REG,1,2' or ['REG', 1, 2]")
-        if len(rows) > _MAX_ROWS:
-            raise InvalidValue(f"more than {_MAX_ROWS} sequence rows")
+        if len(rows) > MAX_ROWS:
+            raise InvalidValue(f"more than {MAX_ROWS} sequence rows")
     return tuple(rows)
 
 

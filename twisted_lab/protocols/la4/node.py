@@ -30,13 +30,16 @@ from zope.interface import implementer
 
 from twisted_lab.errors import ProtocolError
 from twisted_lab.interfaces import IWireReport
-from twisted_lab.protocols.la4.commands import (Boardio, CommandLine, CommandRejected, Row,
+from twisted_lab.formats.la4.board import effect
+from twisted_lab.formats.la4.registers import Row
+from twisted_lab.protocols.la4.commands import (Boardio, CommandLine, CommandRejected,
                                                 WriteRows, parse_command)
 from twisted_lab.protocols.la4.message import (Command, Heartbeat, Message, MessageEvent,
                                                OutputEvent, UnitInfo, UnknownMessage, new_id)
 from twisted_lab.protocols.la4.transport import (CONNECT_TIMEOUT, MAX_CONNECTIONS, MAX_MESSAGE,
                                                  READ_TIMEOUT, DocumentFactory, ListenWaiters,
-                                                 Outgoing, send_message, stop_listening)
+                                                 Outgoing, listen_now, send_message,
+                                                 stop_listening)
 
 __all__ = ["BoardState", "SimulatedNode", "REJECTED_PREFIX", "BOARDIO_READY", "BOARDIO_ERROR",
            "SEQUENCE_COMPLETE"]
@@ -82,19 +85,12 @@ class BoardState:
     runs: int = 0
 
     def apply(self, row: Row) -> None:
-        """Run one (validated) row on the board."""
-        register, params = row.register, row.params
-        if register == "MODEL_LIGHT":
-            self.model_light = params[0]
-        elif register == "LED_FAN":
-            self.fans = bool(params[0])
-        elif register == "DIGITAL_POLARIZER":
-            self.polarizer = bool(params[0])
-        elif register.startswith("ALL_4_"):
-            self.shots += 1
-            self.last_fired = row.render()
-        elif register.startswith("OLAT_4_"):
-            self.shots += 4
+        """Run one (validated) row on the board (L{twisted_lab.formats.la4.board})."""
+        done = effect(row)
+        if done.setting is not None:
+            setattr(self, *done.setting)
+        if done.shots:
+            self.shots += len(done.shots)
             self.last_fired = row.render()
 
     def execute(self, line: CommandLine) -> tuple[str, list[str]]:
@@ -265,24 +261,7 @@ class SimulatedNode(Service):
         cls = TCP6ServerEndpoint if ":" in self.interface else TCP4ServerEndpoint
         endpoint = cls(self.reactor, self.listen_port, interface=self.interface)
         d = endpoint.listen(self.factory)
-        # TCP endpoints listen at once: a bind failure is raised here, so the
-        # lab does not run half-started (twisted_lab.startup reports it)
-        outcome: list[Any] = []
-        d.addBoth(outcome.append)
-        if not outcome:
-            d.addCallback(lambda _: self._settle(outcome[0]))
-            return
-        if isinstance(outcome[0], Failure):
-            self._waiters.fail(outcome[0])
-            self.stopService()
-            outcome[0].raiseException()
-        self._listening_on(outcome[0])
-
-    def _settle(self, result: Any) -> None:
-        if isinstance(result, Failure):
-            self._listen_failed(result)
-        else:
-            self._listening_on(result)
+        listen_now(d, self._listening_on, self._listen_failed, self._waiters, self.stopService)
 
     def _listening_on(self, port: IListeningPort) -> None:
         self._bound_port = int(getattr(port.getHost(), "port"))

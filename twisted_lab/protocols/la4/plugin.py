@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.application.service import IService, MultiService
-from zope.interface import implementer
+from typing import Mapping
+
+from twisted.application.service import IService
 
 from twisted_lab.errors import ConfigError
-from twisted_lab.interfaces import IProtocolPlugin
 from twisted_lab.options import Option, validate
+from twisted_lab.protocols.base import ProtocolPlugin
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.startup import guard
 
@@ -98,7 +99,7 @@ DEFAULT_CALLBACK = "tcp:5000:interface=127.0.0.1"
 SIMULATED_NODE_CALLBACK = "tcp:5001:interface=127.0.0.1"
 
 
-def callback_endpoint(section: dict[str, Any]) -> str:
+def callback_endpoint(section: Mapping[str, Any]) -> str:
     """
     The callback listener of a validated C{[la4]} section: C{callback}, or
     by default port 5000, or 5001 when the simulated node is enabled on port
@@ -112,8 +113,7 @@ def callback_endpoint(section: dict[str, Any]) -> str:
     return DEFAULT_CALLBACK
 
 
-@implementer(IProtocolPlugin)
-class LA4Plugin:
+class LA4Plugin(ProtocolPlugin):
     """The LA4 pycom protocol plugin."""
 
     name = "la4"
@@ -129,14 +129,20 @@ class LA4Plugin:
                      "coordinator": "127.0.0.1:5001"},
         }
 
-    def make_service(self, registry: DeviceRegistry, section: dict[str, Any],
-                     reactor: Any) -> IService:
+    def check(self, section: Mapping[str, Any]) -> None:
+        """Node names must be unique; the simulated node's coordinator is host:port."""
+        names = [n["name"] for n in section["nodes"]]
+        if len(set(names)) != len(names):
+            raise ConfigError("node names must be unique", key="la4.nodes")
+        _host_port(section["node"]["coordinator"])
+
+    def build(self, registry: DeviceRegistry, section: Mapping[str, Any],
+              reactor: Any) -> IService:
         """The simulated node (when enabled) and the coordinator, as one service."""
-        from twisted_lab.protocols.la4.coordinator import CoordinatorService, NodeConfig
+        from twisted_lab.protocols.la4.imports import LA4CoordinatorService, NodeConfig
         from twisted_lab.protocols.la4.node import SimulatedNode
 
-        section = validate(OPTIONS, section, prefix="la4")
-        top = MultiService()
+        top = self.multi_service()
         node = section["node"]
         if node["enabled"]:
             try:
@@ -155,10 +161,7 @@ class LA4Plugin:
             guard(simulated, "la4.node.port", f"{node['interface']}:{node['port']}"
                   ).setServiceParent(top)
         callback = callback_endpoint(section)
-        names = [n["name"] for n in section["nodes"]]
-        if len(set(names)) != len(names):
-            raise ConfigError("node names must be unique", key="la4.nodes")
-        coordinator = CoordinatorService(
+        coordinator = LA4CoordinatorService(
             registry, reactor, [NodeConfig(n["name"], n["host"], n["port"])
                                 for n in section["nodes"]],
             callback, heartbeat_interval=section["heartbeat_interval"],

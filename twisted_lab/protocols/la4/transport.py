@@ -25,7 +25,7 @@ import ipaddress
 import json
 import os
 import socket
-from typing import Any, Protocol as TypingProtocol, Sequence
+from typing import Any, Callable, Protocol as TypingProtocol, Sequence
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet import error as neterror
@@ -46,7 +46,7 @@ from twisted_lab.ratelog import BadInputLog
 from twisted_lab.waiting import Waiters
 
 __all__ = ["DocumentReceiver", "DocumentFactory", "DocumentHandler", "ListenWaiters", "send_message",
-           "stop_listening",
+           "listen_now", "stop_listening",
            "Outgoing",
            "peer_host", "MAX_MESSAGE", "READ_TIMEOUT", "CONNECT_TIMEOUT", "MAX_CONNECTIONS",
            "FIRST_BYTE_TIMEOUT"]
@@ -243,6 +243,29 @@ class _Refused(Protocol):
 #: The callers waiting for a service to listen: C{when()} gives each its own
 #: cancellable L{Deferred}, fired with the port (C{fire}) or the failure (C{fail}).
 ListenWaiters = Waiters[int]
+
+
+def listen_now(d: Deferred[IListeningPort], listening: Callable[[IListeningPort], None],
+               failed: Callable[[Failure], None], waiters: ListenWaiters,
+               stop: Callable[[], object]) -> None:
+    """
+    Route a listen's outcome (what the coordinator and the simulated node
+    do on start).  TCP endpoints listen at once, so a bind failure fails the
+    C{waiters}, stops the service (C{stop}) and is raised here: the lab then
+    does not run half-started (L{twisted_lab.startup} reports it).  An
+    outcome that comes later goes to C{listening} or C{failed}.
+    """
+    outcome: list[Any] = []
+    d.addBoth(outcome.append)
+    if not outcome:
+        d.addCallback(lambda _: failed(outcome[0]) if isinstance(outcome[0], Failure)
+                      else listening(outcome[0]))
+        return
+    if isinstance(outcome[0], Failure):
+        waiters.fail(outcome[0])
+        stop()
+        outcome[0].raiseException()
+    listening(outcome[0])
 
 
 def stop_listening(port: IListeningPort | None, outgoing: Outgoing) -> Deferred[None]:

@@ -33,10 +33,13 @@ from twisted_lab.interfaces import IWireReport
 from twisted_lab.flow import DEFAULT_SEND_DEADLINE, DEFAULT_SEND_LIMIT
 from twisted_lab.protocols.leco.message import (HEADER_LENGTH, MESSAGE_ID, VERSION_BYTE,
                                                 check_name, conversation_id, split_name)
-from twisted_lab.protocols.leco.rpc import (DUPLICATE_NAME, INVALID_REQUEST, NODE_UNKNOWN,
-                                            NOT_SIGNED_IN, RECEIVER_UNKNOWN, RPCServer, dumps,
-                                            encode_error, encode_request, set_log_level)
+from twisted_lab.protocols.leco.rpc import (DUPLICATE_NAME, INVALID_REQUEST, NOT_SIGNED_IN,
+                                            RECEIVER_UNKNOWN,
+                                            RPCServer, dumps, encode_error, encode_request,
+                                            set_log_level)
 from twisted_lab.protocols.leco.locallink import LocalHub
+from twisted_lab.protocols.leco.routing import (LOCAL, MALFORMED, NODE, OWN, REFUSED, Local,
+                                                route)
 from twisted_lab.protocols.zmqutil import (COPY_THRESHOLD, ZmqConnection, open_connection,
                                            shared_context)
 from twisted_lab.ratelog import BadInputLog
@@ -111,13 +114,6 @@ def node_address(address: str) -> str:
     if ":" not in address:
         address += ":12300"
     return address
-
-
-class _Local:
-    __slots__ = ("identity", "heartbeat", "role")
-
-    def __init__(self, identity: bytes, heartbeat: float, role: Role = Role.ADMIN) -> None:
-        self.identity, self.heartbeat, self.role = identity, heartbeat, role
 
 
 class _NodeLink:
@@ -202,7 +198,7 @@ class CoordinatorService(Service):
         self.port: int | None = None
         self._me = namespace.encode()
         self._full = self._me + b".COORDINATOR"
-        self._local: dict[bytes, _Local] = {}
+        self._local: dict[bytes, Local] = {}
         #: per ZeroMQ identity: (tracker, bytes, sent at) of large messages not yet written
         self._unsent: dict[bytes, list[tuple[Any, int, float]]] = {}
         self._nodes: dict[bytes, _NodeLink] = {}        # namespace -> link (signed in)
@@ -358,74 +354,42 @@ class CoordinatorService(Service):
 
     def _on_router(self, frames: list[bytes], role: Role = Role.ADMIN, peer: str = ""
                    ) -> None:
-        n = len(frames)
-        if n < 5 or frames[1] != VERSION_BYTE or len(frames[4]) != HEADER_LENGTH \
-                or not frames[3]:
-            self._malformed(frames)
-            return
-        identity = frames[0]
-        receiver = frames[2]
-        sender = frames[3]
-        now = self.reactor.seconds()
-        s_ns, s_nm = split_name(sender)
-        # 1. authenticate / heartbeat
-        if not s_ns or s_ns == self._me:
-            entry = self._local.get(s_nm)
-            if entry is not None:
-                if entry.identity != identity:
-                    self.bad_input.warn(identity, "{sender!r} used a name signed in by "
-                                        "another connection", sender=sender)
-                    self._reply_identity(identity, sender, frames[4][:16],
-                                         encode_error(None, DUPLICATE_NAME))
-                    return
-                entry.heartbeat = now
-            elif not (n > 5 and (b'"sign_in"' in frames[5] or b'"sign_out"' in frames[5])):
-                self.bad_input.info(identity, "message from {sender!r}, which did not sign in",
-                                    sender=sender)
-                self._reply_identity(identity, sender, frames[4][:16],
-                                     encode_error(None, NOT_SIGNED_IN))
-                return
-        else:
-            node = self._node_ids.get(identity)
-            if node is not None and node[0] != s_ns:
-                self.log.warn("node {node!r} sent a message as {sender!r}; refused",
-                              node=node[0], sender=sender)
-                self._reply_identity(identity, sender, frames[4][:16],
-                                     encode_error(None, NOT_SIGNED_IN))
-                return
-            if node is not None:
-                node[1] = now
-            elif not (s_nm == _COORDINATOR and n > 5 and b"coordinator_sign_" in frames[5]):
-                self.bad_input.info(identity, "message from {sender!r} of an unknown node",
-                                    sender=sender)
-                self._reply_identity(identity, sender, frames[4][:16],
-                                     encode_error(None, NOT_SIGNED_IN))
-                return
-        # 2. route
-        r_ns, r_nm = split_name(receiver)
-        if receiver == _COORDINATOR or receiver == self._full:
-            if n > 5:
-                self._handle_own(identity, frames, role, peer)
-            return
-        if not r_ns or r_ns == self._me:
-            target = self._local.get(r_nm)
-            if target is None:
-                self.bad_input.info(identity, "{sender!r} addressed unknown {receiver!r}",
-                                    sender=sender, receiver=receiver)
-                self._route_error(sender, frames[4][:16], RECEIVER_UNKNOWN,
-                                  receiver.decode("utf-8", "replace"))
-                return
-            frames[0] = target.identity
+        """Route one message by L{routing.route}'s decision, which this carries out."""
+        decision = route(frames, self.reactor.seconds(), self._me, self._local,
+                         self._node_ids, self._nodes)
+        action = decision.action
+        if action == LOCAL:
+            frames[0] = decision.target
             self._to_identity(frames)
-            return
-        link = self._nodes.get(r_ns)
-        if link is None:
-            self.bad_input.info(identity, "{sender!r} addressed {receiver!r} of unknown node",
-                                sender=sender, receiver=receiver)
-            self._route_error(sender, frames[4][:16], NODE_UNKNOWN,
-                              r_ns.decode("utf-8", "replace"))
-            return
-        link.socket.send(frames[1:])
+        elif action == NODE:
+            decision.target.socket.send(frames[1:])
+        elif action == OWN:
+            if len(frames) > 5:
+                self._handle_own(frames[0], frames, role, peer)
+        elif action == MALFORMED:
+            self._malformed(frames)
+        elif action == REFUSED:
+            sender = frames[3]
+            if decision.code == DUPLICATE_NAME:
+                self.log.warn("{sender!r} used a name signed in by another connection",
+                              sender=sender)
+            elif decision.target is not None:
+                self.log.warn("node {node!r} sent a message as {sender!r}; refused",
+                              node=decision.target, sender=sender)
+            elif split_name(sender)[0] in (b"", self._me):
+                self.log.info("message from {sender!r}, which did not sign in", sender=sender)
+            else:
+                self.log.info("message from {sender!r} of an unknown node", sender=sender)
+            self._reply_identity(frames[0], sender, frames[4][:16],
+                                 encode_error(None, decision.code))
+        else:  # UNKNOWN
+            if decision.code == RECEIVER_UNKNOWN:
+                self.log.info("{sender!r} addressed unknown {receiver!r}", sender=frames[3],
+                              receiver=frames[2])
+            else:
+                self.log.info("{sender!r} addressed {receiver!r} of unknown node",
+                              sender=frames[3], receiver=frames[2])
+            self._route_error(frames[3], frames[4][:16], decision.code, decision.data)
 
     def _on_router_zmq(self, frames: list[bytes]) -> None:
         # a message from ZeroMQ; what it sends to in-process links goes at once
@@ -666,7 +630,7 @@ class CoordinatorService(Service):
         entry = self._local.get(s_nm)
         if entry is not None and entry.identity != self._ctx_identity:
             raise InvalidValue("the name is already taken")  # unreachable: auth step
-        self._local[s_nm] = _Local(self._ctx_identity, self.reactor.seconds(), self._ctx_role)
+        self._local[s_nm] = Local(self._ctx_identity, self.reactor.seconds(), self._ctx_role)
         if entry is None:
             self.log.info("Component {name} signed in", name=s_nm.decode("ascii", "replace"))
             self._publish_directory()

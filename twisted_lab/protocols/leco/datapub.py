@@ -25,7 +25,7 @@ from twisted_lab.access import AccessPolicy, CurveConfig, ZapRegistration, zap_h
 from twisted_lab.data import Export
 from twisted_lab.errors import ConfigError
 from twisted_lab.events import CHANGED, DATA, LabEvent
-from twisted_lab.protocols.leco.actor import to_json
+from twisted_lab.protocols.leco.export import to_json
 from twisted_lab.protocols.leco.message import JSON, conversation_id
 from twisted_lab.protocols.leco.rpc import dumps
 from twisted_lab.protocols.zmqutil import ZmqConnection, open_connection, shared_context

@@ -32,18 +32,17 @@ Example::
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
-from twisted.application.service import IService, MultiService
-from zope.interface import implementer
+from twisted.application.service import IService
 
 from twisted_lab.access import ACCESS_OPTIONS, CURVE_OPTIONS, curve_from, policy_from
-from twisted_lab.interfaces import IProtocolPlugin
 from twisted_lab.options import Option
+from twisted_lab.protocols.base import ProtocolPlugin
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.startup import guard
 
-__all__ = ["LecoPlugin", "plugin", "make_service"]
+__all__ = ["LecoPlugin", "plugin"]
 
 _REMOTE = {
     "name": Option(str, doc="Registry name of the imported device."),
@@ -94,82 +93,7 @@ OPTIONS: dict[str, Option] = {
 }
 
 
-def make_service(registry: DeviceRegistry, section: dict[str, Any], reactor: Any
-                 ) -> MultiService:
-    """Build the LECO service tree from a validated C{[leco]} section."""
-    from twisted_lab.protocols.leco.actor import DeviceActor
-    from twisted_lab.protocols.leco.coordinator import CoordinatorService
-    from twisted_lab.protocols.leco.datapub import ProxyService, RegistryPublisher
-    from twisted_lab.protocols.leco.director import DirectorService
-    from twisted_lab.protocols.leco.locallink import LocalHub
-
-    top = MultiService()
-    top.setName("leco")
-    host, port = section["host"], section["port"]
-    connect = section["connect"] or f"tcp://{host}:{port}"
-    # our actors and director reach our own Coordinator in memory, not over ZeroMQ
-    hub: LocalHub | None = None
-    policy = policy_from(section, "leco")
-    curve = curve_from(section, "leco")
-    role_of: Any = None
-    if section["coordinator"]:
-        coordinator = CoordinatorService(section["namespace"], f"tcp://{host}:{port}", reactor,
-                                         coordinators=section["federate"],
-                                         advertised=section["advertise"] or None,
-                                         policy=policy, curve=curve,
-                                         link_allow=section["link_allow"])
-        coordinator.setName("coordinator")
-        guard(coordinator, "leco.port", f"tcp://{host}:{port}").setServiceParent(top)
-        if not section["connect"]:
-            hub = coordinator.local_hub
-            # our actors learn each caller's role from our Coordinator
-            role_of = coordinator.role_of
-    proxy: ProxyService | None = None
-    if section["data_proxy"]:
-        proxy = ProxyService(reactor,
-                             f"tcp://{section['data_host']}:{section['data_publish_port']}",
-                             f"tcp://{section['data_host']}:{section['data_subscribe_port']}",
-                             policy=policy)
-        proxy.setName("data-proxy")
-        xsub, xpub = proxy.xsub_address, proxy.xpub_address
-        own = proxy
-        guard(proxy, lambda: (("leco.data_publish_port", xsub) if own.xsub_endpoint is None
-                              else ("leco.data_subscribe_port", xpub))).setServiceParent(top)
-    topics: dict[str, Any] = {}
-    for name in section["export"]:
-        actor = DeviceActor(registry, name, connect, reactor,
-                            pymodaq=section["pymodaq_methods"], hub=hub, role_of=role_of,
-                            default_role=policy.role)
-        actor.setName(f"actor-{name}")
-        actor.setServiceParent(top)
-        topics[name] = lambda actor=actor: actor.full_name
-    if section["dashboard"]:
-        from twisted_lab.protocols.leco.dashboard import DashboardComponent, StateStore
-        dashboard = DashboardComponent(registry, connect, reactor,
-                                       StateStore(section["states_file"] or None),
-                                       {name: name for name in section["export"]}, hub=hub)
-        dashboard.setName("dashboard")
-        dashboard.setServiceParent(top)
-    if section["remote"]:
-        director = DirectorService(registry, section["remote"], connect, reactor,
-                                   section["director_name"], section["timeout"], hub=hub,
-                                   role_of=role_of)
-        director.setName("director")
-        director.setServiceParent(top)
-    if section["data_publish"] and topics:
-        address: Any = f"tcp://{section['data_host']}:{section['data_publish_port']}"
-        if proxy is not None:
-            # our own proxy: publish to the endpoint it really bound (port 0: any free port)
-            own_proxy = proxy
-            address = lambda: own_proxy.xsub_endpoint  # noqa: E731
-        publisher = RegistryPublisher(registry, reactor, address, topics)
-        publisher.setName("data-publisher")
-        publisher.setServiceParent(top)
-    return top
-
-
-@implementer(IProtocolPlugin)
-class LecoPlugin:
+class LecoPlugin(ProtocolPlugin):
     """The C{[leco]} protocol plugin."""
 
     name = "leco"
@@ -181,10 +105,77 @@ class LecoPlugin:
         return {"coordinator": True, "host": "127.0.0.1", "port": 12300, "namespace": "lab",
                 "export": list(device_names)}
 
-    def make_service(self, registry: DeviceRegistry, section: dict[str, Any], reactor: Any
-                     ) -> IService:
-        """Build the service (see L{make_service})."""
-        return make_service(registry, section, reactor)
+    def build(self, registry: DeviceRegistry, section: Mapping[str, Any],
+              reactor: Any) -> IService:
+        """The LECO service tree of a validated C{[leco]} section."""
+        from twisted_lab.protocols.leco.export import DeviceActor
+        from twisted_lab.protocols.leco.coordinator import CoordinatorService
+        from twisted_lab.protocols.leco.datapub import ProxyService, RegistryPublisher
+        from twisted_lab.protocols.leco.imports import DirectorService
+        from twisted_lab.protocols.leco.locallink import LocalHub
+
+        top = self.multi_service()
+        host, port = section["host"], section["port"]
+        connect = section["connect"] or f"tcp://{host}:{port}"
+        # our actors and director reach our own Coordinator in memory, not over ZeroMQ
+        hub: LocalHub | None = None
+        policy = policy_from(section, "leco")
+        curve = curve_from(section, "leco")
+        role_of: Any = None
+        if section["coordinator"]:
+            coordinator = CoordinatorService(section["namespace"], f"tcp://{host}:{port}", reactor,
+                                             coordinators=section["federate"],
+                                             advertised=section["advertise"] or None,
+                                             policy=policy, curve=curve,
+                                             link_allow=section["link_allow"])
+            coordinator.setName("coordinator")
+            guard(coordinator, "leco.port", f"tcp://{host}:{port}").setServiceParent(top)
+            if not section["connect"]:
+                hub = coordinator.local_hub
+                # our actors learn each caller's role from our Coordinator
+                role_of = coordinator.role_of
+        proxy: ProxyService | None = None
+        if section["data_proxy"]:
+            proxy = ProxyService(reactor,
+                                 f"tcp://{section['data_host']}:{section['data_publish_port']}",
+                                 f"tcp://{section['data_host']}:{section['data_subscribe_port']}",
+                                 policy=policy)
+            proxy.setName("data-proxy")
+            xsub, xpub = proxy.xsub_address, proxy.xpub_address
+            own = proxy
+            guard(proxy, lambda: (("leco.data_publish_port", xsub) if own.xsub_endpoint is None
+                                  else ("leco.data_subscribe_port", xpub))).setServiceParent(top)
+        topics: dict[str, Any] = {}
+        for name in section["export"]:
+            actor = DeviceActor(registry, name, connect, reactor,
+                                pymodaq=section["pymodaq_methods"], hub=hub, role_of=role_of,
+                                default_role=policy.role)
+            actor.setName(f"actor-{name}")
+            actor.setServiceParent(top)
+            topics[name] = lambda actor=actor: actor.full_name
+        if section["dashboard"]:
+            from twisted_lab.protocols.leco.dashboard import DashboardComponent, StateStore
+            dashboard = DashboardComponent(registry, connect, reactor,
+                                           StateStore(section["states_file"] or None),
+                                           {name: name for name in section["export"]}, hub=hub)
+            dashboard.setName("dashboard")
+            dashboard.setServiceParent(top)
+        if section["remote"]:
+            director = DirectorService(registry, section["remote"], connect, reactor,
+                                       section["director_name"], section["timeout"], hub=hub,
+                                       role_of=role_of)
+            director.setName("director")
+            director.setServiceParent(top)
+        if section["data_publish"] and topics:
+            address: Any = f"tcp://{section['data_host']}:{section['data_publish_port']}"
+            if proxy is not None:
+                # our own proxy: publish to the endpoint it really bound (port 0: any free port)
+                own_proxy = proxy
+                address = lambda: own_proxy.xsub_endpoint  # noqa: E731
+            publisher = RegistryPublisher(registry, reactor, address, topics)
+            publisher.setName("data-publisher")
+            publisher.setServiceParent(top)
+        return top
 
 
 plugin = LecoPlugin()

@@ -24,18 +24,18 @@ from twisted.python.failure import Failure
 
 from twisted_lab.bigjson import BIG, shared_pool, weight
 from twisted_lab.data import Export, Signal
-from twisted_lab.errors import InvalidValue, LabError, ProtocolError
+from twisted_lab.errors import InvalidValue, LabError
 from twisted_lab.events import CHANGED, LabEvent
 from twisted_lab.interfaces import IActuator, IDetector
 from twisted_lab.leases import Owner
 from twisted_lab.protocols.leco import serializall
 from twisted_lab.protocols.leco.pymodaq_settings import (COMMON_NAMES, CommonSettings,
                                                          move_settings_xml)
-from twisted_lab.protocols.leco.serializall import ParameterWithPath
+from twisted_lab.formats.pymodaq.objects import ParameterWithPath
+from twisted_lab.formats.pymodaq.settings import read_parameter, settings_tree, value_xml
 from twisted_lab.registry import DeviceRegistry
 
-__all__ = ["register_pymodaq_methods", "PyMoDAQActor", "settings_xml", "parse_parameter_xml",
-           "parameter_xml", "ACTOR_METHODS", "RECEIVER_GONE"]
+__all__ = ["register_pymodaq_methods", "PyMoDAQActor", "ACTOR_METHODS", "RECEIVER_GONE"]
 
 log = Logger()
 
@@ -52,97 +52,6 @@ RECEIVER_GONE = (-32093, -32092)
 MAX_CALLBACK_FAILURES = 3
 #: Remote directors one actor calls back at most.
 MAX_DIRECTORS = 16
-
-_XML_ATTRIBUTES = {"visible": "1", "removable": "0", "readonly": "0", "enabled": "1",
-                   "renamable": "0", "expanded": "1", "syncExpanded": "0", "showTop": "0",
-                   "strictNaming": "0"}
-_XML_TYPES = {"float": "float", "int": "int", "bool": "bool", "str": "str"}
-
-
-def _xml_text(kind: str, value: Any) -> str:
-    if kind == "bool":
-        return "1" if value else "0"
-    if value is None:
-        return ""
-    return str(value)
-
-
-def _element(name: str, kind: str, title: str, value: Any = None, readonly: bool = False,
-             suffix: str = "", extra: dict[str, str] | None = None) -> ET.Element:
-    attributes = {"type": kind, "title": title, **_XML_ATTRIBUTES}
-    if readonly:
-        attributes["readonly"] = "1"
-    if suffix:
-        attributes["suffix"] = suffix
-    attributes.update(extra or {})
-    element = ET.Element(name, attributes)
-    if kind != "group":
-        element.text = _xml_text(kind, value)
-    return element
-
-
-def parameter_xml(name: str, kind: str, value: Any, units: str = "", readonly: bool = False,
-                  extra: dict[str, str] | None = None) -> bytes:
-    """
-    One parameter as PyMoDAQ parameter XML (C{ioxml.parameter_to_xml_string}).
-
-    @param kind: a L{twisted_lab.description.PARAMETER_TYPES} name; types
-        PyMoDAQ's tree lacks are shown as C{str}.
-    """
-    pm_kind = _XML_TYPES.get(kind, "str")
-    return ET.tostring(_element(name, pm_kind, name, value, readonly, units, extra))
-
-
-def settings_xml(group: str, parameters: Sequence[tuple[Any, Any]]) -> bytes:
-    """
-    A settings group as PyMoDAQ parameter XML.
-
-    @param group: the group name (C{"move_settings"}, C{"detector_settings"}).
-    @param parameters: C{(Parameter, value)} pairs.
-    """
-    root = _element(group, "group", group)
-    for parameter, value in parameters:
-        extra = {}
-        if parameter.minimum is not None:
-            extra["min"] = repr(parameter.minimum)
-        if parameter.maximum is not None:
-            extra["max"] = repr(parameter.maximum)
-        if parameter.doc:
-            extra["tip"] = parameter.doc
-        root.append(_element(parameter.name, _XML_TYPES.get(parameter.type, "str"),
-                             parameter.name, value, parameter.readonly, parameter.units, extra))
-    return ET.tostring(root)
-
-
-def parse_parameter_xml(xml: bytes | str) -> tuple[str, str, Any]:
-    """
-    Read one PyMoDAQ parameter XML element.
-
-    @return: C{(name, type, value)}; the value typed by the element's C{type}
-        (float, int, bool; anything else stays text — never evaluated).
-    @raise ProtocolError: not well-formed XML, or a value that does not match its type.
-    """
-    try:
-        element = ET.fromstring(xml)
-    except ET.ParseError as e:
-        raise ProtocolError(f"parameter XML is not well-formed: {e}") from None
-    kind = element.get("type", "str")
-    text = element.text
-    try:
-        if text is None:
-            value: Any = "" if kind == "str" else None
-        elif kind in ("float", "slide"):
-            value = float(text)
-        elif kind == "int":
-            value = int(float(text))
-        elif kind in ("bool", "bool_push", "led", "led_push") and text in ("0", "1"):
-            value = text == "1"
-        else:
-            value = text
-    except ValueError:
-        raise ProtocolError(f"parameter {element.tag!r} of type {kind!r} has value {text!r}") \
-            from None
-    return element.tag, kind, value
 
 
 def _params(params: Any, names: Sequence[str]) -> dict[str, Any]:
@@ -394,7 +303,7 @@ class PyMoDAQActor:
                                                  {p.name: v for p, v in pairs})
                 xml = move_settings_xml(self.common, pairs)
             else:
-                xml = settings_xml(group, pairs)
+                xml = ET.tostring(settings_tree(group, pairs))
             await self.callback("set_director_settings", {"settings": xml.decode()})
 
         Deferred.fromCoroutine(send()).addErrback(self._report("get_settings"))
@@ -408,20 +317,20 @@ class PyMoDAQActor:
         if not isinstance(pwp, ParameterWithPath):
             raise InvalidValue(f"set_info: expected a ParameterWithPath frame, "
                                f"got {type(pwp).__name__}")
-        tag, kind, value = parse_parameter_xml(pwp.xml)
+        tag, kind, value = read_parameter(pwp.xml)
         name = pwp.path[-1] if pwp.path else tag
         owner = self._owner()
         if self.common is not None and name in COMMON_NAMES:
             # the director's view of PyMoDAQ's common settings: kept here, echoed back
             actual = self.common.set(name, value)
             self.callback("set_director_info", {"parameter": None}, [serializall.encode(
-                ParameterWithPath(list(pwp.path) or [name], parameter_xml(name, kind, actual)))])
+                ParameterWithPath(list(pwp.path) or [name], value_xml(name, kind, actual)))])
             return
 
         async def apply() -> None:
             guarded = await self.registry.guarded(self.device_name, owner)
             actual = await guarded.set(name, value)
-            xml = parameter_xml(name, kind, actual)
+            xml = value_xml(name, kind, actual)
             await self.callback("set_director_info", {"parameter": None},
                                 [serializall.encode(ParameterWithPath(list(pwp.path) or [name],
                                                                       xml))])

@@ -22,9 +22,10 @@ from twisted.python.failure import Failure
 
 from twisted_lab.data import Axis, Export, Signal
 from twisted_lab.devices.base import BaseActuator, BaseDetector
-from twisted_lab.errors import DeviceOffline, DeviceTimeout, InvalidValue, ProtocolError
+from twisted_lab.errors import DeviceOffline, DeviceTimeout, InvalidValue
 from twisted_lab.protocols.leco import serializall
-from twisted_lab.protocols.leco.serializall import ParameterWithPath
+from twisted_lab.formats.pymodaq.objects import ParameterWithPath
+from twisted_lab.formats.pymodaq.settings import leaf_values, read_parameter
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.waiting import KeyedWaiters
 
@@ -268,14 +269,13 @@ class _RemoteMixin:
         if not isinstance(settings, str):
             raise InvalidValue("set_director_settings needs settings (an XML string)")
         self.settings_xml = settings
-        self.remote_settings = _settings_values(settings)
+        self.remote_settings = leaf_values(settings)
 
     def on_set_director_info(self, params: Any, frames: list[bytes]) -> None:
         value = _data_value(params, frames, "parameter")
         if not isinstance(value, ParameterWithPath):
             raise InvalidValue("set_director_info needs a ParameterWithPath frame")
-        from twisted_lab.protocols.leco.pymodaq_actor import parse_parameter_xml
-        name, _, setting = parse_parameter_xml(value.xml)
+        name, _, setting = read_parameter(value.xml)
         self.remote_settings[name] = setting
 
     def on_set_units(self, params: Any, frames: list[bytes]) -> None:
@@ -291,24 +291,6 @@ class _RemoteMixin:
 
     def on_set_data(self, params: Any, frames: list[bytes]) -> None:
         raise InvalidValue(f"{self.name} is not a detector")
-
-
-def _settings_values(xml: str) -> dict[str, Any]:
-    """The leaf values of a settings tree, by name (never evaluated)."""
-    import xml.etree.ElementTree as ET
-
-    from twisted_lab.protocols.leco.pymodaq_actor import parse_parameter_xml
-    try:
-        root = ET.fromstring(xml)
-    except ET.ParseError as e:
-        raise ProtocolError(f"settings XML is not well-formed: {e}") from None
-    values: dict[str, Any] = {}
-    for element in root.iter():
-        if element is root or len(element):
-            continue
-        name, _, value = parse_parameter_xml(ET.tostring(element))
-        values[name] = value
-    return values
 
 
 class PyMoDAQRemoteActuator(_RemoteMixin, BaseActuator):

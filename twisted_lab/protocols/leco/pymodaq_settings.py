@@ -31,9 +31,10 @@ import xml.etree.ElementTree as ET
 from typing import Any, Sequence
 
 from twisted_lab.description import Description, Parameter
+from twisted_lab.formats.pymodaq.settings import element, group, settings_tree
 
 __all__ = ["COMMON_NAMES", "CommonSettings", "DEFAULT_EPSILON", "DEFAULT_TIMEOUT",
-           "move_settings_xml", "element"]
+           "move_settings_xml"]
 
 #: PyMoDAQ's default polling timeout (pymodaq config C{actuator.polling_timeout_s}).
 DEFAULT_TIMEOUT = 20
@@ -43,35 +44,6 @@ DEFAULT_EPSILON = 1e-3
 #: Names of the common settings (and of their children).
 COMMON_NAMES = frozenset({"units", "epsilon", "timeout", "bounds", "is_bounds", "min_bound",
                           "max_bound", "scaling", "use_scaling", "offset"})
-
-_ATTRIBUTES = {"visible": "1", "removable": "0", "readonly": "0", "enabled": "1",
-               "renamable": "0", "expanded": "1", "syncExpanded": "0", "showTop": "0",
-               "strictNaming": "0"}
-_TYPES = {"float": "float", "int": "int", "bool": "bool", "str": "str"}
-
-
-def _text(kind: str, value: Any) -> str:
-    if kind == "bool":
-        return "1" if value else "0"
-    if value is None:
-        return ""
-    return str(value)
-
-
-def element(name: str, kind: str, title: str, value: Any = None, readonly: bool = False,
-            suffix: str = "", extra: dict[str, str] | None = None) -> ET.Element:
-    """One PyMoDAQ parameter XML element (C{ioxml.parameter_to_xml_string})."""
-    attributes = {"type": kind, "title": title, **_ATTRIBUTES}
-    if readonly:
-        attributes["readonly"] = "1"
-    if suffix:
-        attributes["suffix"] = suffix
-    attributes.update(extra or {})
-    out = ET.Element(name, attributes)
-    if kind != "group":
-        out.text = _text(kind, value)
-    return out
-
 
 class CommonSettings:
     """
@@ -119,19 +91,17 @@ class CommonSettings:
     def elements(self) -> list[ET.Element]:
         """The common settings as PyMoDAQ parameter XML elements, in PyMoDAQ's order."""
         v = self.values
-        bounds = element("bounds", "group", "Bounds:")
-        bounds.extend([element("is_bounds", "bool", "Set Bounds:", v["is_bounds"]),
-                       element("min_bound", "float", "Min:", v["min_bound"]),
-                       element("max_bound", "float", "Max:", v["max_bound"])])
-        scaling = element("scaling", "group", "Scaling:")
-        scaling.extend([element("use_scaling", "bool", "Use scaling:", v["use_scaling"]),
-                        element("scaling", "float", "Scaling factor:", v["scaling"]),
-                        element("offset", "float", "Offset factor:", v["offset"])])
-        return [element("units", "str", "Units:", v["units"], readonly=True),
-                element("epsilon", "float", "Epsilon:", v["epsilon"],
-                        extra={"tip": "Differential Value at which the controller considers "
-                                      "it reached the target position"}),
-                element("timeout", "int", "Timeout (s):", v["timeout"]),
+        bounds = group("bounds", [element("is_bounds", "bool", v["is_bounds"], title="Set Bounds:"),
+                                  element("min_bound", "float", v["min_bound"], title="Min:"),
+                                  element("max_bound", "float", v["max_bound"], title="Max:")],
+                       title="Bounds:")
+        scaling = group("scaling", [
+            element("use_scaling", "bool", v["use_scaling"], title="Use scaling:"),
+            element("scaling", "float", v["scaling"], title="Scaling factor:"),
+            element("offset", "float", v["offset"], title="Offset factor:")], title="Scaling:")
+        return [element("units", "str", v["units"], title="Units:", readonly=True),
+                element("epsilon", "float", v["epsilon"], title="Epsilon:"),
+                element("timeout", "int", v["timeout"], title="Timeout (s):"),
                 bounds, scaling]
 
 
@@ -145,18 +115,6 @@ def move_settings_xml(common: CommonSettings, pairs: Sequence[tuple[Parameter, A
     The C{move_settings} group: the common settings, then the device's
     parameters (C{(Parameter, value)} pairs) whose names they do not use.
     """
-    root = element("move_settings", "group", "move_settings")
-    root.extend(common.elements())
-    for parameter, value in pairs:
-        if parameter.name in COMMON_NAMES:
-            continue
-        extra = {}
-        if parameter.minimum is not None:
-            extra["min"] = repr(parameter.minimum)
-        if parameter.maximum is not None:
-            extra["max"] = repr(parameter.maximum)
-        if parameter.doc:
-            extra["tip"] = parameter.doc
-        root.append(element(parameter.name, _TYPES.get(parameter.type, "str"), parameter.name,
-                            value, parameter.readonly, parameter.units, extra))
-    return ET.tostring(root)
+    return ET.tostring(settings_tree("move_settings", [
+        (parameter, value) for parameter, value in pairs if parameter.name not in COMMON_NAMES],
+        head=common.elements()))

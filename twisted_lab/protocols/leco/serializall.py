@@ -26,16 +26,17 @@ Arrays are decoded without copying: they are read-only views on the frame.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
 from twisted_lab.data import SIGNAL_KINDS, Axis, Export, Signal
 from twisted_lab.errors import InvalidValue, ProtocolError
+from twisted_lab.formats.pymodaq.data import (SERIALIZALL_LAYOUT, check_array, signal_fields,
+                                              signal_from_fields)
+from twisted_lab.formats.pymodaq.objects import ParameterWithPath
 
-__all__ = ["encode", "encode_buffer", "decode", "decode_prefix", "ParameterWithPath",
-           "MAX_DEPTH"]
+__all__ = ["encode", "encode_buffer", "decode", "decode_prefix", "MAX_DEPTH"]
 
 #: How deeply containers may nest before a frame is refused.
 MAX_DEPTH = 64
@@ -44,19 +45,6 @@ _U32 = struct.Struct(">I")
 _NUMERIC_KINDS = "biufc"
 _ARRAY_KINDS = "biufcSU"
 _SCALAR_DTYPES = {"int": "<i8", "float": "<f8", "complex": "<c16", "bool": "|b1"}
-
-
-@dataclass
-class ParameterWithPath:
-    """
-    PyMoDAQ's C{ParameterWithPath}: one setting and where it sits in the tree.
-
-    @ivar path: the names from the tree's top to the parameter.
-    @ivar xml: the parameter as PyMoDAQ parameter XML (C{ioxml.parameter_to_xml_string}).
-    """
-
-    path: list[str] = field(default_factory=list)
-    xml: bytes = b""
 
 
 # -- encoding ---------------------------------------------------------------
@@ -173,19 +161,17 @@ def _encode_extras(extra: dict[str, Any], parts: list[Any], depth: int) -> None:
 
 def _encode_signal(signal: Signal, parts: list[Any], depth: int) -> None:
     _tag(signal.kind, parts)
-    _encode_scalar("float", "<f8", float(signal.timestamp), parts)
-    _encode_str(signal.name, parts)
-    _encode_str(signal.source, parts)
-    _encode_str(signal.dim, parts)
-    _encode_str(signal.distribution, parts)
-    _encode_seq("list", signal.data, parts, depth)
-    _encode_str(signal.units, parts)
-    _encode_seq("list", list(signal.labels), parts, depth)
-    _encode_str(signal.origin or "", parts)
-    _encode_seq("list", [int(i) for i in signal.nav_indexes], parts, depth)
-    _encode_seq("list", signal.axes, parts, depth)
-    _encode_seq("list", signal.errors or [], parts, depth)
-    _encode_extras(signal.extra, parts, depth)
+    fields = signal_fields(signal)
+    for field, form in SERIALIZALL_LAYOUT:
+        value = fields[field]
+        if form == "scalar":
+            _encode_scalar("float", "<f8", value, parts)
+        elif form == "string":
+            _encode_str(value, parts)
+        elif form == "extra":
+            _encode_extras(value, parts, depth)
+        else:
+            _encode_seq("list", value, parts, depth)
 
 
 def _encode_export(export: Export, parts: list[Any], depth: int) -> None:
@@ -387,12 +373,7 @@ def _d_ndarray(r: _Reader, depth: int) -> np.ndarray:
     if ndim * 4 > r.left():
         raise ProtocolError(f"serializall ndarray claims {ndim} dimensions, frame too short")
     shape = tuple(r.u32("ndarray shape") for _ in range(ndim))
-    count = 1
-    for n in shape:
-        count *= n
-    if count * dtype.itemsize != nbytes:
-        raise ProtocolError(f"serializall ndarray: shape {shape} of {dtype.str} needs "
-                            f"{count * dtype.itemsize} bytes, header says {nbytes}")
+    check_array("serializall ndarray", dtype, shape, nbytes)
     raw = r.take(nbytes, "ndarray data")
     return np.frombuffer(raw, dtype=dtype).reshape(shape)
 
@@ -444,27 +425,25 @@ def _list_of(value: list[Any], kind: type, what: str) -> list[Any]:
     return value
 
 
+#: What a typed list of a serializall C{DataWithAxes} holds.
+_LIST_ITEMS: dict[str, type] = {"array": np.ndarray, "string": str, "scalar": int, "axis": Axis}
+
+
 def _d_signal(kind: str) -> Callable[[_Reader, int], Signal]:
     def decode_signal(r: _Reader, depth: int) -> Signal:
-        timestamp = _expect(r, depth, (float, int), kind + " timestamp")
-        name = _expect(r, depth, str, kind + " name")
-        source = _expect(r, depth, str, kind + " source")
-        dim = _expect(r, depth, str, kind + " dim")
-        distribution = _expect(r, depth, str, kind + " distribution")
-        data = _list_of(_expect(r, depth, list, kind + " data"), np.ndarray, kind + " data")
-        units = _expect(r, depth, str, kind + " units")
-        labels = _list_of(_expect(r, depth, list, kind + " labels"), str, kind + " labels")
-        origin = _expect(r, depth, str, kind + " origin")
-        nav = _list_of(_expect(r, depth, list, kind + " nav_indexes"), int, kind + " nav_indexes")
-        axes = _list_of(_expect(r, depth, list, kind + " axes"), Axis, kind + " axes")
-        errors = _list_of(_expect(r, depth, list, kind + " errors"), np.ndarray, kind + " errors")
-        extra = _d_extras(r, depth, kind)
-        try:
-            return Signal(name, data, labels=labels, units=units, axes=axes, timestamp=timestamp,
-                          origin=origin, kind=kind, source=source, distribution=distribution,
-                          nav_indexes=tuple(nav), errors=errors, extra=extra, dim=dim)
-        except ValueError as e:
-            raise ProtocolError(f"serializall {kind} is inconsistent: {e}") from None
+        fields: dict[str, Any] = {}
+        for field, form in SERIALIZALL_LAYOUT:
+            what = f"{kind} {field}"
+            if form == "scalar":
+                fields[field] = _expect(r, depth, (float, int), what)
+            elif form == "string":
+                fields[field] = _expect(r, depth, str, what)
+            elif form == "extra":
+                fields[field] = _d_extras(r, depth, kind)
+            else:
+                fields[field] = _list_of(_expect(r, depth, list, what), _LIST_ITEMS[form[5:]],
+                                         what)
+        return signal_from_fields(kind, fields, "serializall ")
 
     return decode_signal
 

@@ -16,16 +16,13 @@ ZMQ address, and which PLESTY servers are imported as devices.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
-from twisted.application.service import IService, MultiService
-from twisted.plugin import IPlugin
-from zope.interface import implementer
+from twisted.application.service import IService
 
 from twisted_lab.access import ACCESS_OPTIONS, CURVE_OPTIONS, curve_from, policy_from
-from twisted_lab.errors import ConfigError
-from twisted_lab.interfaces import IProtocolPlugin
 from twisted_lab.options import Option
+from twisted_lab.protocols.base import ProtocolPlugin, require_positive
 from twisted_lab.protocols.plesty.handler import DEFAULT_MAX_MESSAGE_SIZE
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.startup import guard
@@ -51,8 +48,7 @@ _IMPORT = {
 }
 
 
-@implementer(IPlugin, IProtocolPlugin)
-class PlestyPlugin:
+class PlestyPlugin(ProtocolPlugin):
     """PLESTY device servers and clients over ZeroMQ."""
 
     name = "plesty"
@@ -77,33 +73,30 @@ class PlestyPlugin:
         return {"serve": [{"device": name, "address": f"tcp://127.0.0.1:{port}"}
                           for name, port in DEFAULT_PORTS.items() if name in device_names]}
 
-    def make_service(self, registry: DeviceRegistry, section: dict[str, Any],
-                     reactor: Any) -> IService:
-        """A L{MultiService} of one server per served device and one import per server."""
-        from twisted_lab.protocols.plesty.remote import PlestyImportService
-        from twisted_lab.protocols.plesty.server import PlestyServerService
+    def check(self, section: Mapping[str, Any]) -> None:
+        """The lease time must be positive."""
+        require_positive(section, "plesty", "lease_ttl")
 
-        top = MultiService()
-        top.setName("plesty")
-        if section.get("lease_ttl", 60.0) <= 0:
-            raise ConfigError("must be positive", key="plesty.lease_ttl")
+    def build(self, registry: DeviceRegistry, section: Mapping[str, Any],
+              reactor: Any) -> IService:
+        """One server per served device and one import per server."""
+        from twisted_lab.protocols.plesty.export import PlestyServerService
+        from twisted_lab.protocols.plesty.remote import PlestyImportService
+
+        top = self.multi_service()
         policy = policy_from(section, "plesty")
         curve = curve_from(section, "plesty")
-        for i, entry in enumerate(section.get("serve", [])):
+        for i, entry in enumerate(section["serve"]):
             guard(PlestyServerService(registry, entry["device"], entry["address"], reactor,
-                                strict=section.get("strict", False),
-                                lease_ttl=section.get("lease_ttl", 60.0),
-                                max_message_size=section.get("max_message_size",
-                                                             DEFAULT_MAX_MESSAGE_SIZE),
-                                policy=policy, curve=curve,
-                                ), f"plesty.serve[{i}].address", entry["address"]
-                  ).setServiceParent(top)
-        for entry in section.get("import", []):
+                                      strict=section["strict"], lease_ttl=section["lease_ttl"],
+                                      max_message_size=section["max_message_size"],
+                                      policy=policy, curve=curve),
+                  f"plesty.serve[{i}].address", entry["address"]).setServiceParent(top)
+        for entry in section["import"]:
             PlestyImportService(registry, entry["name"], entry["address"], reactor,
-                                timeout=entry.get("timeout", 5.0),
-                                keepalive=entry.get("keepalive", 2.0),
-                                client_id=entry.get("client_id") or None,
-                                resources=entry.get("resources") or None,
+                                timeout=entry["timeout"], keepalive=entry["keepalive"],
+                                client_id=entry["client_id"] or None,
+                                resources=entry["resources"] or None,
                                 ).setServiceParent(top)
         return top
 

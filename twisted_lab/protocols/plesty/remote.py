@@ -21,7 +21,7 @@ from twisted.logger import Logger
 from twisted_lab.description import Action, Argument, Description, Parameter
 from twisted_lab.devices.base import BaseActuator, BaseDetector, BaseDevice
 from twisted_lab.errors import DeviceOffline, DeviceTimeout, LabError
-from twisted_lab.protocols.plesty.client import PlestyClient
+from twisted_lab.protocols.plesty.imports import PlestyClient
 from twisted_lab.registry import DeviceRegistry
 
 __all__ = ["description_from_describe", "make_remote_device", "PlestyRemoteDevice",

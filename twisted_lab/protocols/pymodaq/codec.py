@@ -9,7 +9,7 @@ copied before it reaches the transport (see L{chunks_size}, L{join}).
 
 Decoding is done by L{Reader}, a cursor over a buffer that raises
 L{Incomplete} (with the buffer offset it needs) when the data stop short, so
-that L{twisted_lab.protocols.pymodaq.parser} can resume when more arrive.
+that L{twisted_lab.protocols.pymodaq.message} can resume when more arrive.
 
 The DataWithAxes field set depends on the peer's release (§9): see
 L{WireVersion} and L{VERSIONS}.
@@ -20,17 +20,20 @@ import builtins
 import struct
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Generator, List, NamedTuple, Sequence, Union
+from typing import Any, Callable, Generator, List, Sequence, Union
 
 import numpy as np
 import numpy.typing as npt
 
 from twisted_lab.data import SIGNAL_KINDS, Axis, Export, Signal
 from twisted_lab.errors import InvalidValue, ProtocolError
+from twisted_lab.formats.pymodaq.data import (Layout, check_array, signal_fields,
+                                              signal_from_fields, tcp_layout)
+from twisted_lab.formats.pymodaq.objects import ParameterWithPath
 
 __all__ = [
     "WireVersion", "VERSIONS", "DEFAULT_VERSION", "version", "Chunk", "Incomplete", "Fill",
-    "ParameterWithPath", "Reader", "Encoder", "join", "chunks_size", "parse_dtype",
+    "Reader", "Encoder", "join", "chunks_size", "parse_dtype",
     "MAX_NDIM", "MAX_DEPTH", "Pull",
 ]
 
@@ -93,13 +96,6 @@ def version(name: str | WireVersion) -> WireVersion:
     except KeyError:
         raise InvalidValue(f"unknown PyMoDAQ wire version {name!r}; "
                            f"use one of {', '.join(VERSIONS)}") from None
-
-
-class ParameterWithPath(NamedTuple):
-    """A C{parameter} list element: a settings path and one parameter's XML."""
-
-    path: list[str]
-    xml: bytes
 
 
 class Incomplete(Exception):
@@ -367,33 +363,26 @@ class Encoder:
                                  data[0].tobytes(), tail)))
             return
         self.string(out, signal.kind)
-        self.scalar(out, float(signal.timestamp))
-        self.string(out, signal.name)
-        if wire.units:
-            self.string(out, signal.units)
-        self.string(out, signal.source)
-        self.string(out, signal.dim)
-        self.string(out, signal.distribution)
-        out.append(_u32(len(signal.data)))
-        for channel in signal.data:
-            out.append(_string("array"))
-            self.ndarray(out, channel)
-        self.list(out, [str(label) for label in signal.labels])
-        self.string(out, signal.origin)
-        self.list(out, [int(i) for i in signal.nav_indexes])
-        out.append(_u32(len(signal.axes)))
-        for axis in signal.axes:
-            out.append(_string("axis"))
-            self.axis(out, axis)
-        if wire.errors:
-            out.append(_u32(len(signal.errors)))
-            for error in signal.errors:
-                out.append(_string("array"))
-                self.ndarray(out, error)
-        if wire.extra:
-            self.list(out, list(signal.extra))
-            for value in signal.extra.values():
-                self.element(out, value)
+        fields = signal_fields(signal)
+        for field, form in _layout(wire):
+            value = fields[field]
+            if form == "scalar":
+                self.scalar(out, value)
+            elif form == "string":
+                self.string(out, value)
+            elif form == "extra":
+                self.list(out, list(value))
+                for item in value.values():
+                    self.element(out, item)
+            elif form == "list:scalar":
+                self.list(out, value)
+            else:
+                tag = form[5:]
+                write = getattr(self, _READERS[tag])
+                out.append(_u32(len(value)))
+                for item in value:
+                    out.append(_string(tag))
+                    write(out, item)
 
     def export(self, out: List[Chunk], export: Export) -> None:
         """An L{Export} as PyMoDAQ's C{DataToExport}."""
@@ -574,12 +563,7 @@ class Reader:
         if ndim > MAX_NDIM:
             raise ProtocolError(f"array has {ndim} dimensions (at most {MAX_NDIM})")
         shape = tuple(self.u32() for _ in range(ndim))
-        count = 1
-        for n in shape:
-            count *= n
-        if count * dtype.itemsize != nbytes:
-            raise ProtocolError(f"array of shape {shape} and dtype {dtype.str} needs "
-                                f"{count * dtype.itemsize} bytes, the message says {nbytes}")
+        check_array("array", dtype, shape, nbytes)
         return dtype, nbytes, shape
 
     def ndarray(self) -> npt.NDArray[Any]:
@@ -677,24 +661,18 @@ class Reader:
         kind = self.string()
         if kind not in SIGNAL_KINDS:
             raise ProtocolError(f"{kind[:40]!r} is not a DataWithAxes class")
-        timestamp = self.scalar()
-        name = self.string()
-        units = self.string() if wire.units else ""
-        source = self.string()
-        dim = self.string()
-        distribution = self.string()
-        data = self._typed_list("array", "data")
-        labels = self._typed_list("string", "labels")
-        origin = self.string()
-        nav = self._typed_list("scalar", "nav_indexes")
-        axes = self._typed_list("axis", "axes")
-        errors = self._typed_list("array", "errors") if wire.errors else []
-        extra: dict[str, Any] = {}
-        if wire.extra:
-            for key in self._typed_list("string", "extra attribute names"):
-                extra[key] = self.element()
-        return _make_signal(kind, timestamp, name, units, source, dim, distribution, data,
-                            labels, origin, nav, axes, errors, extra)
+        fields: dict[str, Any] = {}
+        for field, form in _layout(wire):
+            if form == "scalar":
+                fields[field] = self.scalar()
+            elif form == "string":
+                fields[field] = self.string()
+            elif form == "extra":
+                names = self._typed_list("string", "extra attribute names")
+                fields[field] = {name: self.element() for name in names}
+            else:
+                fields[field] = self._typed_list(form[5:], field)
+        return _make_signal(kind, fields)
 
     def _scalar_signal(self) -> Signal | None:
         """
@@ -890,29 +868,24 @@ class Reader:
 
     def pull_signal(self) -> Pull:
         """A DataWithAxes (any class of the family) as a L{Signal}."""
-        wire = self.wire
-        string = self.string
-        kind = yield from self._leaf(string)
+        kind = yield from self._leaf(self.string)
         if kind not in SIGNAL_KINDS:
             raise ProtocolError(f"{kind[:40]!r} is not a DataWithAxes class")
-        timestamp = yield from self._leaf(self.scalar)
-        name = yield from self._leaf(string)
-        units = (yield from self._leaf(string)) if wire.units else ""
-        source = yield from self._leaf(string)
-        dim = yield from self._leaf(string)
-        distribution = yield from self._leaf(string)
-        data = yield from self._pull_typed_list("array", "data")
-        labels = yield from self._pull_typed_list("string", "labels")
-        origin = yield from self._leaf(string)
-        nav = yield from self._pull_typed_list("scalar", "nav_indexes")
-        axes = yield from self._pull_typed_list("axis", "axes")
-        errors = (yield from self._pull_typed_list("array", "errors")) if wire.errors else []
-        extra: dict[str, Any] = {}
-        if wire.extra:
-            for key in (yield from self._pull_typed_list("string", "extra attribute names")):
-                extra[key] = yield from self._item(self.element, self.pull_element)
-        return _make_signal(kind, timestamp, name, units, source, dim, distribution, data,
-                            labels, origin, nav, axes, errors, extra)
+        fields: dict[str, Any] = {}
+        for field, form in _layout(self.wire):
+            if form == "scalar":
+                fields[field] = yield from self._leaf(self.scalar)
+            elif form == "string":
+                fields[field] = yield from self._leaf(self.string)
+            elif form == "extra":
+                names = yield from self._pull_typed_list("string", "extra attribute names")
+                extra: dict[str, Any] = {}
+                for name in names:
+                    extra[name] = yield from self._item(self.element, self.pull_element)
+                fields[field] = extra
+            else:
+                fields[field] = yield from self._pull_typed_list(form[5:], field)
+        return _make_signal(kind, fields)
 
     def pull_export(self) -> Pull:
         """A C{DataToExport} as an L{Export}."""
@@ -960,19 +933,15 @@ def _make_axis(label: str, units: str, data: npt.NDArray[Any], index: Any,
     return Axis(label, units, data, index, spread_order)
 
 
-def _make_signal(kind: str, timestamp: Any, name: str, units: str, source: str, dim: str,
-                 distribution: str, data: List[Any], labels: List[Any], origin: str,
-                 nav: List[Any], axes: List[Any], errors: List[Any],
-                 extra: dict[str, Any]) -> Signal:
-    if not isinstance(timestamp, float):
-        raise ProtocolError(f"{kind} {name!r}: timestamp is not a float")
-    try:
-        return Signal(name, data, labels=labels, units=units, axes=axes,
-                      timestamp=timestamp, origin=origin, kind=kind, source=source,
-                      distribution=distribution, nav_indexes=tuple(int(i) for i in nav),
-                      errors=errors, extra=extra, dim=dim)
-    except (ValueError, TypeError) as e:
-        raise ProtocolError(f"invalid {kind}: {e}") from None
+def _make_signal(kind: str, fields: dict[str, Any]) -> Signal:
+    if not isinstance(fields["timestamp"], float):
+        raise ProtocolError(f"{kind} {fields['name']!r}: timestamp is not a float")
+    return signal_from_fields(kind, fields)
+
+
+def _layout(wire: WireVersion) -> Layout:
+    """The C{DataWithAxes} layout a peer release reads and writes."""
+    return tcp_layout(wire.units, wire.errors, wire.extra)
 
 
 def _make_export(name: str, signals: List[Signal], timestamp: Any) -> Export:

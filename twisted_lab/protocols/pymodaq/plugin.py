@@ -27,7 +27,7 @@ Example::
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from twisted.application import strports
 from twisted.application.service import IService, MultiService
@@ -35,15 +35,16 @@ from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from twisted_lab.access import ACCESS_OPTIONS, AllowListFactory, policy_from
-from twisted_lab.interfaces import IProtocolPlugin, IWireReport
+from twisted_lab.interfaces import IWireReport
 from twisted_lab.options import Option
-from twisted_lab.protocols.pymodaq.client import PyMoDAQClientFactory, PyMoDAQExportService
+from twisted_lab.protocols.base import ProtocolPlugin
+from twisted_lab.protocols.pymodaq.export import PyMoDAQClientFactory, PyMoDAQExportService
 from twisted_lab.protocols.pymodaq.codec import VERSIONS
-from twisted_lab.protocols.pymodaq.parser import DEFAULT_MAX_SIZE
 from twisted_lab.protocols.guard import (HANDSHAKE_TIMEOUT, MAX_CONNECTIONS, MAX_PER_HOST,
                                          ConnectionGuard)
-from twisted_lab.protocols.pymodaq.server import (FORGET_AFTER, MAX_CLIENTS, MAX_SETTINGS,
-                                                  PyMoDAQServerFactory)
+from twisted_lab.protocols.pymodaq.imports import (FORGET_AFTER, MAX_CLIENTS, MAX_SETTINGS,
+                                                   PyMoDAQServerFactory)
+from twisted_lab.protocols.pymodaq.message import DEFAULT_MAX_SIZE
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.startup import guard
 
@@ -105,8 +106,7 @@ class PyMoDAQService(MultiService):
         return d
 
 
-@implementer(IProtocolPlugin)
-class PyMoDAQPlugin:
+class PyMoDAQPlugin(ProtocolPlugin):
     """PyMoDAQ 4.x TCP/IP, both roles."""
 
     name = "pymodaq"
@@ -145,11 +145,10 @@ class PyMoDAQPlugin:
         """Listen on 6341 (loopback); no exports (no PyMoDAQ main computer by default)."""
         return {"listen": [DEFAULT_LISTEN], "export": []}
 
-    def make_service(self, registry: DeviceRegistry, section: dict[str, Any],
-                     reactor: Any) -> IService:
-        """The listeners and export connections of a validated section."""
+    def build(self, registry: DeviceRegistry, section: Mapping[str, Any],
+              reactor: Any) -> IService:
+        """The listeners and export connections."""
         top = PyMoDAQService()
-        top.setName("pymodaq")
         version = section["version"]
         max_size = section["max_message_size"]
         if section["listen"]:

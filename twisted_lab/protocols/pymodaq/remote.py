@@ -22,11 +22,11 @@ from twisted_lab.description import Description, Parameter
 from twisted_lab.devices.base import BaseActuator, BaseDetector, BaseDevice
 from twisted_lab.errors import DeviceOffline, DeviceTimeout
 from twisted_lab.events import DATA, LabEvent
-from twisted_lab.protocols.pymodaq.settings_xml import RemoteSetting, setting_xml
+from twisted_lab.formats.pymodaq.settings import RemoteSetting, setting_xml
 from twisted_lab.waiting import PendingCalls
 
 if TYPE_CHECKING:
-    from twisted_lab.protocols.pymodaq.server import PyMoDAQServerProtocol
+    from twisted_lab.protocols.pymodaq.imports import PyMoDAQServerProtocol
 
 __all__ = ["RemoteDeviceMixin", "RemoteGrabber", "RemoteActuator", "INFO_PREFIX", "MAX_INFOS"]
 

@@ -16,16 +16,14 @@ Absent from a config file means no console; the simulated lab runs it on
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from twisted.internet.endpoints import serverFromString
-from twisted.plugin import IPlugin
-from zope.interface import implementer
 
 from twisted_lab.access import ACCESS_OPTIONS, policy_from
 from twisted_lab.errors import ConfigError
-from twisted_lab.interfaces import IProtocolPlugin
 from twisted_lab.options import Option
+from twisted_lab.protocols.base import ProtocolPlugin, require_positive
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.startup import guard
 
@@ -59,8 +57,7 @@ def read_token(path: str) -> str | None:
     return token
 
 
-@implementer(IPlugin, IProtocolPlugin)
-class WebPlugin:
+class WebPlugin(ProtocolPlugin):
     """The console and HTTP API on twisted.web and autobahn."""
 
     name = "web"
@@ -85,19 +82,19 @@ class WebPlugin:
         """The console on 127.0.0.1:8765."""
         return {"listen": DEFAULT_LISTEN}
 
-    def make_service(self, registry: DeviceRegistry, section: dict[str, Any],
-                     reactor: Any) -> WebService:
-        """The web service of a validated section."""
+    def check(self, section: Mapping[str, Any]) -> None:
+        """Rates and sizes must be positive."""
+        require_positive(section, "web", "max_fps", "position_interval")
+        require_positive(section, "web", "max_frame_side", "max_body", "log_size", minimum=1,
+                         strict=False)
+
+    def build(self, registry: DeviceRegistry, section: Mapping[str, Any],
+              reactor: Any) -> WebService:
+        """The web service."""
         from twisted_lab.protocols.web.context import WebContext
         from twisted_lab.protocols.web.logbuffer import LogRing
         from twisted_lab.protocols.web.service import WebService
 
-        for key in ("max_fps", "position_interval"):
-            if section[key] <= 0:
-                raise ConfigError("must be positive", key=f"web.{key}")
-        for key in ("max_frame_side", "max_body", "log_size"):
-            if section[key] < 1:
-                raise ConfigError("must be at least 1", key=f"web.{key}")
         try:
             serverFromString(reactor, section["listen"])
         except (ValueError, KeyError, TypeError) as e:
@@ -108,9 +105,8 @@ class WebPlugin:
                              max_frame_side=section["max_frame_side"],
                              position_interval=section["position_interval"],
                              log_ring=LogRing(section["log_size"]))
-        service = WebService(context, section["listen"], policy_from(section, "web"))
-        service.setName("web")
-        return guard(service, "web.listen", section["listen"])
+        return guard(WebService(context, section["listen"], policy_from(section, "web")),
+                     "web.listen", section["listen"])
 
 
 plugin = WebPlugin()

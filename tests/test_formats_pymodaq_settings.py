@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_pymodaq_settings_xml -*-
 """
-Tests for L{twisted_lab.protocols.pymodaq.settings_xml}: parameter XML in
+Tests for L{twisted_lab.formats.pymodaq.settings}: parameter XML in
 PyMoDAQ's form (spec §6), both ways.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.test_pymodaq_codec import XML
 from twisted_lab.description import Parameter
 from twisted_lab.errors import ProtocolError
-from twisted_lab.protocols.pymodaq.settings_xml import (parameter_xml, parse_parameter,
+from twisted_lab.formats.pymodaq.settings import (parameter_xml, parse_parameter,
                                                         parse_settings, parse_value,
                                                         setting_xml, settings_xml, value_text)
 

@@ -26,7 +26,7 @@ from twisted_lab.errors import ProtocolError
 from twisted_lab.flow import DEFAULT_SEND_DEADLINE, DEFAULT_SEND_LIMIT, SendBudget
 from twisted_lab.protocols.pymodaq.codec import (DEFAULT_VERSION, Chunk, Encoder, WireVersion,
                                                  _string, version)
-from twisted_lab.protocols.pymodaq.parser import (DEFAULT_MAX_SIZE, Grammar, Message,
+from twisted_lab.protocols.pymodaq.message import (DEFAULT_MAX_SIZE, Grammar, Message,
                                                   MessageParser, encode_message)
 from twisted_lab.ratelog import BadInputLog
 

@@ -28,10 +28,10 @@ from twisted_lab.events import CHANGED, ONLINE, LabEvent
 from twisted_lab.interfaces import IActuator
 from twisted_lab.leases import Owner
 from twisted_lab.protocols.pymodaq.codec import DEFAULT_VERSION, WireVersion
-from twisted_lab.protocols.pymodaq.connection import PyMoDAQConnection
-from twisted_lab.protocols.pymodaq.parser import (DEFAULT_MAX_SIZE, SEND_DATA, TO_CLIENT,
+from twisted_lab.protocols.pymodaq.transport import PyMoDAQConnection
+from twisted_lab.protocols.pymodaq.message import (DEFAULT_MAX_SIZE, SEND_DATA, TO_CLIENT,
                                                   Message)
-from twisted_lab.protocols.pymodaq.settings_xml import (parameter_xml, parse_parameter,
+from twisted_lab.formats.pymodaq.settings import (parameter_xml, parse_parameter,
                                                         settings_xml)
 from twisted_lab.registry import DeviceRegistry
 

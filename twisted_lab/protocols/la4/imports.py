@@ -2,7 +2,7 @@
 """
 The LA4 coordinator role: each configured node becomes a registry device.
 
-L{CoordinatorService} runs the callback listener (events arrive on new
+L{LA4CoordinatorService} runs the callback listener (events arrive on new
 connections), heartbeats every configured node every 5 s, and routes what
 each node sends to its L{LA4NodeDevice}.  A node silent for 15 s goes
 offline (pending calls fail with L{DeviceOffline}); it comes back online,
@@ -40,16 +40,17 @@ from twisted_lab.errors import (DeviceOffline, DeviceTimeout, LabError, Protocol
 from twisted_lab.events import DATA, LabEvent
 from twisted_lab.interfaces import IWireReport
 from twisted_lab.protocols.la4 import commands
-from twisted_lab.protocols.la4.commands import Boardio, CommandLine, Row, WriteRows
+from twisted_lab.formats.la4.registers import Row
+from twisted_lab.protocols.la4.commands import Boardio, CommandLine, WriteRows
 from twisted_lab.protocols.la4.message import (Command, Heartbeat, Message, MessageEvent,
                                                OutputEvent, UnitInfo, UnknownMessage, new_id)
 from twisted_lab.protocols.la4.transport import (MAX_MESSAGE, READ_TIMEOUT, DocumentFactory,
                                                  ListenWaiters, Outgoing, send_message,
-                                                 stop_listening)
+                                                 listen_now, stop_listening)
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.waiting import PendingCalls
 
-__all__ = ["LA4NodeDevice", "CoordinatorService", "NodeConfig", "NODE_ACTIONS",
+__all__ = ["LA4NodeDevice", "LA4CoordinatorService", "NodeConfig", "NODE_ACTIONS",
            "NODE_PARAMETERS", "callback_endpoint"]
 
 _ROWS = Argument("rows", "list")
@@ -115,7 +116,7 @@ class LA4NodeDevice(BaseDevice):
     @param host: the node's address.
     @param port: the node's pycom port.
     @param send: sends a command line to the node; its L{Deferred} fires
-        once delivered (the coordinator's L{CoordinatorService.send_command}).
+        once delivered (the coordinator's L{LA4CoordinatorService.send_command}).
     @param clock: for deadlines and the silence watchdog.
     """
 
@@ -390,7 +391,7 @@ def _is_ip(host: str) -> bool:
 
 
 @implementer(IWireReport)
-class CoordinatorService(Service):
+class LA4CoordinatorService(Service):
     """
     The coordinator: callback listener, heartbeats, one device per node.
 
@@ -470,24 +471,7 @@ class CoordinatorService(Service):
             else:
                 self._registered.append(device.name)
         d = serverFromString(self.reactor, self.callback).listen(self.listener_factory)
-        # TCP endpoints listen at once: a bind failure is raised here, so the
-        # lab does not run half-started (twisted_lab.startup reports it)
-        outcome: list[Any] = []
-        d.addBoth(outcome.append)
-        if not outcome:
-            d.addCallback(lambda _: self._settle(outcome[0]))
-            return
-        if isinstance(outcome[0], Failure):
-            self._waiters.fail(outcome[0])
-            self.stopService()
-            outcome[0].raiseException()
-        self._listening_on(outcome[0])
-
-    def _settle(self, result: Any) -> None:
-        if isinstance(result, Failure):
-            self._listen_failed(result)
-        else:
-            self._listening_on(result)
+        listen_now(d, self._listening_on, self._listen_failed, self._waiters, self.stopService)
 
     def _listening_on(self, port: IListeningPort) -> None:
         self._listening = port

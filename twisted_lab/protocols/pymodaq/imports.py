@@ -28,11 +28,11 @@ from twisted.python.failure import Failure
 from twisted_lab.errors import LabError, ProtocolError
 from twisted_lab.protocols.guard import ConnectionGuard, Refused
 from twisted_lab.protocols.pymodaq.codec import DEFAULT_VERSION, WireVersion
-from twisted_lab.protocols.pymodaq.connection import PyMoDAQConnection
-from twisted_lab.protocols.pymodaq.parser import (CLIENT_TYPES, DEFAULT_MAX_SIZE, TO_SERVER,
+from twisted_lab.protocols.pymodaq.transport import PyMoDAQConnection
+from twisted_lab.protocols.pymodaq.message import (CLIENT_TYPES, DEFAULT_MAX_SIZE, TO_SERVER,
                                                   Message, UnknownCommand)
 from twisted_lab.protocols.pymodaq.remote import RemoteActuator, RemoteGrabber
-from twisted_lab.protocols.pymodaq.settings_xml import (RemoteSetting, parse_parameter,
+from twisted_lab.formats.pymodaq.settings import (RemoteSetting, parse_parameter,
                                                         parse_settings)
 from twisted_lab.ratelog import BadInputLog
 from twisted_lab.registry import DeviceRegistry

@@ -1,25 +1,36 @@
-# -*- test-case-name: tests.test_pymodaq_settings_xml -*-
+# -*- test-case-name: tests.test_formats_pymodaq_settings -*-
 """
-PyMoDAQ settings XML (C{specs/pymodaq-tcp.md} §6) ↔ L{Parameter}s and values.
+PyMoDAQ's settings tree as parameter XML (C{specs/pymodaq-tcp.md} §6) ↔
+L{Parameter}s and values: the one builder and reader used by the PyMoDAQ 4
+TCP roles (C{Infos}, C{Info_xml}, C{set_info}) and the LECO PyMoDAQ 5 actor
+and director (C{set_director_settings}, C{set_director_info}).
 
-Exporting, a device's parameters become the children of a C{settings} group
-element (C{Infos}) or single elements (C{Info_xml}); importing, the leaves of
-a PyMoDAQ settings tree become parameters named by their path joined with
-C{"."} (C{camera.gain}), remembering the PyMoDAQ type and path so that a new
-value can be sent back with C{set_info}.  Values are parsed without C{eval}.
+Written as PyMoDAQ's own C{ioxml.parameter_to_xml_string} writes it (the same
+in PyMoDAQ 4.4 and in C{pymodaq_gui} 5.x): every element carries C{type},
+C{title}, C{visible}, C{removable} and C{readonly} (always, C{"0"} or C{"1"}),
+and C{limits} (the C{str} of a list) only when the parameter has limits: the
+choices of a C{list}, or both bounds of a number (PyMoDAQ's numeric
+parameters compare with both, so an open bound is not sent); booleans are
+C{"1"}/C{"0"}, C{list} values C{str('a')}/C{int(1)}/C{float(2.0)}.
+
+Importing, the leaves of a tree become parameters named by their path joined
+with C{"."} (C{camera.gain}), remembering the PyMoDAQ type and path so that a
+new value can be sent back.  Values are parsed without C{eval}.
 """
 from __future__ import annotations
 
 import ast
 import re
 import xml.etree.ElementTree as ET
-from typing import Any, Iterable, Mapping, NamedTuple
+from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 from twisted_lab.description import Parameter
 from twisted_lab.errors import ProtocolError
 
-__all__ = ["RemoteSetting", "parameter_xml", "settings_xml", "parse_settings",
-           "parse_parameter", "value_text", "parse_value", "pymodaq_type"]
+__all__ = ["RemoteSetting", "element", "parameter_element", "group", "parameter_xml",
+           "value_xml", "settings_tree", "settings_xml", "parse_settings", "parse_parameter",
+           "read_parameter", "leaf_values", "setting_xml", "value_text", "parse_value",
+           "pymodaq_type"]
 
 _BOOL_TYPES = ("bool", "led", "bool_push")
 #: The deepest settings tree read from a peer (PyMoDAQ's own trees nest a few levels).
@@ -100,7 +111,9 @@ def parse_value(kind: str, text: str | None) -> Any:
 
     @raise ProtocolError: the text is not a value of that type.
     """
-    text = text or ""
+    if text is None:
+        # PyMoDAQ's ioxml: an element without text sets no value ('' for a str)
+        return "" if kind == "str" else None
     try:
         if kind in _BOOL_TYPES:
             return text.strip() not in ("0", "", "False", "false")
@@ -124,28 +137,79 @@ def parse_value(kind: str, text: str | None) -> Any:
     return text
 
 
-def _element(parameter: Parameter, value: Any, tag: str | None = None) -> ET.Element:
+def element(name: str, kind: str, value: Any = None, *, title: str | None = None,
+            readonly: bool = False, limits: Sequence[Any] | None = None,
+            text: str | None = None) -> ET.Element:
+    """
+    One PyMoDAQ parameter element, as C{ioxml.walk_parameters_to_xml} makes it.
+
+    @param name: the tag (the parameter's name).
+    @param kind: the PyMoDAQ type (C{"float"}, C{"list"}, C{"group"}, ...).
+    @param value: the value (not written for a group).
+    @param title: the shown title (the name if C{None}).
+    @param readonly: written as C{readonly="1"}, else C{"0"}.
+    @param limits: the C{limits} attribute (choices, or both bounds).
+    @param text: the element text, when not L{value_text}C{(kind, value)}.
+    """
+    attributes = {"type": kind, "title": name if title is None else title, "visible": "1",
+                  "removable": "0", "readonly": "1" if readonly else "0"}
+    if limits is not None:
+        attributes["limits"] = str(list(limits))
+    out = ET.Element(name, attributes)
+    if "group" not in kind:
+        out.text = value_text(kind, value) if text is None else text
+    return out
+
+
+def parameter_element(parameter: Parameter, value: Any, tag: str | None = None) -> ET.Element:
+    """The element of one of our parameters with its value (see L{element})."""
     kind = pymodaq_type(parameter)
-    attributes = {"type": kind, "title": parameter.name, "visible": "1", "removable": "0",
-                  "readonly": "1" if parameter.readonly else "0"}
+    limits: Sequence[Any] | None = None
     if parameter.choices is not None:
-        attributes["limits"] = str(list(parameter.choices))
+        limits = parameter.choices
     elif parameter.type in ("float", "int") and (parameter.minimum is not None
                                                  and parameter.maximum is not None):
         # PyMoDAQ's numeric parameters compare with both bounds: no None
         # (an open bound would make its Info_xml handler raise and drop us)
-        attributes["limits"] = str([parameter.minimum, parameter.maximum])
-    element = ET.Element(tag or parameter.name, attributes)
+        limits = (parameter.minimum, parameter.maximum)
+    text = None
     if parameter.type not in ("float", "int", "bool", "str") and parameter.choices is None:
-        element.text = repr(value)
-    else:
-        element.text = value_text(kind, value)
-    return element
+        text = repr(value)
+    return element(tag or parameter.name, kind, value, readonly=parameter.readonly,
+                   limits=limits, text=text)
+
+
+def group(name: str, children: Iterable[ET.Element] = (),
+          title: str | None = None) -> ET.Element:
+    """A C{group} element holding C{children}."""
+    out = element(name, "group", title=title)
+    out.extend(children)
+    return out
 
 
 def parameter_xml(parameter: Parameter, value: Any) -> bytes:
     """The one-element XML of a parameter (for C{Info_xml} and C{set_info})."""
-    return ET.tostring(_element(parameter, value))
+    return ET.tostring(parameter_element(parameter, value))
+
+
+def value_xml(name: str, kind: str, value: Any) -> bytes:
+    """The one-element XML of a value of PyMoDAQ type C{kind} (an echo of a write)."""
+    return ET.tostring(element(name, kind, value))
+
+
+def settings_tree(root: str, pairs: Iterable[tuple[Parameter, Any]],
+                  head: Iterable[ET.Element] = ()) -> ET.Element:
+    """
+    The settings tree of a device: the one builder behind L{settings_xml}
+    (PyMoDAQ 4 C{Infos}) and the LECO PyMoDAQ 5 actor's C{get_settings}.
+
+    @param root: the root group's name.
+    @param pairs: C{(Parameter, value)} pairs, in order; those whose names are
+        not XML tags are left out.
+    @param head: elements that come first (PyMoDAQ's common actuator settings).
+    """
+    return group(root, list(head) + [parameter_element(p, v) for p, v in pairs
+                                     if _valid_tag(p.name)])
 
 
 def settings_xml(parameters: Iterable[Parameter], values: Mapping[str, Any],
@@ -158,12 +222,8 @@ def settings_xml(parameters: Iterable[Parameter], values: Mapping[str, Any],
     @param root: the root group's name.
     @param extra: more (parameter, value) pairs, for example C{units}.
     """
-    element = ET.Element(root, {"type": "group", "title": root, "visible": "1",
-                                "removable": "0", "readonly": "0"})
-    for parameter, value in list(extra) + [(p, values.get(p.name)) for p in parameters]:
-        if _valid_tag(parameter.name):
-            element.append(_element(parameter, value))
-    return ET.tostring(element)
+    pairs = list(extra) + [(p, values.get(p.name)) for p in parameters]
+    return ET.tostring(settings_tree(root, pairs))
 
 
 def _valid_tag(name: str) -> bool:
@@ -181,12 +241,12 @@ def _parse(xml: str | bytes) -> ET.Element:
         raise ProtocolError(f"settings XML does not parse ({e})") from None
 
 
-def _leaf(element: ET.Element, path: tuple[str, ...]) -> RemoteSetting:
-    kind = element.get("type") or "str"
-    value = parse_value(kind, element.text)
+def _leaf(node: ET.Element, path: tuple[str, ...]) -> RemoteSetting:
+    kind = node.get("type") or "str"
+    value = parse_value(kind, node.text)
     choices: tuple[Any, ...] | None = None
     minimum = maximum = None
-    limits_text = element.get("limits")
+    limits_text = node.get("limits")
     if limits_text:
         try:
             limits = _literal(limits_text)
@@ -208,20 +268,20 @@ def _leaf(element: ET.Element, path: tuple[str, ...]) -> RemoteSetting:
         ours = "str"
     if choices is not None and value not in choices:
         choices = None
-    parameter = Parameter(".".join(path), ours, readonly=element.get("readonly") == "1",
+    parameter = Parameter(".".join(path), ours, readonly=node.get("readonly") == "1",
                           minimum=minimum, maximum=maximum, choices=choices,
-                          doc=element.get("title") or "", default=value)
-    return RemoteSetting(parameter, value, kind, path, dict(element.attrib))
+                          doc=node.get("title") or "", default=value)
+    return RemoteSetting(parameter, value, kind, path, dict(node.attrib))
 
 
-def _walk(element: ET.Element, path: tuple[str, ...], out: list[RemoteSetting]) -> None:
+def _walk(node: ET.Element, path: tuple[str, ...], out: list[RemoteSetting]) -> None:
     if len(path) > MAX_DEPTH:
         raise ProtocolError(f"settings XML nests deeper than {MAX_DEPTH} levels")
-    if "group" in (element.get("type") or ""):
-        for child in element:
+    if "group" in (node.get("type") or ""):
+        for child in node:
             _walk(child, path + (child.tag,), out)
     else:
-        out.append(_leaf(element, path))
+        out.append(_leaf(node, path))
 
 
 def parse_settings(xml: str | bytes) -> list[RemoteSetting]:
@@ -249,6 +309,28 @@ def parse_parameter(xml: str | bytes, path: tuple[str, ...] = ()) -> list[Remote
     root = _parse(xml)
     out: list[RemoteSetting] = []
     _walk(root, path or (root.tag,), out)
+    return out
+
+
+def read_parameter(xml: str | bytes) -> tuple[str, str, Any]:
+    """
+    Read one parameter element (a C{ParameterWithPath}'s XML).
+
+    @return: C{(name, PyMoDAQ type, value)}, the value typed by the type.
+    @raise ProtocolError: not XML, or a value that does not parse.
+    """
+    root = _parse(xml)
+    kind = root.get("type") or "str"
+    return root.tag, kind, parse_value(kind, root.text)
+
+
+def leaf_values(xml: str | bytes) -> dict[str, Any]:
+    """The values of a settings tree's leaves, by their names (never evaluated)."""
+    root = _parse(xml)
+    out: dict[str, Any] = {}
+    for node in root.iter():
+        if node is not root and not len(node) and "group" not in (node.get("type") or ""):
+            out[node.tag] = parse_value(node.get("type") or "str", node.text)
     return out
 
 
