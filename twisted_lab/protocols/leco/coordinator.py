@@ -370,25 +370,28 @@ class CoordinatorService(Service):
             self._malformed(frames)
         elif action == REFUSED:
             sender = frames[3]
+            identity = frames[0]
             if decision.code == DUPLICATE_NAME:
-                self.log.warn("{sender!r} used a name signed in by another connection",
-                              sender=sender)
+                self.bad_input.warn(identity, "{sender!r} used a name signed in by another "
+                                    "connection", sender=sender)
             elif decision.target is not None:
-                self.log.warn("node {node!r} sent a message as {sender!r}; refused",
-                              node=decision.target, sender=sender)
+                self.bad_input.warn(identity, "node {node!r} sent a message as {sender!r}; "
+                                    "refused", node=decision.target, sender=sender)
             elif split_name(sender)[0] in (b"", self._me):
-                self.log.info("message from {sender!r}, which did not sign in", sender=sender)
+                self.bad_input.info(identity, "message from {sender!r}, which did not sign in",
+                                    sender=sender)
             else:
-                self.log.info("message from {sender!r} of an unknown node", sender=sender)
+                self.bad_input.info(identity, "message from {sender!r} of an unknown node",
+                                    sender=sender)
             self._reply_identity(frames[0], sender, frames[4][:16],
                                  encode_error(None, decision.code))
         else:  # UNKNOWN
             if decision.code == RECEIVER_UNKNOWN:
-                self.log.info("{sender!r} addressed unknown {receiver!r}", sender=frames[3],
-                              receiver=frames[2])
+                self.bad_input.info(frames[0], "{sender!r} addressed unknown {receiver!r}",
+                                    sender=frames[3], receiver=frames[2])
             else:
-                self.log.info("{sender!r} addressed {receiver!r} of unknown node",
-                              sender=frames[3], receiver=frames[2])
+                self.bad_input.info(frames[0], "{sender!r} addressed {receiver!r} of unknown "
+                                    "node", sender=frames[3], receiver=frames[2])
             self._route_error(frames[3], frames[4][:16], decision.code, decision.data)
 
     def _on_router_zmq(self, frames: list[bytes]) -> None:
