@@ -224,6 +224,7 @@ class Component(Service):
     def stopService(self) -> Deferred[None]:
         """Sign out (waiting at most 1 s for the answer), then close."""
         Service.stopService(self)
+        self.bad_input.flush()
         if self._heartbeat is not None and self._heartbeat.running:
             self._heartbeat.stop()
         if self._retry_call is not None and self._retry_call.active():

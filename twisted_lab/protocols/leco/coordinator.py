@@ -48,6 +48,9 @@ __all__ = ["CoordinatorService", "zmq_address", "node_address", "advertised_addr
            "ANOTHER_COORDINATOR"]
 
 _JSON = b"\x01"
+#: Seconds after re-linking to a restarted node during which its next
+#: sign-in under a new identity is taken as its answer to our re-link.
+RELINK_GRACE = 2.0
 _COORDINATOR = b"COORDINATOR"
 
 #: The role each of the Coordinator's methods needs (others: C{read}).
@@ -205,6 +208,8 @@ class CoordinatorService(Service):
         self._waiting: dict[str, _NodeLink] = {}        # address -> link (signing in)
         # ROUTER identity -> [ns, heartbeat, role, peer address]
         self._node_ids: dict[bytes, list[Any]] = {}
+        # namespace -> when we last re-linked to it because it restarted
+        self._relinked_at: dict[bytes, float] = {}
         self._global: dict[bytes, list[str]] = {}
         self._router: ZmqConnection | None = None
         #: in-process Components connect here instead of over ZeroMQ
@@ -288,6 +293,7 @@ class CoordinatorService(Service):
     def stopService(self) -> Deferred[None]:
         """Sign out from the other Coordinators, then close every socket."""
         Service.stopService(self)
+        self.bad_input.flush()
         if self._cleaner is not None and self._cleaner.running:
             self._cleaner.stop()
         links = list(self._nodes.values())
@@ -668,8 +674,14 @@ class CoordinatorService(Service):
                 restarted = True
         self._node_ids[self._ctx_identity] = [s_ns, self.reactor.seconds(), self._ctx_role,
                                              self._ctx_peer]
-        if restarted and s_ns in self._nodes:
-            # the new process does not know our link to it either
+        now = self.reactor.seconds()
+        if restarted and s_ns in self._nodes and \
+                now - self._relinked_at.get(s_ns, float("-inf")) > RELINK_GRACE:
+            # the new process does not know our link to it either.  Not again
+            # within RELINK_GRACE: the node answers our re-link by re-linking
+            # to us (a new identity here too), and re-linking once more would
+            # start a ping-pong that never settles.
+            self._relinked_at[s_ns] = now
             self.reactor.callLater(0, self._relink, s_ns)
         self.log.info("Coordinator of node {namespace} signed in",
                       namespace=s_ns.decode("ascii", "replace"))
