@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from tests.labproc import free_ports
 from tests.peers import peer_env, peer_python
 from tests.test_leco_interop import PylecoMixin
 from tests.test_pymodaq_peer_support import start_peer
@@ -36,17 +36,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT / "tests" / "peers"
 
 
-def free_ports(count: int) -> list[int]:
-    """Free loopback TCP ports (bound and released at once)."""
-    sockets = []
-    for _ in range(count):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        sockets.append(s)
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def lab_config(ports: dict[str, int], extra: str = "") -> str:

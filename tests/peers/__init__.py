@@ -58,6 +58,13 @@ def _lab_requirements() -> list[str]:
 
 _LAB_REQUIREMENTS = _lab_requirements()
 
+#: PyMoDAQ 5.3.8's stack (the pymodaq5 peer and the labpymodaq venv), then
+#: pymodaq itself without its dependencies (shared/PEERS.md explains why).
+_PYMODAQ5_STACK = ("pyleco==0.6.0.post1", "pymodaq_utils==5.3.7", "pymodaq_data==5.3.0",
+                   "serializall", "pyqtgraph", "qtpy", "qt-themes", "easydict", "PyQt5",
+                   "pymodaq_gui==5.3.8")
+_PYMODAQ5_NO_DEPS = ("--no-deps", "pymodaq==5.3.8", "pymodaq_plugins_mock==5.3.0")
+
 PEER_SPECS: Dict[str, Dict[str, object]] = {
     "pymodaq4": {
         "python": "3.11",
@@ -74,19 +81,8 @@ PEER_SPECS: Dict[str, Dict[str, object]] = {
     "pymodaq5": {
         "python": "3.11",
         "steps": [
-            [
-                "pyleco==0.6.0.post1",
-                "pymodaq_utils==5.3.7",
-                "pymodaq_data==5.3.0",
-                "serializall",
-                "pyqtgraph",
-                "qtpy",
-                "qt-themes",
-                "easydict",
-                "PyQt5",
-                "pymodaq_gui==5.3.8",
-            ],
-            ["--no-deps", "pymodaq==5.3.8", "pymodaq_plugins_mock==5.3.0"],
+            list(_PYMODAQ5_STACK),
+            list(_PYMODAQ5_NO_DEPS),
             # DAQ_Move/DAQ_Viewer import it; the --no-deps step leaves it out.
             ["pymodaq_plugin_manager==1.3.8"],
         ],
@@ -136,20 +132,8 @@ PEER_SPECS: Dict[str, Dict[str, object]] = {
     "labpymodaq": {
         "python": "3.11",
         "steps": [
-            [
-                "pyleco==0.6.0.post1",
-                "pymodaq_utils==5.3.7",
-                "pymodaq_data==5.3.0",
-                "serializall",
-                "pyqtgraph",
-                "qtpy",
-                "qt-themes",
-                "easydict",
-                "PyQt5",
-                "pymodaq_gui==5.3.8",
-                *_LAB_REQUIREMENTS,
-            ],
-            ["--no-deps", "pymodaq==5.3.8", "pymodaq_plugins_mock==5.3.0"],
+            [*_PYMODAQ5_STACK, *_LAB_REQUIREMENTS],
+            list(_PYMODAQ5_NO_DEPS),
         ],
         "import": "pymodaq_plugins_mock.daq_move_plugins.daq_move_Mock",
         "versions": {"pymodaq": "5.3.8", "pymodaq_plugins_mock": "5.3.0"},
