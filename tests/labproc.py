@@ -123,3 +123,46 @@ nodes = [{{name = "la4", host = "127.0.0.1", port = {p[5000]}}}]
 callback = "tcp:{p[5001]}:interface=127.0.0.1"
 node = {{enabled = true, port = {p[5000]}, coordinator = "127.0.0.1:{p[5001]}"}}
 """
+
+
+async def run_lab_until_connected(test: Any, python: str, config: str, log: str, cwd: str,
+                                  env: dict[str, str], devices: Any, timeout: float,
+                                  what: str) -> None:
+    """
+    Run C{twistd -n lab --config config} from the checkout with another
+    venv's interpreter (C{tests/peers/lab_run.py}), logging to C{log}; stop
+    it (SIGINT, then kill) at the test's cleanup; wait until every one of
+    C{devices} logged "driver connected", or fail the test with the log's
+    tail and C{what} went wrong.
+    """
+    import signal
+
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    process = subprocess.Popen(
+        [python, os.path.join(ROOT, "tests", "peers", "lab_run.py"), "-n", "--pidfile=",
+         "--logfile", log, "lab", "--config", config],
+        cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+
+    def stop() -> None:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    test.addCleanup(stop)
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        text = open(log).read() if os.path.exists(log) else ""
+        if all(f"{name}: driver connected" in text for name in devices):
+            return
+        if process.poll() is not None:
+            break
+        await deferLater(reactor, 0.2, lambda: None)
+    test.fail(f"{what}:\n" + text[-4000:])

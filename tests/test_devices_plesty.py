@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,7 @@ from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from tests.labproc import free_ports
+from tests.labproc import free_ports, run_lab_until_connected
 from tests.peers import peer_env, peer_python
 from tests.test_leco_interop import PylecoMixin
 from tests.test_pymodaq_peer_support import start_peer
@@ -97,33 +95,11 @@ class LabOn312Mixin:
         with open(config, "w") as f:
             f.write(lab_config(self.ports, extra))
         log = os.path.join(self.directory, "lab.log")
-        process = subprocess.Popen(
-            [str(peer_python("lab312")), str(PEERS / "lab_run.py"), "-n", "--pidfile=",
-             "--logfile", log, "lab", "--config", config],
-            cwd=self.directory, env=lab_env(self.directory), stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-        def stop() -> None:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-                try:
-                    process.wait(15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-
-        test.addCleanup(stop)
-        deadline = time.monotonic() + 90
-        text = ""
-        while time.monotonic() < deadline:
-            text = open(log).read() if os.path.exists(log) else ""
-            if all(f"{name}: driver connected" in text for name in ("pm", "k10", "bad")):
-                return log
-            if process.poll() is not None:
-                break
-            await deferLater(reactor, 0.2, lambda: None)
-        test.fail("the lab did not connect its drivers:\n" + text[-4000:])
-        raise AssertionError("unreachable")
+        await run_lab_until_connected(test, str(peer_python("lab312")), config, log,
+                                      self.directory, lab_env(self.directory),
+                                      ("pm", "k10", "bad"), 90,
+                                      "the lab did not connect its drivers")
+        return log
 
     async def plesty(self, device: str, ops: list[dict[str, Any]], client: str = "client-A",
                      resources: list[str] | None = None) -> list[dict[str, Any]]:

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,7 @@ from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.peers import peer_env, peer_python
-from tests.test_devices_plesty import free_ports
+from tests.labproc import free_ports, run_lab_until_connected
 from twisted_lab.config import parse_config
 from twisted_lab.errors import ConfigError
 from twisted_lab.tap import check_devices
@@ -93,32 +91,9 @@ class PymodaqLabMixin:
         env = peer_env("labpymodaq")
         env["PYTHONPATH"] = str(ROOT)
         env["TWISTED_LAB_TEST_GATE"] = os.path.join(self.directory, "gate")
-        process = subprocess.Popen(
-            [str(peer_python("labpymodaq")), str(PEERS / "lab_run.py"), "-n", "--pidfile=",
-             "--logfile", log, "lab", "--config", config],
-            cwd=self.directory, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
-
-        def stop() -> None:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-                try:
-                    process.wait(15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-
-        test.addCleanup(stop)
-        deadline = time.monotonic() + 120
-        text = ""
-        while time.monotonic() < deadline:
-            text = open(log).read() if os.path.exists(log) else ""
-            if all(f"{name}: driver connected" in text for name in devices):
-                return
-            if process.poll() is not None:
-                break
-            await deferLater(reactor, 0.2, lambda: None)
-        test.fail("the lab did not initialise its plugins:\n" + text[-4000:])
+        await run_lab_until_connected(test, str(peer_python("labpymodaq")), config, log,
+                                      self.directory, env, devices, 120,
+                                      "the lab did not initialise its plugins")
 
     async def plesty(self, device: str, ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
         result = await deferToThread(
