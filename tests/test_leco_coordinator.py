@@ -11,7 +11,7 @@ from typing import Any
 
 import zmq
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -358,6 +358,26 @@ class FederationTests(CoordinatorMixin, TestCase):
         third = self.raw(one)
         third.send(request(b"COORDINATOR", b"N2.COORDINATOR", "coordinator_sign_in"))
         self.assertEqual(json.loads((await third.next())[4])["result"], None)
+
+    async def test_stop_while_forgotten(self) -> None:
+        """
+        A Coordinator that stops while the other node has already forgotten
+        it is answered "not signed in"; it does not start a re-link then, and
+        every socket of its link is closed (trial fails the test on any
+        socket left on the reactor).
+        """
+        one = self.start_coordinator("N1")
+        two = self.start_coordinator("N2", coordinators=[one.endpoint])
+        await self.wait_nodes(one, {"N1", "N2"})
+        await self.wait_nodes(two, {"N1", "N2"})
+        z = await self.component("z", two)
+        one.remove_expired(-1.0)  # N1 forgets N2 (and closes its own link to it)
+        self.assertEqual(set(one.nodes()), {"N1"})
+        # z signs out while N2 stops: N2 sends its new directory to N1, which
+        # answers "not signed in" while N2 is stopping
+        stopped = gatherResults([two.stopService(), z.stopService()])
+        await stopped
+        self.assertEqual(two.nodes(), {"N2": two.advertised})
 
     async def restart(self, old: CoordinatorService, **kwargs: Any) -> CoordinatorService:
         """Stop C{old} and start a new Coordinator on its namespace and port."""

@@ -701,8 +701,10 @@ class CoordinatorService(Service):
 
     def _relink(self, namespace: bytes) -> None:
         """Drop our link to a node and sign in there again (it restarted)."""
+        if not self.running:
+            return  # stopping: the link is closed with the others
         link = self._nodes.pop(namespace, None)
-        if link is None or not self.running:
+        if link is None:
             return
         link.socket.close()
         self.log.info("node {namespace} restarted; signing in there again",
