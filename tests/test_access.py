@@ -22,7 +22,7 @@ from twisted_lab.access import (ACCESS_OPTIONS, AccessPolicy, AllowListFactory, 
                                 Role, require, role_of_frame, zap_handler)
 from twisted_lab.errors import AccessDenied, ConfigError
 from twisted_lab.options import validate
-from twisted_lab.protocols.zmqutil import ZmqConnection, bind_socket
+from twisted_lab.protocols.zmqutil import ZmqConnection, open_connection
 
 
 class PolicyTests(SynchronousTestCase):
@@ -159,16 +159,14 @@ class ZapTests(TestCase):
         zap = zap_handler(reactor, context)
         registration = zap.add("test router", policy, curve)
         received: list[tuple[list[bytes], Role]] = []
-        socket = bind_socket(context, zmq.ROUTER, "tcp://127.0.0.1:*",
-                             registration.socket_options())
-        connection = ZmqConnection(reactor, socket)
-        connection.track_properties = True
 
         def on_message(frames: list[bytes]) -> None:
             received.append((frames, role_of_frame(connection.current_frame, Role.READ)))
             connection.send([frames[0], b"pong"])
 
-        connection.on_message = on_message
+        connection: ZmqConnection = open_connection(
+            reactor, zmq.ROUTER, on_message, bind="tcp://127.0.0.1:*", context=context,
+            linger=0, options=registration.socket_options(), track_properties=True)
 
         def cleanup() -> None:
             connection.close()
@@ -177,7 +175,8 @@ class ZapTests(TestCase):
 
         self.addCleanup(cleanup)
         self.zap = zap
-        return socket.getsockopt(zmq.LAST_ENDPOINT).decode(), received
+        assert connection.endpoint is not None
+        return connection.endpoint, received
 
     async def test_refused_never_reaches_handler(self) -> None:
         """A peer outside the allow-list gets no reply and its message never arrives."""
@@ -200,10 +199,12 @@ class ZapTests(TestCase):
             context = zmq.Context()
             registration = zap_handler(reactor, context).add("ipc", AccessPolicy.build(allow))
             path = os.path.abspath(self.mktemp())
-            socket = bind_socket(context, zmq.ROUTER, f"ipc://{path}",
-                                 registration.socket_options())
-            connection = ZmqConnection(reactor, socket)
-            connection.on_message = lambda f, c=connection: c.send([f[0], b"pong"])
+            answer: list[ZmqConnection] = []
+            connection = open_connection(
+                reactor, zmq.ROUTER, lambda f: answer[0].send([f[0], b"pong"]),
+                bind=f"ipc://{path}", context=context, linger=0,
+                options=registration.socket_options())
+            answer.append(connection)
             try:
                 reply = await deferToThread(_send_and_wait, f"ipc://{path}", [b"x"])
             finally:

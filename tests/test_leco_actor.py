@@ -218,10 +218,10 @@ class LiveSectionTests(TestCase):
         await service.getServiceNamed("actor-oven").when_signed_in()
 
         received: list[list[bytes]] = []
-        subscriber = open_connection(reactor, zmq.SUB, received.append)
+        subscriber = open_connection(reactor, zmq.SUB, received.append,
+                                     connect=proxy.xpub_endpoint,
+                                     options={zmq.SUBSCRIBE: b"N7.oven"})
         self.addCleanup(subscriber.close)
-        subscriber.setsockopt(zmq.SUBSCRIBE, b"N7.oven")
-        subscriber.connect(proxy.xpub_endpoint)  # type: ignore[arg-type]
         client = Component("client", coordinator.endpoint, reactor)
         client.startService()
         self.addCleanup(client.stopService)

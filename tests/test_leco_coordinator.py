@@ -34,8 +34,8 @@ class RawDealer:
 
     def __init__(self, address: str) -> None:
         self.received: list[list[bytes]] = []
-        self.socket = open_connection(reactor, zmq.DEALER, self.received.append)
-        self.socket.connect(address)
+        self.socket = open_connection(reactor, zmq.DEALER, self.received.append,
+                                      connect=address)
 
     def send(self, frames: list[bytes]) -> None:
         self.socket.send(frames)

@@ -31,14 +31,17 @@ def _wait_readable(socket: zmq.Socket[Any]) -> None:
 
 
 class _Recorder(ZmqConnection):
-    """A connection that records its messages (and may act on them)."""
+    """
+    A connection on a hand-made socket (the reader under test) that records
+    its messages (and may act on them).
+    """
 
     def __init__(self, reactor: Any, socket: zmq.Socket[Any], copy: bool = True) -> None:
         self.messages: list[list[Any]] = []
         self.on_each: Any = None
-        super().__init__(reactor, socket, copy=copy)
+        super().__init__(reactor, socket, self._record, copy=copy)
 
-    def messageReceived(self, frames: list[Any]) -> None:
+    def _record(self, frames: list[Any]) -> None:
         self.messages.append(frames)
         if self.on_each is not None:
             self.on_each(frames)
@@ -252,9 +255,10 @@ class ZmqConnectionTestsMixin(_Paths):
         """L{zmqutil.open_connection} hands each message to its callback as bytes."""
         received: list[list[bytes]] = []
         connection = zmqutil.open_connection(self.reactor, zmq.ROUTER, received.append,
-                                             context=self.context)
+                                             bind="tcp://127.0.0.1:*", context=self.context)
         self.addCleanup(connection.close)  # type: ignore[attr-defined]
-        address = connection.bind("tcp://127.0.0.1:*")
+        address = connection.endpoint
+        assert address is not None
         self.assertTrue(address.startswith("tcp://127.0.0.1:"))
         peer = self.socket(zmq.DEALER)
         peer.setsockopt(zmq.IDENTITY, b"peer")
@@ -325,15 +329,19 @@ class BoundsTests(SynchronousTestCase):
 
     def test_defaults_on_every_maker(self) -> None:
         """
-        C{open_connection}, C{bind_socket} and C{connect_socket} set
-        C{SNDHWM}/C{RCVHWM} to L{zmqutil.HWM} and C{MAXMSGSIZE} to
-        L{zmqutil.MAX_MESSAGE}; the caller's options win.
+        C{open_connection} sets C{SNDHWM}/C{RCVHWM} to L{zmqutil.HWM} and
+        C{MAXMSGSIZE} to L{zmqutil.MAX_MESSAGE} on sockets it leaves alone,
+        binds and connects; the caller's options win.
         """
-        connection = zmqutil.open_connection(MemoryReactorClock(), zmq.ROUTER, lambda f: None,
+        reactor = MemoryReactorClock()
+        connection = zmqutil.open_connection(reactor, zmq.ROUTER, lambda f: None,
                                              context=self.context)
-        bound = zmqutil.bind_socket(self.context, zmq.ROUTER, "inproc://bounds",
-                                    {zmq.MAXMSGSIZE: 1000})
-        connected = zmqutil.connect_socket(self.context, zmq.DEALER, "inproc://bounds")
+        bound = zmqutil.open_connection(reactor, zmq.ROUTER, lambda f: None,
+                                        bind="inproc://bounds", context=self.context,
+                                        options={zmq.MAXMSGSIZE: 1000}).socket
+        connected = zmqutil.open_connection(reactor, zmq.DEALER, lambda f: None,
+                                            connect="inproc://bounds",
+                                            context=self.context).socket
         self.sockets += [connection.socket, bound, connected]
         for socket in (connection.socket, bound, connected):
             self.assertEqual(socket.getsockopt(zmq.SNDHWM), zmqutil.HWM)
@@ -349,12 +357,16 @@ class BoundsTests(SynchronousTestCase):
         """
         got: list[list[bytes]] = []
         router = zmqutil.open_connection(MemoryReactorClock(), zmq.ROUTER, got.append,
-                                         context=self.context, options={zmq.MAXMSGSIZE: 1024})
+                                         bind="tcp://127.0.0.1:*", context=self.context,
+                                         options={zmq.MAXMSGSIZE: 1024})
         self.sockets.append(router.socket)
-        address = router.bind("tcp://127.0.0.1:*")
-        big = zmqutil.connect_socket(self.context, zmq.DEALER, address)
-        small = zmqutil.connect_socket(self.context, zmq.DEALER, address)
+        address = router.endpoint
+        assert address is not None
+        big = self.context.socket(zmq.DEALER)
+        small = self.context.socket(zmq.DEALER)
         self.sockets += [big, small]
+        big.connect(address)
+        small.connect(address)
         big.send(b"x" * 100_000)
         small.send(b"ok")
         _wait_readable(router.socket)

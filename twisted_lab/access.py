@@ -379,7 +379,7 @@ class ZapHandler:
     ENDPOINT = "inproc://zeromq.zap.01"
 
     def __init__(self, reactor: Any, context: zmq.Context[Any]) -> None:
-        from twisted_lab.protocols.zmqutil import ZmqConnection, bind_socket
+        from twisted_lab.protocols.zmqutil import open_connection
 
         self.reactor = reactor
         self.context = context
@@ -387,8 +387,9 @@ class ZapHandler:
         self.refused = 0
         self.accepted = 0
         self._serial = 0
-        socket = bind_socket(context, zmq.REP, self.ENDPOINT)
-        self.connection = ZmqConnection(reactor, socket, self._on_request)
+        self.connection = open_connection(reactor, zmq.REP, self._on_request,
+                                          bind=self.ENDPOINT, context=context, linger=0,
+                                          name="ZapHandler")
 
     def add(self, name: str, policy: AccessPolicy, curve: CurveConfig | None = None
             ) -> ZapRegistration:

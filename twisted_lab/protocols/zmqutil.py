@@ -24,10 +24,25 @@ and hands frames over through the legacy logger):
     environment) uses C{Socket.send}/C{recv}/C{getsockopt} instead, and so
     does a pyzmq whose backend lacks those methods.
 
-Build one either on a socket made by L{bind_socket}/L{connect_socket}
-(subclasses override L{ZmqConnection.messageReceived}), or with
-L{open_connection}, which makes the socket from L{shared_context} and hands
-each message to a callback.
+One usage style: L{open_connection} is the only way to make one.  It
+makes the socket (options set before it binds or connects, closed again if
+that fails), binds or connects it, and hands each message to a callback;
+protocol objects hold the L{ZmqConnection} it returns and never subclass it.
+
+One context policy, by what a socket does:
+
+  - a service that I{binds} (the LECO Coordinator, the LECO data proxy, a
+    PLESTY server) owns its context: L{service_context} when it starts,
+    L{end_context} when it stops, after closing its connections.  Every
+    socket it makes (its ZAP handler and a Coordinator's links to other
+    Coordinators too) lives in that context.  Ending it waits until libzmq
+    has really released the listening port (a closed socket's listener
+    otherwise lingers in libzmq's I/O thread for a moment), so the service
+    can start again at once on the same fixed port, and the wait is bounded
+    by the longest C{LINGER} of its sockets;
+  - everything that only connects (LECO Components, PLESTY clients, data
+    publishers) uses L{shared_context}: connecting has no port to release,
+    and one context keeps the I/O threads to one.
 """
 from __future__ import annotations
 
@@ -43,8 +58,8 @@ from zope.interface import implementer
 from twisted_lab import fastpath
 from twisted_lab.ratelog import BadInputLog
 
-__all__ = ["ZmqConnection", "open_connection", "bind_socket", "connect_socket",
-           "bound_address", "last_endpoint", "is_loopback", "shared_context",
+__all__ = ["ZmqConnection", "open_connection", "bound_address", "last_endpoint",
+           "is_loopback", "shared_context", "service_context", "end_context",
            "COPY_THRESHOLD", "use_public_api", "fast_path_available", "HWM", "MAX_MESSAGE",
            "DEFAULT_OPTIONS"]
 
@@ -104,11 +119,36 @@ _context: zmq.Context[Any] | None = None
 
 
 def shared_context() -> zmq.Context[Any]:
-    """The process-wide ZeroMQ context (L{open_connection}'s default)."""
+    """
+    The process-wide ZeroMQ context, for sockets that only connect
+    (L{open_connection}'s default).
+    """
     global _context
     if _context is None or _context.closed:
         _context = zmq.Context()
     return _context
+
+
+def service_context() -> zmq.Context[Any]:
+    """
+    A new context for a service that binds: it owns it, and ends it with
+    L{end_context} when it stops.
+    """
+    return zmq.Context()
+
+
+def end_context(context: zmq.Context[Any]) -> None:
+    """
+    Terminate a service's context once it closed its connections.
+
+    Returns when libzmq has released every endpoint of the context, so the
+    same address can be bound again at once; that waits at most the longest
+    C{LINGER} of the sockets closed last (0 for a listener, at most 500 ms
+    for replies still being delivered).  A socket left open is closed with
+    C{LINGER} 0 rather than waited for.
+    """
+    if not context.closed:
+        context.destroy(linger=0)
 
 
 def is_loopback(address: str) -> bool:
@@ -138,43 +178,20 @@ def _new_socket(context: zmq.Context[Any], kind: int, linger: int,
     return socket
 
 
-def _attached_socket(context: zmq.Context[Any], kind: int, address: str,
-                     options: dict[int, Any] | None, bind: bool) -> zmq.Socket[Any]:
-    """A new socket (C{LINGER} 0) bound or connected to C{address}; closed if that fails."""
-    socket = _new_socket(context, kind, 0, options)
+def _attached_socket(context: zmq.Context[Any], kind: int, linger: int,
+                     options: dict[int, Any] | None, bind: str | None,
+                     connect: str | None) -> zmq.Socket[Any]:
+    """A new socket bound or connected to an address; closed if that fails."""
+    socket = _new_socket(context, kind, linger, options)
     try:
-        if bind:
-            socket.bind(address)
-        else:
-            socket.connect(address)
+        if bind is not None:
+            socket.bind(bind)
+        if connect is not None:
+            socket.connect(connect)
     except BaseException:
         socket.close(0)
         raise
     return socket
-
-
-def bind_socket(context: zmq.Context[Any], kind: int, address: str,
-                options: dict[int, Any] | None = None) -> zmq.Socket[Any]:
-    """
-    Make a socket (C{LINGER} 0), set its options, and bind it.
-
-    @param kind: C{zmq.ROUTER}, C{zmq.DEALER}, ...
-    @param address: a ZMQ address; C{tcp://127.0.0.1:*} picks a free port.
-    @param options: socket options set before binding, over
-        L{DEFAULT_OPTIONS} (C{zmq.MAXMSGSIZE} makes ZMQ drop a peer sending a
-        bigger message before it is in memory).
-    @raise zmq.ZMQError: the address cannot be bound (the socket is closed).
-    """
-    return _attached_socket(context, kind, address, options, bind=True)
-
-
-def connect_socket(context: zmq.Context[Any], kind: int, address: str,
-                   options: dict[int, Any] | None = None) -> zmq.Socket[Any]:
-    """
-    Make a socket (C{LINGER} 0), set its options, and connect it (ZMQ
-    connects lazily and reconnects by itself).
-    """
-    return _attached_socket(context, kind, address, options, bind=False)
 
 
 def last_endpoint(socket: zmq.Socket[Any]) -> str:
@@ -192,9 +209,8 @@ class ZmqConnection:
     """
     One ZMQ socket read on the reactor.
 
-    Each incoming multipart message goes to L{messageReceived}, which calls
-    C{on_message} unless a subclass overrides it.  Subclasses set their own
-    attributes I{before} calling C{super().__init__()}.
+    Made by L{open_connection} (not subclassed): each incoming multipart
+    message goes to its C{on_message} callback.
 
     @ivar socket: the pyzmq socket (owned: L{close} closes it, honouring its
         C{LINGER}).
@@ -205,15 +221,18 @@ class ZmqConnection:
         C{zmq.Frame}s (buffers; C{frame.bytes} copies): big binary payloads
         are then never copied on their way through.  C{None}: every frame
         is C{bytes}.
+    @ivar track_properties: keep each message's first frame as
+        L{current_frame} (for its ZAP properties).
+    @ivar endpoint: the address really bound (port resolved), or C{None}.
+    @ivar name: what log lines call it.
     """
 
     log = Logger()
-    #: keep each message's first frame as L{current_frame} (for its properties)
-    track_properties = False
 
     def __init__(self, reactor: Any, socket: zmq.Socket[Any],
-                 on_message: Callable[[list[Any]], object] | None = None,
-                 copy: bool = True, large_from: int | None = None) -> None:
+                 on_message: Callable[[list[Any]], object],
+                 copy: bool = True, large_from: int | None = None,
+                 track_properties: bool = False, name: str = "ZmqConnection") -> None:
         """
         @param reactor: an C{IReactorFDSet} and C{IReactorTime}.
         @param socket: the socket, already configured (it is now owned).
@@ -226,6 +245,9 @@ class ZmqConnection:
         self.on_message = on_message
         self.copy = copy
         self.large_from = large_from
+        self.track_properties = track_properties
+        self.name = name
+        self.endpoint: str | None = None
         self.closed = False
         #: while L{messageReceived} runs, the first frame (a C{zmq.Frame}) of
         #: the message when L{track_properties} is set: C{current_frame.get(
@@ -239,16 +261,6 @@ class ZmqConnection:
 
     # -- socket set-up -------------------------------------------------------------
 
-    def bind(self, address: str) -> str:
-        """Bind; return the endpoint actually bound (port resolved)."""
-        self.socket.bind(address)
-        return last_endpoint(self.socket)
-
-    def connect(self, address: str) -> None:
-        """Connect to C{address} (ZeroMQ connects lazily and reconnects by itself)."""
-        self.socket.connect(address)
-        self._check()
-
     def setsockopt(self, option: int, value: Any) -> None:
         """Set a socket option."""
         self.socket.setsockopt(option, value)
@@ -261,7 +273,7 @@ class ZmqConnection:
         return -1 if self.closed else self._fd
 
     def logPrefix(self) -> str:
-        return self.__class__.__name__
+        return self.name
 
     def doRead(self) -> None:
         """Read every pending message and hand each to L{messageReceived}."""
@@ -327,8 +339,6 @@ class ZmqConnection:
         @param frames: C{bytes}, or with C{copy=False} C{zmq.Frame}s
             (C{frame.bytes} copies, C{frame.buffer} does not).
         """
-        if self.on_message is None:
-            raise NotImplementedError(f"{self.logPrefix()} has no on_message")
         self.on_message(frames)
 
     def send_tracked(self, frames: Sequence[Any]) -> zmq.MessageTracker | None:
@@ -414,21 +424,41 @@ class ZmqConnection:
         self.socket.close()
 
 
-def open_connection(reactor: Any, kind: int, on_message: Callable[[list[bytes]], object],
-                    linger: int = 100, context: zmq.Context[Any] | None = None,
-                    options: dict[int, Any] | None = None,
-                    large_from: int | None = None) -> ZmqConnection:
+def open_connection(reactor: Any, kind: int, on_message: Callable[[list[Any]], object],
+                    *, bind: str | None = None, connect: str | None = None,
+                    context: zmq.Context[Any] | None = None, linger: int = 100,
+                    options: dict[int, Any] | None = None, copy: bool = True,
+                    large_from: int | None = None, track_properties: bool = False,
+                    name: str = "ZmqConnection") -> ZmqConnection:
     """
-    A L{ZmqConnection} on a new socket (with L{DEFAULT_OPTIONS}: bounded
-    queues and message size); bind or connect it afterwards with its
-    C{bind}/C{connect}.
+    A L{ZmqConnection} on a new socket: the one way to make one.
+
+    The socket gets L{DEFAULT_OPTIONS} (bounded queues and message size)
+    and C{options} before it binds or connects; if that fails it is closed
+    and nothing is left on the reactor.
 
     @param kind: C{zmq.ROUTER}, C{zmq.DEALER}, C{zmq.PUB}, ...
-    @param on_message: called with each message's frames (C{bytes}).
+    @param on_message: called with each message's frames (C{bytes}, or
+        C{zmq.Frame}s with C{copy=False}).
+    @param bind: an address to bind (C{tcp://127.0.0.1:*} picks a free
+        port; the connection's C{endpoint} says which).
+    @param connect: an address to connect to (ZeroMQ connects lazily and
+        reconnects by itself).
+    @param context: the binding service's own context (L{service_context});
+        defaults to L{shared_context} (see the module's policy).
     @param linger: ms to keep unsent messages after close.
-    @param context: defaults to L{shared_context}.
-    @param options: further socket options.
+    @param options: further socket options (C{zmq.MAXMSGSIZE} makes ZMQ
+        drop a peer sending a bigger message before it is in memory).
+    @param copy: see L{ZmqConnection}.
     @param large_from: see L{ZmqConnection.large_from}.
+    @param track_properties: see L{ZmqConnection.track_properties}.
+    @param name: what log lines call the connection.
+    @raise zmq.ZMQError: the address cannot be bound or connected.
     """
-    socket = _new_socket(context or shared_context(), kind, linger, options)
-    return ZmqConnection(reactor, socket, on_message, large_from=large_from)
+    socket = _attached_socket(context or shared_context(), kind, linger, options, bind,
+                              connect)
+    connection = ZmqConnection(reactor, socket, on_message, copy=copy, large_from=large_from,
+                               track_properties=track_properties, name=name)
+    if bind is not None:
+        connection.endpoint = last_endpoint(socket)
+    return connection

@@ -213,9 +213,9 @@ class Component(Service):
             self._socket = self.hub.connect(self._on_frames)
         else:
             # large additional payload frames (arrays) are received uncopied
-            socket = open_connection(self.reactor, zmq.DEALER, self._on_frames, large_from=5)
-            socket.connect(self.coordinator)
-            self._socket = socket
+            self._socket = open_connection(self.reactor, zmq.DEALER, self._on_frames,
+                                           connect=self.coordinator, large_from=5,
+                                           name="LECO Component")
         self._heartbeat = LoopingCall(self._beat)
         self._heartbeat.clock = self.reactor
         self._heartbeat.start(min(self.heartbeat_interval / 2, 1.0), now=False)

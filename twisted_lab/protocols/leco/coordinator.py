@@ -40,8 +40,8 @@ from twisted_lab.protocols.leco.rpc import (DUPLICATE_NAME, INVALID_REQUEST, NOT
 from twisted_lab.protocols.leco.locallink import LocalHub
 from twisted_lab.protocols.leco.routing import (LOCAL, MALFORMED, NODE, OWN, REFUSED, Local,
                                                 route)
-from twisted_lab.protocols.zmqutil import (COPY_THRESHOLD, ZmqConnection, open_connection,
-                                           shared_context)
+from twisted_lab.protocols.zmqutil import (COPY_THRESHOLD, ZmqConnection, end_context,
+                                           open_connection, service_context)
 from twisted_lab.ratelog import BadInputLog
 
 __all__ = ["CoordinatorService", "zmq_address", "node_address", "advertised_address",
@@ -212,6 +212,9 @@ class CoordinatorService(Service):
         self._relinked_at: dict[bytes, float] = {}
         self._global: dict[bytes, list[str]] = {}
         self._router: ZmqConnection | None = None
+        #: this service's own context, for its ROUTER, its ZAP handler and its
+        #: links to other Coordinators (it binds: see zmqutil's policy)
+        self._context: zmq.Context[Any] | None = None
         #: in-process Components connect here instead of over ZeroMQ
         self.local_hub = LocalHub(reactor, self._on_router)
         self._cleaner: LoopingCall | None = None
@@ -262,22 +265,23 @@ class CoordinatorService(Service):
 
     def startService(self) -> None:
         """Bind the ROUTER, start expiry, connect to the configured Coordinators."""
-        self._zap = zap_handler(self.reactor, shared_context()).add(
-            "LECO Coordinator", self.policy, self.curve)
-        self._router = open_connection(self.reactor, zmq.ROUTER, self._on_router_zmq,
-                                       large_from=6, options=self._zap.socket_options())
-        self._router.track_properties = True
-        # a send to a vanished peer fails instead of vanishing: that is how a
-        # Coordinator's second sign-in tells a restart from an impostor
-        self._router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self._context = service_context()
         try:
-            self.endpoint = self._router.bind(self.address)
-        except zmq.ZMQError:
-            self._router.close()  # nothing left on the reactor: the caller may retry
-            self._router = None
-            self._zap.close()
-            self._zap = None
+            self._zap = zap_handler(self.reactor, self._context).add(
+                "LECO Coordinator", self.policy, self.curve)
+            # ROUTER_MANDATORY: a send to a vanished peer fails instead of
+            # vanishing: that is how a Coordinator's second sign-in tells a
+            # restart from an impostor
+            self._router = open_connection(
+                self.reactor, zmq.ROUTER, self._on_router_zmq, bind=self.address,
+                context=self._context, large_from=6, track_properties=True,
+                options={**self._zap.socket_options(), zmq.ROUTER_MANDATORY: 1},
+                name="LECO Coordinator")
+        except BaseException:
+            self._close_sockets()  # nothing left on the reactor: the caller may retry
             raise
+        assert self._router.endpoint is not None
+        self.endpoint = self._router.endpoint
         self.port = int(self.endpoint.rsplit(":", 1)[1])
         self.local_hub.open = True
         self.advertised = advertised_address(self.endpoint, self.advertise, self.hostname)
@@ -310,14 +314,20 @@ class CoordinatorService(Service):
             self.local_hub.pump()  # sign-outs queued by Components stopping with us
             self.local_hub.open = False
             self._local.clear()
-            if self._router is not None:
-                self._router.close()
-                self._router = None
-            if self._zap is not None:
-                self._zap.close()
-                self._zap = None
+            self._close_sockets()
 
         return d.addCallback(close)
+
+    def _close_sockets(self) -> None:
+        if self._router is not None:
+            self._router.close()
+            self._router = None
+        if self._zap is not None:
+            self._zap.close()
+            self._zap = None
+        if self._context is not None:
+            end_context(self._context)
+            self._context = None
 
     # -- directory views ----------------------------------------------------------------
 
@@ -838,8 +848,9 @@ class CoordinatorService(Service):
             return False
         link = _NodeLink(hostport, b"", None, self.reactor.seconds())  # type: ignore[arg-type]
         link.socket = open_connection(self.reactor, zmq.DEALER,
-                              lambda frames: self._on_dealer(link, frames))
-        link.socket.connect(zmq_address(hostport))
+                                      lambda frames: self._on_dealer(link, frames),
+                                      connect=zmq_address(hostport), context=self._context,
+                                      name="LECO Coordinator link")
         self._waiting[hostport] = link
         self.log.info("signing in to the Coordinator at {address}", address=hostport)
         self._send_request(link, "coordinator_sign_in", receiver=_COORDINATOR)

@@ -28,7 +28,8 @@ from twisted_lab.events import CHANGED, DATA, LabEvent
 from twisted_lab.protocols.leco.export import to_json
 from twisted_lab.protocols.leco.message import JSON, conversation_id
 from twisted_lab.protocols.leco.rpc import dumps
-from twisted_lab.protocols.zmqutil import ZmqConnection, open_connection, shared_context
+from twisted_lab.protocols.zmqutil import (ZmqConnection, end_context, open_connection,
+                                           service_context)
 from twisted_lab.ratelog import BadInputLog
 from twisted_lab.registry import DeviceRegistry
 
@@ -108,29 +109,30 @@ class ProxyService(Service):
         self.xpub_endpoint: str | None = None
         self._xsub: ZmqConnection | None = None
         self._xpub: ZmqConnection | None = None
+        #: this service's own context (it binds: see zmqutil's policy)
+        self._context: zmq.Context[Any] | None = None
 
     def startService(self) -> None:
-        zap = zap_handler(self.reactor, shared_context())
-        self._zap = [zap.add("LECO data proxy (publishers)", self.policy, self.curve),
-                     zap.add("LECO data proxy (subscribers)", self.policy, self.curve)]
-        self._xsub = open_connection(self.reactor, zmq.XSUB, self._from_publishers,
-                                     options=self._zap[0].socket_options())
-        self._xpub = open_connection(self.reactor, zmq.XPUB, self._from_subscribers,
-                                     options={**self._zap[1].socket_options(),
-                                              zmq.MAXMSGSIZE: MAX_SUBSCRIPTION,
-                                              zmq.XPUB_VERBOSE: 1})
+        self._context = context = service_context()
         try:
-            self.xsub_endpoint = self._xsub.bind(self.xsub_address)
-            self.xpub_endpoint = self._xpub.bind(self.xpub_address)
+            zap = zap_handler(self.reactor, context)
+            self._zap = [zap.add("LECO data proxy (publishers)", self.policy, self.curve),
+                         zap.add("LECO data proxy (subscribers)", self.policy, self.curve)]
+            self._xsub = open_connection(self.reactor, zmq.XSUB, self._from_publishers,
+                                         bind=self.xsub_address, context=context,
+                                         options=self._zap[0].socket_options(),
+                                         name="LECO data proxy (XSUB)")
+            self._xpub = open_connection(self.reactor, zmq.XPUB, self._from_subscribers,
+                                         bind=self.xpub_address, context=context,
+                                         options={**self._zap[1].socket_options(),
+                                                  zmq.MAXMSGSIZE: MAX_SUBSCRIPTION,
+                                                  zmq.XPUB_VERBOSE: 1},
+                                         name="LECO data proxy (XPUB)")
         except BaseException:
             # nothing left on the reactor or bound: the caller may retry
-            self._xsub.close()
-            self._xpub.close()
-            self._xsub = self._xpub = None
-            for registration in self._zap:
-                registration.close()
-            self._zap = []
+            self._close()
             raise
+        self.xsub_endpoint, self.xpub_endpoint = self._xsub.endpoint, self._xpub.endpoint
         Service.startService(self)
         self.log.info("LECO data proxy: publishers {xsub}, subscribers {xpub}",
                       xsub=self.xsub_endpoint, xpub=self.xpub_endpoint)
@@ -169,6 +171,9 @@ class ProxyService(Service):
         Service.stopService(self)
         self.topics.clear()
         self.bad_input.flush()
+        self._close()
+
+    def _close(self) -> None:
         for sock in (self._xsub, self._xpub):
             if sock is not None:
                 sock.close()
@@ -176,6 +181,9 @@ class ProxyService(Service):
         for registration in self._zap:
             registration.close()
         self._zap = []
+        if self._context is not None:
+            end_context(self._context)
+            self._context = None
 
 
 class DataPublisher:
@@ -188,8 +196,8 @@ class DataPublisher:
     log = Logger()
 
     def __init__(self, reactor: Any, address: str = "tcp://127.0.0.1:11100") -> None:
-        self.socket = open_connection(reactor, zmq.PUB, lambda frames: None)
-        self.socket.connect(address)
+        self.socket = open_connection(reactor, zmq.PUB, lambda frames: None, connect=address,
+                                      name="LECO data publisher")
 
     def publish(self, topic: str | bytes, value: Any, binary: list[bytes] | None = None) -> bool:
         """Publish C{value} (JSON) under C{topic}, with optional binary frames."""

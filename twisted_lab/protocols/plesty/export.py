@@ -2,7 +2,7 @@
 """
 The PLESTY server: one ROUTER socket per exported registry device.
 
-L{PlestyServerConnection} is the thin socket half (the shared
+L{PlestyServerConnection} is the thin socket half (on the shared
 L{twisted_lab.protocols.zmqutil.ZmqConnection} reader: every pending message
 per reactor wakeup, requests as C{bytes}, array replies sent zero-copy);
 L{twisted_lab.protocols.plesty.handler.PlestyHandler} is the pure half.
@@ -24,7 +24,8 @@ from twisted_lab.interfaces import IWireReport
 
 from twisted_lab.protocols.plesty.handler import DEFAULT_MAX_MESSAGE_SIZE, PlestyHandler
 from twisted_lab.protocols.plesty.message import client_name
-from twisted_lab.protocols.zmqutil import ZmqConnection, bind_socket, bound_address
+from twisted_lab.protocols.zmqutil import (ZmqConnection, end_context, open_connection,
+                                           service_context)
 from twisted_lab.registry import DeviceRegistry
 
 __all__ = ["PlestyServerConnection", "PlestyServerService", "DEFAULT_SEND_HWM"]
@@ -33,17 +34,24 @@ __all__ = ["PlestyServerConnection", "PlestyServerService", "DEFAULT_SEND_HWM"]
 DEFAULT_SEND_HWM = 4
 
 
-class PlestyServerConnection(ZmqConnection):
+class PlestyServerConnection:
     """
     A ROUTER socket answering PLESTY requests through a L{PlestyHandler}.
+
+    @ivar link: the L{ZmqConnection} (made by
+        L{twisted_lab.protocols.zmqutil.open_connection}, bound).
     """
 
     log = Logger()
 
-    track_properties = True
-
-    def __init__(self, reactor: Any, socket: zmq.Socket[Any], handler: PlestyHandler,
+    def __init__(self, reactor: Any, handler: PlestyHandler, address: str,
+                 context: zmq.Context[Any], options: dict[int, Any],
                  default_role: Role = Role.OPERATE) -> None:
+        """
+        Bind the ROUTER socket.
+
+        @raise zmq.ZMQError: the address cannot be bound (nothing is left open).
+        """
         self.handler = handler
         #: the role of a message without a ZAP User-Id
         self.default_role = default_role
@@ -51,15 +59,25 @@ class PlestyServerConnection(ZmqConnection):
         self.requests: Counter[bytes] = Counter()
         #: the requests being carried out (a Deferred's id → its frames)
         self.inflight: dict[int, list[bytes]] = {}
-        super().__init__(reactor, socket)
+        self.link: ZmqConnection = open_connection(
+            reactor, zmq.ROUTER, self.messageReceived, bind=address, context=context,
+            linger=0, options=options, track_properties=True,
+            name=f"PlestyServer({handler.device_name})")
 
-    def logPrefix(self) -> str:
-        return f"PlestyServer({self.handler.device_name})"
+    def send(self, frames: list[Any]) -> bool:
+        """Send a reply (see L{ZmqConnection.send})."""
+        return self.link.send(frames)
+
+    def close(self, linger: int = 0) -> None:
+        """Close the socket, keeping unsent replies C{linger} ms."""
+        if linger:
+            self.link.setsockopt(zmq.LINGER, linger)
+        self.link.close()
 
     def messageReceived(self, frames: list[bytes]) -> None:
         if frames and len(self.requests) < 10000:
             self.requests[bytes(frames[0])] += 1
-        role = role_of_frame(self.current_frame, self.default_role)
+        role = role_of_frame(self.link.current_frame, self.default_role)
         d = Deferred.fromCoroutine(self.handler.handle(frames, role))
         if not d.called:
             key = id(d)
@@ -94,7 +112,7 @@ class PlestyServerConnection(ZmqConnection):
                           "gone, or does not read: at most {hwm} replies wait for one "
                           "client); the request itself was carried out; the client's "
                           "session and locks are dropped", device=self.handler.device_name,
-                          client=client, hwm=self.socket.getsockopt(zmq.SNDHWM))
+                          client=client, hwm=self.link.socket.getsockopt(zmq.SNDHWM))
             self.handler.drop_client(client)
 
 
@@ -133,11 +151,12 @@ class PlestyServerService(Service):
 
     def startService(self) -> None:
         """Bind the ROUTER socket (fails startup when the address is taken)."""
-        self._context = zmq.Context()
+        self._context = service_context()
         try:
             self._zap = zap_handler(self.reactor, self._context).add(
                 f"PLESTY server of {self.device_name}", self.policy, self.curve)
-            socket = bind_socket(self._context, zmq.ROUTER, self.configured_address, {
+            self.connection = PlestyServerConnection(
+                self.reactor, self.handler, self.configured_address, self._context, {
                 **self._zap.socket_options(),
                 zmq.ROUTER_MANDATORY: 1,
                 # a hard cap: ZMQ drops a peer whose message is far beyond the
@@ -147,17 +166,12 @@ class PlestyServerService(Service):
                 # read (memory bound: about send_hwm of its largest replies);
                 # past it the reply is not sent and the client is dropped
                 zmq.SNDHWM: self.send_hwm,
-            })
+            }, self.policy.role)
         except BaseException:
-            if self._zap is not None:
-                self._zap.close()
-                self._zap = None
-            self._context.term()
-            self._context = None
+            self._close()
             raise
-        self.address = bound_address(socket)
-        self.connection = PlestyServerConnection(self.reactor, socket, self.handler,
-                                                 self.policy.role)
+        assert self.connection.link.endpoint is not None
+        self.address = self.connection.link.endpoint
         super().startService()
         self.log.info("serving {device} over PLESTY at {address}", device=self.device_name,
                       address=self.address)
@@ -179,15 +193,18 @@ class PlestyServerService(Service):
         """Close the socket and release the locks PLESTY clients held."""
         super().stopService()
         if self.connection is not None:
-            if self.connection.refuse_inflight():
-                # let ZMQ send those replies before the socket goes
-                self.connection.setsockopt(zmq.LINGER, 500)
+            # let ZMQ send the refusals of requests in flight before the socket goes
+            self.connection.close(500 if self.connection.refuse_inflight() else 0)
+        self._close()
+        self.handler.release_all()
+
+    def _close(self) -> None:
+        if self.connection is not None:
             self.connection.close()
             self.connection = None
         if self._zap is not None:
             self._zap.close()
             self._zap = None
         if self._context is not None:
-            self._context.term()
+            end_context(self._context)
             self._context = None
-        self.handler.release_all()

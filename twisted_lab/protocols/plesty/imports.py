@@ -26,7 +26,7 @@ from twisted.logger import Logger
 from twisted_lab import errors
 from twisted_lab.errors import DeviceOffline, DeviceTimeout, DriverError, LabError, LeaseConflict
 from twisted_lab.protocols.plesty.message import decode, encode
-from twisted_lab.protocols.zmqutil import ZmqConnection, connect_socket
+from twisted_lab.protocols.zmqutil import ZmqConnection, open_connection
 from twisted_lab.waiting import PendingCalls
 
 __all__ = ["PlestyClient", "RemoteError", "RemoteTimeout", "ResourceRefused", "remote_error"]
@@ -92,19 +92,6 @@ class _Request:
     rid: int | None = None
 
 
-class _ClientConnection(ZmqConnection):
-    def __init__(self, reactor: Any, socket: zmq.Socket[Any], client: PlestyClient) -> None:
-        self.client = client
-        # replies as uncopied frames: array results are views on them
-        super().__init__(reactor, socket, copy=False)
-
-    def logPrefix(self) -> str:
-        return f"PlestyClient({self.client.address})"
-
-    def messageReceived(self, frames: list[zmq.Frame]) -> None:
-        self.client._received(self, frames)
-
-
 class PlestyClient:
     """
     Talks to one PLESTY server (plesty-lib's, or ours).
@@ -146,8 +133,9 @@ class PlestyClient:
         self._current: _Request | None = None
         #: the request in flight, awaiting its reply (with its deadline)
         self._inflight: PendingCalls[_Request] = PendingCalls(reactor)
-        self._context: zmq.Context[Any] = zmq.Context()
-        self._connection: _ClientConnection | None = None
+        self._connection: ZmqConnection | None = None
+        #: which socket is current (a reply on an older one is dropped)
+        self._generation = 0
         self.identity = ""
         self._open()
 
@@ -155,9 +143,13 @@ class PlestyClient:
 
     def _open(self) -> None:
         self.identity = self.client_id or f"twisted_lab-{uuid.uuid4().hex}"
-        socket = connect_socket(self._context, zmq.DEALER, self.address,
-                                {zmq.IDENTITY: self.identity.encode()})
-        self._connection = _ClientConnection(self.reactor, socket, self)
+        self._generation += 1
+        generation = self._generation
+        # replies as uncopied frames: array results are views on them
+        self._connection = open_connection(
+            self.reactor, zmq.DEALER, lambda frames: self._received(generation, frames),
+            connect=self.address, linger=0, options={zmq.IDENTITY: self.identity.encode()},
+            copy=False, name=f"PlestyClient({self.address})")
 
     def _rebuild(self) -> None:
         if self._connection is not None:
@@ -215,9 +207,9 @@ class PlestyClient:
     def _late(self, kind: Any) -> Callable[[], Exception]:
         return lambda: RemoteTimeout(f"{self.address} did not answer a {kind} request in time")
 
-    def _received(self, connection: _ClientConnection, frames: list[zmq.Frame]) -> None:
+    def _received(self, generation: int, frames: list[zmq.Frame]) -> None:
         request = self._current
-        if connection is not self._connection or request is None:
+        if generation != self._generation or request is None:
             self.log.warn("dropped an unexpected reply from {address}", address=self.address)
             return
         try:
@@ -387,4 +379,3 @@ class PlestyClient:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
-        self._context.term()
