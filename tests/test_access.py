@@ -201,7 +201,7 @@ class ZapTests(TestCase):
             path = os.path.abspath(self.mktemp())
             answer: list[ZmqConnection] = []
             connection = open_connection(
-                reactor, zmq.ROUTER, lambda f: answer[0].send([f[0], b"pong"]),
+                reactor, zmq.ROUTER, lambda f, a=answer: a[0].send([f[0], b"pong"]),
                 bind=f"ipc://{path}", context=context, linger=0,
                 options=registration.socket_options())
             answer.append(connection)

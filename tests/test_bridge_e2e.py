@@ -712,7 +712,7 @@ class BridgeRegressionTests(TestCase):
         top.startService()
         devices = [registry.lookup("m"), registry.lookup("v")]
         await top.stopService()
-        running = [d.name for d in devices if d._ping is not None and d._ping.running]
+        running = [d.name for d in devices if d._liveness is not None and d._liveness.running]
         for device in devices:  # clean up for the next tests whatever the outcome
             device.stop_polling()
         self.assertEqual(running, [])

@@ -329,7 +329,7 @@ class ActionTests(CoordinatorTestCase):
         self.assertEqual(self.service.commands(), ["uptime"])
         device.output_received("up 1 day")
         self.assertEqual(self.successResultOf(d), "up 1 day")
-        device.set_online(False)
+        device.went_offline()
 
     def test_leases_hold(self) -> None:
         """Through the registry, another owner's lease blocks a mutating action."""

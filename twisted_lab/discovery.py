@@ -153,13 +153,8 @@ def protocol_plugin(name: str, file: str | None = None) -> Any:
 
     @raise ConfigError: no such protocol.
     """
-    plugins = protocol_plugins()
-    try:
-        return plugins[name]
-    except KeyError:
-        hint = did_you_mean(name, list(plugins) + ["lab", "devices"])
-        raise ConfigError(f"unknown section; known sections are: lab, devices, "
-                          f"{', '.join(sorted(plugins))}{hint}", file, name) from None
+    return _lookup(protocol_plugins(), name, "unknown section", "sections", ["lab", "devices"],
+                   file, name)
 
 
 def device_plugin(type_name: str, file: str | None = None, key: str | None = None) -> Any:
@@ -168,10 +163,16 @@ def device_plugin(type_name: str, file: str | None = None, key: str | None = Non
 
     @raise ConfigError: no such type.
     """
-    plugins = device_plugins()
+    return _lookup(device_plugins(), type_name, f"unknown device type {type_name!r}", "types",
+                   [], file, key)
+
+
+def _lookup(plugins: dict[str, Any], name: str, unknown: str, kinds: str, others: list[str],
+            file: str | None, key: str | None) -> Any:
+    """C{plugins[name]}, or a L{ConfigError} listing the known names (C{others} first)."""
     try:
-        return plugins[type_name]
+        return plugins[name]
     except KeyError:
-        raise ConfigError(f"unknown device type {type_name!r}; known types are: "
-                          f"{', '.join(sorted(plugins))}{did_you_mean(type_name, plugins)}",
-                          file, key) from None
+        known = ", ".join(others + sorted(plugins))
+        hint = did_you_mean(name, others + list(plugins))
+        raise ConfigError(f"{unknown}; known {kinds} are: {known}{hint}", file, key) from None

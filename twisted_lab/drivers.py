@@ -36,7 +36,7 @@ from twisted.python.threadpool import ThreadPool
 
 from twisted_lab.errors import DeviceBusy, DeviceOffline, DeviceTimeout, DriverError, LabError
 
-__all__ = ["DriverRunner", "DriverService"]
+__all__ = ["DriverRunner", "DriverService", "OnWorkerThread"]
 
 
 def _daemon_thread(*args: Any, **kwargs: Any) -> threading.Thread:
@@ -364,3 +364,25 @@ class DriverRunner(Service):
 
 #: L{DriverRunner} is itself the service that starts and stops its thread.
 DriverService = DriverRunner
+
+
+class OnWorkerThread(Service):
+    """
+    Mixin: a device that is a service with its own L{DriverRunner}
+    (C{runner}, set by the device's C{__init__}): the worker thread starts
+    with the service, and the device is busy while a call that overran its
+    deadline still runs.  List it before the base device class (its C{busy}
+    wins).
+    """
+
+    runner: DriverRunner
+
+    @property
+    def busy(self) -> bool:
+        """C{True} while a call that overran its deadline still runs."""
+        return self.runner.busy
+
+    def startService(self) -> None:
+        """Start the worker thread."""
+        Service.startService(self)
+        self.runner.start()

@@ -30,14 +30,14 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from twisted_lab.drivers import DriverRunner
+from twisted_lab.drivers import DriverRunner, OnWorkerThread
 from twisted_lab.errors import DeviceOffline, DriverError
 
 __all__ = ["HostedDriver"]
 
 
 @implementer(IService)
-class HostedDriver(Service):
+class HostedDriver(OnWorkerThread):
     """
     Mixin: a device whose blocking driver runs on its own worker thread and
     whose connection follows the lab's start and stop.
@@ -92,17 +92,11 @@ class HostedDriver(Service):
 
     # -- state ------------------------------------------------------------------------
 
-    @property
-    def busy(self) -> bool:
-        """C{True} while a call that overran its deadline still runs."""
-        return self.runner.busy
-
     # -- IService ---------------------------------------------------------------------
 
     def startService(self) -> None:
         """Start the worker thread and connect."""
-        Service.startService(self)
-        self.runner.start()
+        OnWorkerThread.startService(self)
         self._connect()
 
     def stopService(self) -> Deferred[None]:

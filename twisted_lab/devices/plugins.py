@@ -48,7 +48,7 @@ class DevicePlugin:
     requires: Callable[[], str] | None = field(default=None, repr=False)
     #: checks validated options against the driver (raises L{ConfigError}
     #: naming the key), without connecting to anything.
-    checker: Callable[[dict[str, Any]], None] | None = field(default=None, repr=False)
+    checker: Callable[[dict[str, Any]], object] | None = field(default=None, repr=False)
 
     def make_device(self, name: str, options: dict[str, Any], reactor: Any) -> Any:
         """Build a device from validated options (see L{IDevicePlugin.make_device})."""
@@ -360,23 +360,38 @@ def _plesty_arguments(o: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in o.items() if k not in _PLESTY_OWN}
 
 
-def _plesty(name: str, o: dict[str, Any], reactor: Any) -> Any:
-    from twisted_lab.devices.plesty_device import (check_arguments, load_class,
-                                                   make_plesty_device, python_too_old)
+def _hosted(check: Callable[[dict[str, Any]], tuple[Any, Any]], make: Callable[[], Any]
+            ) -> Callable[[str, dict[str, Any], Any], Any]:
+    """
+    The factory of a hosted-driver type (PLESTY packages, PyMoDAQ plugins):
+    C{make()} imports the maker (and may refuse first, with a
+    L{ConfigError}); C{check(options)} loads and checks the driver (what it
+    returns is handed to the maker); the maker gets the common
+    C{timeout}/C{retry}/C{connect_timeout} options.
+    """
+    def factory(name: str, o: dict[str, Any], reactor: Any) -> Any:
+        maker = make()
+        driver, arguments = check(o)
+        return maker(name, reactor, driver, arguments, deadline=o["timeout"],
+                     retry=o["retry"], connect_deadline=o["connect_timeout"])
+    return factory
+
+
+def _check_plesty(o: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    from twisted_lab.devices.plesty_device import check_arguments, load_class
+
+    cls = load_class(o["package"], o["class"])
+    check_arguments(cls, _plesty_arguments(o))
+    return cls, _plesty_arguments(o)
+
+
+def _make_plesty() -> Any:
+    from twisted_lab.devices.plesty_device import make_plesty_device, python_too_old
 
     reason = python_too_old()
     if reason:
         raise ConfigError(reason, key="type")
-    cls = load_class(o["package"], o["class"])
-    check_arguments(cls, _plesty_arguments(o))
-    return make_plesty_device(name, reactor, cls, _plesty_arguments(o), deadline=o["timeout"],
-                              retry=o["retry"], connect_deadline=o["connect_timeout"])
-
-
-def _check_plesty(o: dict[str, Any]) -> None:
-    from twisted_lab.devices.plesty_device import check_arguments, load_class
-
-    check_arguments(load_class(o["package"], o["class"]), _plesty_arguments(o))
+    return make_plesty_device
 
 
 def _plesty_requires() -> str:
@@ -396,20 +411,19 @@ PLESTY = DevicePlugin(
                           "budget, when longer, wins)."),
         "retry": Option(float, 5.0, "Seconds between connection attempts."),
         "connect_timeout": Option(float, 30.0, "Deadline of connect in s."),
-    }), _plesty, requires=_plesty_requires, checker=_check_plesty)
+    }), _hosted(_check_plesty, _make_plesty), requires=_plesty_requires, checker=_check_plesty)
 
-def _pymodaq(name: str, o: dict[str, Any], reactor: Any) -> Any:
-    from twisted_lab.devices.pymodaq_device import check_plugin, make_pymodaq_device
-
-    check_plugin(o["plugin"], o["settings"])
-    return make_pymodaq_device(name, reactor, o["plugin"], o["settings"], deadline=o["timeout"],
-                               retry=o["retry"], connect_deadline=o["connect_timeout"])
-
-
-def _check_pymodaq(o: dict[str, Any]) -> None:
+def _check_pymodaq(o: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     from twisted_lab.devices.pymodaq_device import check_plugin
 
     check_plugin(o["plugin"], o["settings"])
+    return o["plugin"], o["settings"]
+
+
+def _make_pymodaq() -> Any:
+    from twisted_lab.devices.pymodaq_device import make_pymodaq_device
+
+    return make_pymodaq_device
 
 
 PYMODAQ_PLUGIN = DevicePlugin(
@@ -422,7 +436,8 @@ PYMODAQ_PLUGIN = DevicePlugin(
         "timeout": Option(float, 10.0, "Deadline of each call (a whole move, a grab) in s."),
         "retry": Option(float, 5.0, "Seconds between ini_stage/ini_detector attempts."),
         "connect_timeout": Option(float, 30.0, "Deadline of ini_stage/ini_detector in s."),
-    }, _pymodaq, requires=lambda: _missing("pymodaq", "qtpy", extra="twisted_lab[pymodaq]"),
+    }, _hosted(_check_pymodaq, _make_pymodaq),
+    requires=lambda: _missing("pymodaq", "qtpy", extra="twisted_lab[pymodaq]"),
     checker=_check_pymodaq)
 
 #: Every built-in device type.

@@ -35,7 +35,7 @@ from twisted.application.service import IService
 
 from twisted_lab.description import Action, Argument, Parameter
 from twisted_lab.devices.base import BaseDevice
-from twisted_lab.drivers import DriverRunner
+from twisted_lab.drivers import DriverRunner, OnWorkerThread
 from twisted_lab.errors import ConfigError, DeviceOffline, DriverError, InvalidValue
 
 __all__ = ["VisaDevice", "ScpiParameter", "SIM_INSTRUMENTS", "SIM_BACKEND", "parse_table"]
@@ -204,7 +204,7 @@ def _default_resource_manager(backend: str) -> Any:
 
 
 @implementer(IService)
-class VisaDevice(BaseDevice, Service):  # type: ignore[misc]
+class VisaDevice(OnWorkerThread, BaseDevice):
     """
     A SCPI instrument through pyvisa, on its own worker thread.
 
@@ -214,6 +214,7 @@ class VisaDevice(BaseDevice, Service):  # type: ignore[misc]
     """
 
     log = Logger()
+    name: str  # the device's (Service's says Optional)
     doc = "VISA instrument"
     RESERVED = ("identity", "write", "query", "resource")
 
@@ -255,17 +256,11 @@ class VisaDevice(BaseDevice, Service):  # type: ignore[misc]
         ]
         BaseDevice.__init__(self, name, model, actions)
 
-    @property
-    def busy(self) -> bool:
-        """C{True} while a call that overran its deadline still runs."""
-        return self.runner.busy
-
     # -- IService -------------------------------------------------------------
 
     def startService(self) -> None:
         """Start the worker thread and open the resource on it."""
-        Service.startService(self)
-        self.runner.start()
+        OnWorkerThread.startService(self)
         d = self.runner.run(self._open, timeout=max(self.timeout + 1.0, 10.0))
 
         def failed(f: Any) -> None:

@@ -137,17 +137,24 @@ def service_context() -> zmq.Context[Any]:
     return zmq.Context()
 
 
-def end_context(context: zmq.Context[Any]) -> None:
+def end_context(context: zmq.Context[Any] | None, *owned: Any) -> None:
     """
-    Terminate a service's context once it closed its connections.
+    Close what a service made in its context, then terminate the context.
 
-    Returns when libzmq has released every endpoint of the context, so the
+    @param context: the service's context (C{None}: it has none, nothing to end).
+    @param owned: its connections and ZAP registrations (anything with a
+        C{close()}; C{None}s are skipped), closed first, in order.
+
+    It returns when libzmq has released every endpoint of the context, so the
     same address can be bound again at once; that waits at most the longest
     C{LINGER} of the sockets closed last (0 for a listener, at most 500 ms
     for replies still being delivered).  A socket left open is closed with
     C{LINGER} 0 rather than waited for.
     """
-    if not context.closed:
+    for thing in owned:
+        if thing is not None:
+            thing.close()
+    if context is not None and not context.closed:
         context.destroy(linger=0)
 
 

@@ -35,6 +35,7 @@ from twisted_lab import __version__
 from twisted_lab.access import AccessPolicy, AllowListFactory
 from twisted_lab.description import Action, Argument, Parameter
 from twisted_lab.devices.base import BaseDevice
+from twisted_lab.devices.remote import RemoteDeviceMixin
 from twisted_lab.errors import (DeviceOffline, DeviceTimeout, LabError, ProtocolError,
                                 UnknownAction)
 from twisted_lab.events import DATA, LabEvent
@@ -108,7 +109,7 @@ class _Pending:
     delivered: bool = False
 
 
-class LA4NodeDevice(BaseDevice):
+class LA4NodeDevice(RemoteDeviceMixin, BaseDevice):
     """
     A remote LA4 node seen as a device.
 
@@ -178,29 +179,29 @@ class LA4NodeDevice(BaseDevice):
             self._watchdog.reset(self.offline_after)
         else:
             self._watchdog = self.clock.callLater(self.offline_after, self._silent)
-        if not self.online:
+        if self.link_up():
             self.log.info("LA4 node {device} at {host}:{port} is online", device=self.name,
                           host=self.host, port=self.port)
-        self.set_online(True)
 
     def _silent(self) -> None:
         self._watchdog = None
         self.log.warn("LA4 node {device} silent for {seconds} s: offline", device=self.name,
                       seconds=self.offline_after)
-        self.set_online(False)
+        self.went_offline()
 
-    def set_online(self, online: bool) -> None:
-        """Going offline fails the running and queued calls with L{DeviceOffline}."""
-        super().set_online(online)
-        if not online:
-            if self._watchdog is not None and self._watchdog.active():
-                self._watchdog.cancel()
-            self._watchdog = None
-            queued, self._queue = self._queue, []
-            offline = DeviceOffline(f"LA4 node {self.name!r} went offline")
-            self._inflight.fail_all(offline)
-            for item in queued:
-                self._finish(item, failure=Failure(offline))
+    def went_offline(self) -> None:
+        """The node is gone (silent, or we stop): go offline, fail its calls."""
+        self.link_down(f"LA4 node {self.name!r} went offline")
+
+    def fail_pending(self, error: Exception) -> None:
+        """Fail the running and queued calls; stop watching for heartbeats."""
+        if self._watchdog is not None and self._watchdog.active():
+            self._watchdog.cancel()
+        self._watchdog = None
+        queued, self._queue = self._queue, []
+        self._inflight.fail_all(error)
+        for item in queued:
+            self._finish(item, failure=Failure(error))
 
     # -- events ------------------------------------------------------------------
 
@@ -497,7 +498,7 @@ class LA4CoordinatorService(Service):
         if self._heartbeat.running:
             self._heartbeat.stop()
         for device in self.devices:
-            device.set_online(False)
+            device.went_offline()
         for name in self._registered:
             if name in self.registry:
                 self.registry.unregister(name)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from typing import Any, ClassVar
 
 from twisted_lab.errors import ProtocolError
@@ -40,6 +41,10 @@ def new_id() -> str:
     return uuid.uuid4().hex[:8]
 
 
+#: The base fields of every message (spec §3.1), in wire order.
+_BASE = ("id", "name", "ip", "port", "version", "coordinator")
+
+
 @dataclass(frozen=True)
 class Identity:
     """
@@ -62,8 +67,7 @@ class Identity:
 
     def base(self) -> dict[str, Any]:
         """The six base fields as keyword arguments for a L{Message}."""
-        return {"id": self.id, "name": self.name, "ip": self.ip, "port": self.port,
-                "version": self.version, "coordinator": self.coordinator}
+        return {key: getattr(self, key) for key in _BASE}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,16 +94,16 @@ class Message:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object, base fields first (C{type_} only when not a heartbeat)."""
-        out: dict[str, Any] = {"id": self.id, "name": self.name, "ip": self.ip,
-                               "port": self.port, "version": self.version,
-                               "coordinator": self.coordinator}
+        out: dict[str, Any] = {key: getattr(self, key) for key in _BASE}
         if self.type_ is not None:
             out["type_"] = self.type_
         out.update(self._extra())
         return out
 
     def _extra(self) -> dict[str, Any]:
-        return {}
+        """The fields a message kind adds to the base ones, in declaration order."""
+        return {f.name: getattr(self, f.name) for f in dataclass_fields(self)
+                if f.name not in _BASE}
 
     def encode(self) -> bytes:
         """The UTF-8 JSON document sent on the wire."""
@@ -118,9 +122,6 @@ class Command(Message):
     TYPE: ClassVar[str | None] = "cmd"
     command: str
 
-    def _extra(self) -> dict[str, Any]:
-        return {"command": self.command}
-
 
 @dataclass(frozen=True, kw_only=True)
 class OutputEvent(Message):
@@ -129,9 +130,6 @@ class OutputEvent(Message):
     TYPE: ClassVar[str | None] = "output"
     output: str
 
-    def _extra(self) -> dict[str, Any]:
-        return {"output": self.output}
-
 
 @dataclass(frozen=True, kw_only=True)
 class MessageEvent(Message):
@@ -139,9 +137,6 @@ class MessageEvent(Message):
 
     TYPE: ClassVar[str | None] = "message"
     message: str
-
-    def _extra(self) -> dict[str, Any]:
-        return {"message": self.message}
 
 
 @dataclass(frozen=True, kw_only=True)

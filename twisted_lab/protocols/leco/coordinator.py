@@ -319,15 +319,8 @@ class CoordinatorService(Service):
         return d.addCallback(close)
 
     def _close_sockets(self) -> None:
-        if self._router is not None:
-            self._router.close()
-            self._router = None
-        if self._zap is not None:
-            self._zap.close()
-            self._zap = None
-        if self._context is not None:
-            end_context(self._context)
-            self._context = None
+        end_context(self._context, self._router, self._zap)
+        self._router, self._zap, self._context = None, None, None
 
     # -- directory views ----------------------------------------------------------------
 

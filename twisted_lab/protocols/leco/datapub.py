@@ -174,16 +174,9 @@ class ProxyService(Service):
         self._close()
 
     def _close(self) -> None:
-        for sock in (self._xsub, self._xpub):
-            if sock is not None:
-                sock.close()
-        self._xsub = self._xpub = None
-        for registration in self._zap:
-            registration.close()
+        end_context(self._context, self._xsub, self._xpub, *self._zap)
+        self._xsub = self._xpub = self._context = None
         self._zap = []
-        if self._context is not None:
-            end_context(self._context)
-            self._context = None
 
 
 class DataPublisher:

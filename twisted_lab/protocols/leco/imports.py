@@ -17,12 +17,12 @@ from typing import Any, Callable, Sequence
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from twisted_lab.access import Role
 from twisted_lab.description import Action, Parameter
 from twisted_lab.devices.base import BaseDevice
+from twisted_lab.devices.remote import RemoteDeviceMixin
 from twisted_lab.errors import DeviceOffline, DeviceTimeout, UnknownParameter
 from twisted_lab.protocols.leco.component import Component
 from twisted_lab.protocols.leco.locallink import LocalHub
@@ -33,7 +33,7 @@ from twisted_lab.waiting import PendingCalls
 __all__ = ["RemoteActorDevice", "DirectorService"]
 
 
-class RemoteActorDevice(BaseDevice):
+class RemoteActorDevice(RemoteDeviceMixin, BaseDevice):
     """
     A remote pyleco Actor as an L{IDevice}.
 
@@ -61,23 +61,16 @@ class RemoteActorDevice(BaseDevice):
         #: calls in flight, by a local number (their deadline is the Component's)
         self._pending: PendingCalls[int] = PendingCalls(component.reactor)
         self._ids = itertools.count()
-        self._poll: LoopingCall | None = None
 
     # -- liveness ---------------------------------------------------------------------
 
     def start_polling(self) -> None:
         """Start the liveness checks."""
-        if self._poll is None:
-            self._poll = LoopingCall(self.check)
-            self._poll.clock = self.component.reactor
-            self._poll.start(self.poll_interval, now=True)
+        self.start_liveness(self.check, self.poll_interval, self.component.reactor, now=True)
 
     def stop_polling(self) -> None:
         """Stop the liveness checks and fail pending calls."""
-        if self._poll is not None and self._poll.running:
-            self._poll.stop()
-        self._poll = None
-        self._fail_pending(f"LECO director of {self.name} stopped")
+        self.stop_liveness(f"LECO director of {self.name} stopped")
 
     def check(self) -> Deferred[None]:
         """Ask the Actor C{pong}; update the online state from the answer."""
@@ -85,10 +78,9 @@ class RemoteActorDevice(BaseDevice):
                                                                self.poll_interval * 2))
 
         def alive(_: Any) -> None:
-            if not self.online:
+            if self.link_up():
                 self.log.info("LECO actor {actor} ({device}) is back", actor=self.actor,
                               device=self.name)
-            self.set_online(True)
 
         def dead(failure: Any) -> None:
             code = getattr(failure.value, "rpc_code", None)
@@ -98,18 +90,17 @@ class RemoteActorDevice(BaseDevice):
                 self._go_offline(str(failure.value))
             # any other error: the actor answered, so it is there
             else:
-                self.set_online(True)
+                self.link_up()
 
         return d.addCallbacks(alive, dead)
 
     def _go_offline(self, reason: str) -> None:
-        if self.online:
+        if self.link_down(reason):
             self.log.warn("{device} offline: {reason}", device=self.name, reason=reason)
-        self.set_online(False)
-        self._fail_pending(reason)
 
-    def _fail_pending(self, reason: str) -> None:
-        self._pending.fail_all(DeviceOffline(reason))
+    def fail_pending(self, error: Exception) -> None:
+        """Fail the calls in flight."""
+        self._pending.fail_all(error)
 
     def _ask(self, method: str, params: Any) -> Deferred[Any]:
         try:

@@ -16,12 +16,12 @@ from typing import Any, Callable
 
 import numpy as np
 from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from twisted_lab.data import Axis, Export, Signal
 from twisted_lab.devices.base import BaseActuator, BaseDetector
+from twisted_lab.devices.remote import RemoteDeviceMixin
 from twisted_lab.errors import DeviceOffline, DeviceTimeout, InvalidValue
 from twisted_lab.protocols.leco import serializall
 from twisted_lab.formats.pymodaq.objects import ParameterWithPath
@@ -136,13 +136,13 @@ def _router(component: Any) -> _Router:
     return router
 
 
-class _RemoteMixin:
-    """What remote actuators and detectors share: calls, liveness, settings."""
+class _RemoteMixin(RemoteDeviceMixin):
+    """
+    What remote PyMoDAQ 5 actuators and detectors share: calls, liveness,
+    settings (following the link is L{RemoteDeviceMixin}'s).
+    """
 
     log = Logger()
-    name: str
-    online: bool
-    set_online: Callable[[bool], None]
 
     def _setup(self, component: Any, actor: str, reactor: Any, timeout: float,
                done_timeout: float, ping_interval: float) -> None:
@@ -156,8 +156,11 @@ class _RemoteMixin:
         self.remote_settings: dict[str, Any] = {}
         #: callers waiting for a callback of the actor, by callback method
         self._waiting: KeyedWaiters[str, Any] = KeyedWaiters(reactor)
-        self._ping: LoopingCall | None = None
         self._introduced = False
+
+    def fail_pending(self, error: Exception) -> None:
+        """Fail the callers waiting for a callback of the actor."""
+        self._waiting.fail_all(error)
 
     # -- calls -----------------------------------------------------------------
 
@@ -208,19 +211,12 @@ class _RemoteMixin:
 
     def start_polling(self) -> Deferred[Any]:
         """Introduce ourselves to the actor and start checking that it lives."""
-        if self._ping is None:
-            self._ping = LoopingCall(self._check)
-            self._ping.clock = self.reactor
-            self._ping.start(self.ping_interval, now=False).addErrback(
-                lambda f: self.log.failure("liveness check of {actor}", f, actor=self.actor))
+        self.start_liveness(self._check, self.ping_interval, self.reactor, now=False)
         return self._introduce()
 
     def stop_polling(self) -> None:
         """Stop the liveness checks and fail pending calls (the device stays registered)."""
-        if self._ping is not None and self._ping.running:
-            self._ping.stop()
-        self._ping = None
-        self._waiting.fail_all(DeviceOffline(f"director of {self.actor!r} stopped"))
+        self.stop_liveness(f"director of {self.actor!r} stopped")
 
     def _introduce(self) -> Deferred[Any]:
         d = self._ask("set_remote_name", {"name": self.component.full_name})
@@ -228,7 +224,7 @@ class _RemoteMixin:
 
         def ok(_: Any) -> None:
             self._introduced = True
-            self.set_online(True)
+            self.link_up()
 
         def failed(failure: Failure) -> None:
             self._introduced = False
@@ -256,10 +252,8 @@ class _RemoteMixin:
 
     def _gone(self) -> None:
         self._introduced = False
-        if self.online:
+        if self.link_down(f"PyMoDAQ actor {self.actor!r} went away"):
             self.log.info("PyMoDAQ actor {actor} went away", actor=self.actor)
-        self.set_online(False)
-        self._waiting.fail_all(DeviceOffline(f"PyMoDAQ actor {self.actor!r} went away"))
 
     # -- callbacks -------------------------------------------------------------
 

@@ -199,12 +199,5 @@ class PlestyServerService(Service):
         self.handler.release_all()
 
     def _close(self) -> None:
-        if self.connection is not None:
-            self.connection.close()
-            self.connection = None
-        if self._zap is not None:
-            self._zap.close()
-            self._zap = None
-        if self._context is not None:
-            end_context(self._context)
-            self._context = None
+        end_context(self._context, self.connection, self._zap)
+        self.connection, self._zap, self._context = None, None, None

@@ -20,7 +20,8 @@ from twisted.logger import Logger
 
 from twisted_lab.description import Action, Argument, Description, Parameter
 from twisted_lab.devices.base import BaseActuator, BaseDetector, BaseDevice
-from twisted_lab.errors import DeviceOffline, DeviceTimeout, LabError
+from twisted_lab.devices.remote import RemoteDeviceMixin
+from twisted_lab.errors import DeviceTimeout, LabError
 from twisted_lab.protocols.plesty.imports import PlestyClient
 from twisted_lab.registry import DeviceRegistry
 
@@ -140,11 +141,10 @@ def description_from_describe(name: str, described: dict[str, Any],
     return Description.build(name, parameters, actions)
 
 
-class _RemoteMixin:
+class _RemoteMixin(RemoteDeviceMixin):
     """The remote transport of a device's reads, writes and actions."""
 
     client: PlestyClient
-    _description: Description
 
     def read_parameter(self, name: str) -> Deferred[Any]:
         return self.client.query(name)
@@ -157,9 +157,10 @@ class _RemoteMixin:
         kwargs = {arg.name: value for arg, value in zip(spec.arguments, args)}
         return self.client.call(action, **kwargs)
 
-    def update_description(self, description: Description) -> None:
-        """Take a fresh description (after a reconnection)."""
-        self._description = description
+    def fail_pending(self, error: Exception) -> None:
+        """Fail the requests waiting for the server (its client's)."""
+        if not self.client.closed:
+            self.client.fail_pending(error)
 
 
 class PlestyRemoteDevice(_RemoteMixin, BaseDevice):
@@ -285,8 +286,8 @@ class PlestyImportService(Service):
             self.device = make_remote_device(self.device_name, client, description)
             self.registry.register(self.device)
         else:
-            self.device.update_description(description)
-            self.device.set_online(True)
+            self.device.client = client  # a new one after this service restarted
+            self.device.link_up(description)
         self.log.info("PLESTY device {device} at {address} is online", device=self.device_name,
                       address=self.address)
         return True
@@ -308,6 +309,4 @@ class PlestyImportService(Service):
         if self.device is not None:
             self.log.warn("PLESTY server {address} for {device} stopped answering",
                           address=self.address, device=self.device_name)
-            self.device.set_online(False)
-            if client is not None and not client.closed:
-                client.fail_pending(DeviceOffline(f"device {self.device_name!r} is offline"))
+            self.device.link_down(f"device {self.device_name!r} is offline")

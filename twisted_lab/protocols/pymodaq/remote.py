@@ -20,6 +20,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted_lab.data import Export, Signal
 from twisted_lab.description import Description, Parameter
 from twisted_lab.devices.base import BaseActuator, BaseDetector, BaseDevice
+from twisted_lab.devices.remote import RemoteDeviceMixin
 from twisted_lab.errors import DeviceOffline, DeviceTimeout
 from twisted_lab.events import DATA, LabEvent
 from twisted_lab.formats.pymodaq.settings import RemoteSetting, setting_xml
@@ -28,7 +29,7 @@ from twisted_lab.waiting import PendingCalls
 if TYPE_CHECKING:
     from twisted_lab.protocols.pymodaq.imports import PyMoDAQServerProtocol
 
-__all__ = ["RemoteDeviceMixin", "RemoteGrabber", "RemoteActuator", "INFO_PREFIX", "MAX_INFOS"]
+__all__ = ["PyMoDAQRemoteMixin", "RemoteGrabber", "RemoteActuator", "INFO_PREFIX", "MAX_INFOS"]
 
 #: Free-form C{Info} entries become read-only parameters named C{info.<name>}.
 INFO_PREFIX = "info."
@@ -37,9 +38,10 @@ INFO_PREFIX = "info."
 MAX_INFOS = 1024
 
 
-class RemoteDeviceMixin:
+class PyMoDAQRemoteMixin(RemoteDeviceMixin):
     """
-    What both remote device kinds share: the connection, settings and replies.
+    What both remote device kinds share: the connection, settings and replies
+    (following the link is L{twisted_lab.devices.remote.RemoteDeviceMixin}'s).
 
     @ivar connection: the live L{PyMoDAQServerProtocol}, or C{None} while offline.
     @ivar client_type: C{"GRABBER"} or C{"ACTUATOR"}.
@@ -197,19 +199,22 @@ class RemoteDeviceMixin:
         """A (new) connection serves this device: go online."""
         self.connection = connection
         self.peer = connection.peer
-        self.set_online(True)  # type: ignore[attr-defined]
+        self.link_up()
 
     def detach(self, connection: PyMoDAQServerProtocol) -> None:
-        """Its connection is gone: fail the pending calls, go offline."""
+        """Its connection is gone: go offline, fail the pending calls."""
         if self.connection is not connection:
             return
         self.connection = None
+        self.link_down(f"PyMoDAQ client {self.name!r} disconnected")
+
+    def fail_pending(self, error: Exception) -> None:
+        """Fail the calls awaiting a reply; a reply arriving later is unsolicited."""
         self._replies = {}
-        self._calls.fail_all(DeviceOffline(f"PyMoDAQ client {self.name!r} disconnected"))
-        self.set_online(False)  # type: ignore[attr-defined]
+        self._calls.fail_all(error)
 
 
-class RemoteGrabber(RemoteDeviceMixin, BaseDetector):
+class RemoteGrabber(PyMoDAQRemoteMixin, BaseDetector):
     """
     A PyMoDAQ C{GRABBER} client as a detector: C{grab} sends C{Send Data xD}.
 
@@ -230,7 +235,7 @@ class RemoteGrabber(RemoteDeviceMixin, BaseDetector):
         self.emit(LabEvent(DATA, self.name, None, export))
 
 
-class RemoteActuator(RemoteDeviceMixin, BaseActuator):
+class RemoteActuator(PyMoDAQRemoteMixin, BaseActuator):
     """
     A PyMoDAQ C{ACTUATOR} client: moves are C{move_*} commands answered by
     C{move_done}; the position is C{get_actuator_value} → C{position_is}.
