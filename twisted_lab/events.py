@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-__all__ = ["LabEvent", "Listener", "ADDED", "REMOVED", "ONLINE", "OFFLINE", "CHANGED", "DATA"]
+__all__ = ["LabEvent", "Listener", "add_listener", "ADDED", "REMOVED", "ONLINE", "OFFLINE", "CHANGED", "DATA"]
 
 #: A device was registered.
 ADDED = "added"
@@ -42,3 +42,18 @@ class LabEvent:
 
 #: A subscriber: called synchronously with each event.
 Listener = Callable[[LabEvent], None]
+
+
+def add_listener(listeners: list[Listener], listener: Listener) -> Callable[[], None]:
+    """
+    Add C{listener} to C{listeners} (a device's or the registry's).
+
+    @return: a callable that removes it again (once; later calls do nothing).
+    """
+    listeners.append(listener)
+
+    def unsubscribe() -> None:
+        if listener in listeners:
+            listeners.remove(listener)
+
+    return unsubscribe

@@ -17,7 +17,7 @@ from twisted.logger import Logger
 from zope.interface import directlyProvides, providedBy
 
 from twisted_lab.errors import LabError, UnknownDevice
-from twisted_lab.events import ADDED, REMOVED, LabEvent, Listener
+from twisted_lab.events import ADDED, REMOVED, LabEvent, Listener, add_listener
 from twisted_lab.interfaces import IActuator, IDevice
 from twisted_lab.leases import Lease, LeaseTable, Owner
 from twisted_lab.waiting import KeyedWaiters
@@ -134,13 +134,7 @@ class DeviceRegistry:
 
         @return: a callable that unsubscribes.
         """
-        self._listeners.append(listener)
-
-        def unsubscribe() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-        return unsubscribe
+        return add_listener(self._listeners, listener)
 
     def _relay(self, event: LabEvent) -> None:
         self._emit(event)

@@ -25,7 +25,7 @@ from twisted_lab.data import Export
 from twisted_lab.description import Action, Argument, Description, Parameter
 from twisted_lab.errors import (DeviceBusy, DeviceOffline, ReadOnly, UnknownAction,
                                 UnknownParameter)
-from twisted_lab.events import CHANGED, DATA, OFFLINE, ONLINE, LabEvent, Listener
+from twisted_lab.events import CHANGED, DATA, OFFLINE, ONLINE, LabEvent, Listener, add_listener
 from twisted_lab.interfaces import IActuator, IDetector, IDevice
 
 __all__ = ["BaseDevice", "BaseActuator", "BaseDetector", "ACTUATOR_ACTIONS", "DETECTOR_ACTIONS"]
@@ -115,13 +115,7 @@ class BaseDevice:
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call C{listener(event)} with this device's events; return an unsubscriber."""
-        self._listeners.append(listener)
-
-        def unsubscribe() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-        return unsubscribe
+        return add_listener(self._listeners, listener)
 
     # -- for subclasses --------------------------------------------------------
 

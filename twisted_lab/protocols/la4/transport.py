@@ -193,25 +193,24 @@ class DocumentReceiver(Protocol):
 
     def _silent(self) -> None:
         self._first = None
-        if self._done:
-            return
-        self.factory.bad_input.warn(("silent", self.host), "LA4 peer {peer} sent nothing in "
-                                    "{timeout} s", peer=self.host,
-                                    timeout=self.factory.first_byte_timeout)
-        self._finish(error=ProtocolError(
-            f"nothing sent within {self.factory.first_byte_timeout} s"), quiet=True)
-        if self.transport is not None:
-            _abort(self.transport)
+        timeout = self.factory.first_byte_timeout
+        self._give_up("silent", "LA4 peer {peer} sent nothing in {timeout} s", timeout,
+                      ProtocolError(f"nothing sent within {timeout} s"), quiet=True)
 
     def _timed_out(self) -> None:
         self._timer = None
+        timeout = self.factory.read_timeout
+        self._give_up("slow", "LA4 peer {peer} did not finish its message in {timeout} s",
+                      timeout, ProtocolError(f"message not complete after {timeout} s"))
+
+    def _give_up(self, why: str, log_format: str, timeout: float, error: ProtocolError,
+                 quiet: bool = False) -> None:
+        """A deadline passed: log it (rate-limited), end the message with C{error}, abort."""
         if self._done:
             return
-        self.factory.bad_input.warn(("slow", self.host), "LA4 peer {peer} did not finish its "
-                                    "message in {timeout} s", peer=self.host,
-                                    timeout=self.factory.read_timeout)
-        self._finish(error=ProtocolError(
-            f"message not complete after {self.factory.read_timeout} s"))
+        self.factory.bad_input.warn((why, self.host), log_format, peer=self.host,
+                                    timeout=timeout)
+        self._finish(error=error, quiet=quiet)
         if self.transport is not None:
             _abort(self.transport)
 

@@ -321,18 +321,18 @@ class PyMoDAQRemoteActuator(_RemoteMixin, BaseActuator):
         return self._ask("stop_motion").addCallback(lambda _: self._position())
 
     def on_set_move_done(self, params: Any, frames: list[bytes]) -> None:
-        value = _data_value(params, frames)
-        position = _position_from(value)
-        if isinstance(value, Signal) and value.units and not self.units:
-            self.units = value.units
-        self._deliver("set_move_done", position)
+        self._position_event("set_move_done", params, frames)
 
     def on_send_position(self, params: Any, frames: list[bytes]) -> None:
+        self._position_event("send_position", params, frames)
+
+    def _position_event(self, event: str, params: Any, frames: list[bytes]) -> None:
+        """A callback carrying a position (its units are taken if we have none)."""
         value = _data_value(params, frames)
         position = _position_from(value)
         if isinstance(value, Signal) and value.units and not self.units:
             self.units = value.units
-        self._deliver("send_position", position)
+        self._deliver(event, position)
 
 
 class PyMoDAQRemoteDetector(_RemoteMixin, BaseDetector):
