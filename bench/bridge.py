@@ -19,7 +19,10 @@ Bridge benchmark: what one bridge hop costs, in one run.
                   director over ZeroMQ (as another process's would)
      chained      instrument -> PyMoDAQ server role -> our actor -> LECO
                   director: grab() on the director's device
-   Frames per second, sequential grabs.  The three legs are interleaved:
+     pyzmq        anchor: the same 32 MiB as one frame, a plain pyzmq DEALER
+                  -> ROUTER over TCP in this process (blocking, zero-copy
+                  send), then an empty reply: what libzmq alone takes
+   Frames per second, sequential grabs.  The four legs are interleaved:
    each of R rounds times F grabs on every leg (the order rotating from one
    round to the next), so load from other work on the machine falls on all
    legs alike.  It prints each leg's median frames/s (and range over the
@@ -122,7 +125,8 @@ async def latency(reactor: Any, calls: int) -> dict[str, float]:
     return {"direct": direct, "bridged": bridged, "director_only": director_only}
 
 
-async def frames(reactor: Any, count: int, rounds: int) -> dict[str, list[float]]:
+async def frames(reactor: Any, count: int, rounds: int,
+                 only: tuple[str, ...] = ("pymodaq", "leco", "chained", "pyzmq")) -> dict[str, list[float]]:
     import numpy as np
     from twisted.internet.endpoints import TCP4ServerEndpoint
 
@@ -183,15 +187,41 @@ async def frames(reactor: Any, count: int, rounds: int) -> dict[str, list[float]
             await device.grab()
         return count / (time.perf_counter() - t)
 
+    class PlainZmq:
+        """The anchor: 32 MiB, one frame, DEALER -> ROUTER and an empty reply."""
+
+        def __init__(self) -> None:
+            import zmq
+            self.context = zmq.Context()
+            self.router = self.context.socket(zmq.ROUTER)
+            port = self.router.bind_to_random_port("tcp://127.0.0.1")
+            self.dealer = self.context.socket(zmq.DEALER)
+            self.dealer.connect(f"tcp://127.0.0.1:{port}")
+
+        async def grab(self) -> Export:
+            self.dealer.send(b"grab")
+            who, _ = self.router.recv_multipart()
+            self.router.send_multipart([who, frame], copy=False)
+            got = self.dealer.recv(copy=False)
+            data = np.frombuffer(got.buffer, dtype=frame.dtype).reshape(frame.shape)
+            return Export("x", [Signal("frame", [data], kind="DataFromPlugins")])
+
+        def close(self) -> None:
+            self.dealer.close(0)
+            self.router.close(0)
+            self.context.term()
+
+    plain = PlainZmq()
     legs = {"pymodaq": cam, "leco": await far.when_registered("leco_only"),
-            "chained": await far.when_registered("chained")}
+            "chained": await far.when_registered("chained"), "pyzmq": plain}
     for device in legs.values():  # warm up, and check the frame arrives whole
         check(await device.grab())
-    names = list(legs)
+    names = [name for name in legs if name in only]
     result: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
             result[name].append(await rate(legs[name]))
+    plain.close()
     await director.stopService()
     for a in actors:
         await a.stopService()
@@ -240,10 +270,15 @@ def main() -> None:
               f"{_spread(fps['leco'])}")
         print(f"   chained      instrument -> server role -> actor -> director: "
               f"{_spread(fps['chained'])}")
+        print(f"   anchor       plain pyzmq DEALER -> ROUTER, 32 MiB frame:   "
+              f"{_spread(fps['pyzmq'])}")
         leco = [a / b for a, b in zip(fps["leco"], fps["pymodaq"])]
         chained = [a / b for a, b in zip(fps["chained"], fps["pymodaq"])]
         print(f"   LECO / PyMoDAQ, per round:    {_spread(leco)}x  (target >= 0.7x)")
         print(f"   chained / PyMoDAQ, per round: {_spread(chained)}x  (target >= 0.6x)")
+        zmq_only = [a / b for a, b in zip(fps["leco"], fps["pyzmq"])]
+        print(f"   LECO / plain pyzmq, per round: {_spread(zmq_only)}x  (what our LECO path "
+              f"adds to libzmq's own transfer)")
         with open("/proc/loadavg") as f:
             print(f"   load average at the end: {f.read().split()[0]}")
 
