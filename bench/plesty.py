@@ -17,7 +17,7 @@ each round times every server in turn (the order rotating), and the script
 prints medians with their range and the per-round ratios.
 
 Usage (from the repo root):
-    python bench/plesty.py [--seconds 1] [--rounds 5] [--txzmq]
+    python bench/plesty.py [--seconds 0.5] [--rounds 10] [--txzmq]
 """
 from __future__ import annotations
 
@@ -178,9 +178,9 @@ def _spread(values: list[float], digits: int = 2) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument("--seconds", type=float, default=1.0,
+    parser.add_argument("--seconds", type=float, default=0.5,
                         help="seconds per measurement per round")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+    parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds")
     parser.add_argument("--txzmq", action="store_true",
                         help="also time the handler on txzmq (pip install txzmq first)")
     parser.add_argument("--serve", choices=["plain", "ours", "txzmq"], help=argparse.SUPPRESS)
