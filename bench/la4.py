@@ -19,15 +19,10 @@ falls on all of them alike:
   - twisted_lab, + boardio msgs: the same, plus the three boardio message
     events (BOARDIO_READY x2, Sequence complete) our node sends after the
     output, each on its own connection as pycom does (four callbacks per
-    command, so not comparable one for one with the baseline);
-  - twisted_lab, output only, connectTCP: 'output only' with the
-    C{la4-direct-send} fast path off on both sides (coordinator and node),
-    so every message goes through C{connectTCP} and a Protocol: the
-    measurement that decides whether the bare-socket sender earns its lines.
+    command, so not comparable one for one with the baseline).
 
-Prints commands/s and p50/p99 latency of each, the ratio of commands/s to
-the baseline's (target: >= 0.5 for 'output only'), and the per-round ratio
-of the bare-socket sender to C{connectTCP} as a median with its range.
+Prints commands/s and p50/p99 latency of each, and the ratio of commands/s
+to the baseline's (target: >= 0.5 for 'output only').
 Usage: PYTHONPATH=. python bench/la4.py [count] [rounds]
 """
 from __future__ import annotations
@@ -116,12 +111,9 @@ class Baseline:
         self.callback.close()
 
 
-def _our_node(ready: Any, messages: bool, direct: bool = True) -> None:
+def _our_node(ready: Any, messages: bool) -> None:
     """Our simulated node, on its own reactor in its own process."""
     from twisted.internet import reactor
-
-    from twisted_lab import fastpath
-    fastpath.set_enabled("la4-direct-send", direct)
 
     from twisted_lab.protocols.la4.node import SimulatedNode
 
@@ -132,49 +124,30 @@ def _our_node(ready: Any, messages: bool, direct: bool = True) -> None:
     reactor.run()  # type: ignore[attr-defined]
 
 
-def start_node(messages: bool, direct: bool = True) -> tuple[Any, int]:
+def start_node(messages: bool) -> tuple[Any, int]:
     """Fork one simulated node process (before this process runs its reactor)."""
     parent, child = _CONTEXT.Pipe()
-    process = _CONTEXT.Process(target=_our_node, args=(child, messages, direct), daemon=True)
+    process = _CONTEXT.Process(target=_our_node, args=(child, messages), daemon=True)
     process.start()
     return process, parent.recv()
 
 
-def measure(base: Baseline, ports: list[int], count: int, rounds: int,
-            direct: list[bool]) -> tuple[list[tuple[float, list[float]]], list[list[float]]]:
+def measure(base: Baseline, ports: list[int], count: int,
+            rounds: int) -> list[tuple[float, list[float]]]:
     """
     Interleave C{rounds} rounds of: the baseline (blocking, inside a reactor
     turn: nothing else runs meanwhile), then our coordinator (this process)
-    driving each simulated node (with C{direct[i]}: the C{la4-direct-send}
-    path on while driving node C{i}).  @return: (commands/s, latencies) of
-    each, and the commands/s of each round of each.
+    driving each simulated node.  @return: (commands/s, latencies) of each.
     """
     from twisted.internet import reactor
     from twisted.internet.defer import Deferred
     from twisted.internet.task import deferLater
 
-    from twisted_lab import fastpath
-    from twisted_lab.protocols.la4 import imports
     from twisted_lab.protocols.la4.imports import LA4CoordinatorService, NodeConfig
-
-    # The bare-socket sender reports a delivery one reactor turn after its
-    # write, and the node device ignores an output that arrives before the
-    # report (a forged-output guard), so on loopback a fast node's genuine
-    # output is lost and the call times out.  To time the senders alike,
-    # an output completes the command in flight once it was sent.
-    received = imports.LA4NodeDevice.output_received
-
-    def output_received(self: Any, text: str) -> None:
-        if self._current is not None:
-            self._current.delivered = True
-        received(self, text)
-
-    imports.LA4NodeDevice.output_received = output_received  # type: ignore[method-assign]
     from twisted_lab.registry import DeviceRegistry
 
     elapsed = [0.0] * (1 + len(ports))
     latencies: list[list[float]] = [[] for _ in elapsed]
-    per_round: list[list[float]] = [[] for _ in elapsed]
     errors: list[Any] = []
 
     async def ours(device: Any, n: int) -> tuple[float, list[float]]:
@@ -195,21 +168,17 @@ def measure(base: Baseline, ports: list[int], count: int, rounds: int,
         devices = [registry.lookup(n.name) for n in nodes]
         while not all(d.online for d in devices):
             await deferLater(reactor, 0.01)
-        for device, on in zip(devices, direct):
-            fastpath.set_enabled("la4-direct-send", on)
+        for device in devices:
             await ours(device, WARMUP)
         base.run(WARMUP)
         for r in range(rounds):
             n = count // rounds + (1 if r < count % rounds else 0)
             results = [base.run(n)]
-            for device, on in zip(devices, direct):
-                fastpath.set_enabled("la4-direct-send", on)
+            for device in devices:
                 results.append(await ours(device, n))
-            fastpath.set_enabled("la4-direct-send", True)
             for i, (t, lat) in enumerate(results):
                 elapsed[i] += t
                 latencies[i].extend(lat)
-                per_round[i].append(len(lat) / t)
         await service.stopService()
 
     def main() -> None:
@@ -221,7 +190,7 @@ def measure(base: Baseline, ports: list[int], count: int, rounds: int,
     reactor.run()  # type: ignore[attr-defined]
     if errors:
         errors[0].raiseException()
-    return [(len(lat) / t, lat) for t, lat in zip(elapsed, latencies)], per_round
+    return [(len(lat) / t, lat) for t, lat in zip(elapsed, latencies)]
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -230,10 +199,8 @@ def _pct(values: list[float], q: float) -> float:
 
 def main() -> None:
     base = Baseline(COUNT + WARMUP)
-    direct = [True, True, False]
-    nodes = [start_node(False), start_node(True), start_node(False, direct=False)]
-    measured, per_round = measure(base, [port for _process, port in nodes], COUNT, ROUNDS,
-                                  direct)
+    nodes = [start_node(False), start_node(True)]
+    measured = measure(base, [port for _process, port in nodes], COUNT, ROUNDS)
     base.close()
     for process, _port in nodes:
         process.terminate()
@@ -241,8 +208,7 @@ def main() -> None:
     base_rate = measured[0][0]
     rows = [("plain-socket baseline", *measured[0]),
             ("twisted_lab, output only", *measured[1]),
-            ("twisted_lab, + boardio msgs", *measured[2]),
-            ("output only, connectTCP", *measured[3])]
+            ("twisted_lab, + boardio msgs", *measured[2])]
     print(f"LA4 pycom, {COUNT} commands each in {ROUNDS} interleaved rounds, "
           "one connection per message, loopback")
     print(f"{'':30}{'cmd/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'ratio':>8}")
@@ -251,11 +217,6 @@ def main() -> None:
               f"{rate / base_rate:8.2f}")
     print("ratio = commands/s against the baseline in this run (target >= 0.5 for the "
           "same message count: 'output only').")
-    gains = [a / b for a, b in zip(per_round[1], per_round[3])]
-    print(f"bare-socket sender / connectTCP ('output only', per round): "
-          f"{statistics.median(gains):.2f}x ({min(gains):.2f}-{max(gains):.2f}); "
-          f"cmd/s per round: bare {', '.join(f'{x:.0f}' for x in per_round[1])}; "
-          f"connectTCP {', '.join(f'{x:.0f}' for x in per_round[3])}")
     with open("/proc/loadavg") as f:
         print(f"load average at the end: {f.read().split()[0]}")
 
