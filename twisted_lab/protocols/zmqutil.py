@@ -69,7 +69,7 @@ COPY_THRESHOLD = 65536
 _BATCH = 1000
 #: Seconds of handling per reactor wakeup before yielding (checked every
 #: 16 messages): a flood of costly messages does not hold the reactor.
-_BUDGET = 0.02
+_BUDGET = 0.005
 
 def fast_path_available() -> bool:
     """C{True} when this pyzmq has the compiled methods the fast path calls."""
