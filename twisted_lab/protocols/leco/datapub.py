@@ -14,7 +14,7 @@ The LECO data protocol: C{topic | header(17) | payload...} over PUB/SUB.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import zmq
@@ -48,18 +48,26 @@ INLINE_LIMIT = 1000
 _TYPE = bytes([JSON])
 
 
-def data_frames(topic: bytes, value: Any, binary: list[bytes] | None = None,
-                message_type: int = JSON) -> list[bytes]:
-    """The frames of one data message carrying C{value} as JSON."""
+def data_frames(topic: bytes, value: Any, binary: Sequence[Any] | None = None,
+                message_type: int = JSON) -> list[Any]:
+    """
+    The frames of one data message carrying C{value} as JSON.
+
+    @param binary: additional frames, C{bytes} or buffers (sent without a
+        copy when large: keep them unchanged until sent).
+    """
     return [topic, conversation_id() + bytes([message_type]), dumps(value), *(binary or [])]
 
 
-def export_frames(device: str, export: Export) -> tuple[dict[str, Any], list[bytes]]:
+def export_frames(device: str, export: Export) -> tuple[dict[str, Any], list[Any]]:
     """
     The JSON content and binary frames for a grab: one frame per channel
-    (C-order raw bytes, little-endian dtype named in the JSON).
+    (C-order raw bytes, little-endian dtype named in the JSON).  A numeric
+    channel's frame is a view of its array, not a copy (ZeroMQ sends large
+    ones without copying either: a camera frame is not copied on the
+    reactor); the export's arrays are not changed once grabbed.
     """
-    frames: list[bytes] = []
+    frames: list[Any] = []
     signals = []
     total = sum(int(np.asarray(a).size) for s in export.signals for a in s.data)
     for signal in export.signals:
@@ -69,7 +77,10 @@ def export_frames(device: str, export: Export) -> tuple[dict[str, Any], list[byt
             if a.dtype.byteorder == ">":
                 a = a.astype(a.dtype.newbyteorder("<"))
             channels.append({"dtype": a.dtype.str, "shape": list(a.shape), "frame": len(frames)})
-            frames.append(a.tobytes())
+            if a.dtype.kind in "biufc" and a.ndim > 0:
+                frames.append(memoryview(a).cast("B"))
+            else:
+                frames.append(a.tobytes())
         entry = {"name": signal.name, "kind": signal.kind, "dim": signal.dim,
                  "units": signal.units, "labels": list(signal.labels),
                  "timestamp": signal.timestamp, "channels": channels}
@@ -113,8 +124,9 @@ class ProxyService(Service):
         zap = zap_handler(self.reactor, shared_context())
         self._zap = [zap.add("LECO data proxy (publishers)", self.policy, self.curve),
                      zap.add("LECO data proxy (subscribers)", self.policy, self.curve)]
+        # large frames (camera images) are passed on without a copy
         self._xsub = open_connection(self.reactor, zmq.XSUB, self._from_publishers,
-                                     options=self._zap[0].socket_options())
+                                     options=self._zap[0].socket_options(), large_from=2)
         self._xpub = open_connection(self.reactor, zmq.XPUB, self._from_subscribers,
                                      options={**self._zap[1].socket_options(),
                                               zmq.MAXMSGSIZE: MAX_SUBSCRIPTION,
@@ -191,7 +203,8 @@ class DataPublisher:
         self.socket = open_connection(reactor, zmq.PUB, lambda frames: None)
         self.socket.connect(address)
 
-    def publish(self, topic: str | bytes, value: Any, binary: list[bytes] | None = None) -> bool:
+    def publish(self, topic: str | bytes, value: Any, binary: Sequence[Any] | None = None
+                ) -> bool:
         """Publish C{value} (JSON) under C{topic}, with optional binary frames."""
         t = topic.encode() if isinstance(topic, str) else topic
         return self.socket.send(data_frames(t, value, binary))
@@ -252,7 +265,7 @@ class RegistryPublisher(Service):
         topic = (entry() if callable(entry) else entry).encode()
         if event.kind == CHANGED:
             value: Any = {event.parameter: to_json(event.value)}
-            binary: list[bytes] = []
+            binary: list[Any] = []
         elif event.kind == DATA and isinstance(event.value, Export):
             value, binary = export_frames(event.device, event.value)
         elif event.kind == DATA:

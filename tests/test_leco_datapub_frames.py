@@ -1,0 +1,97 @@
+# -*- test-case-name: tests.test_leco_datapub_frames -*-
+"""
+Camera frames on the LECO data protocol: L{export_frames} gives each
+channel's raw C-order little-endian bytes as a view of the array (no copy
+on the reactor), and a grab published through our proxy reaches a plain
+subscriber with the image bytes intact (the proxy passes large frames on
+without copying them).  Real sockets on loopback for the latter.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import zmq
+from twisted.internet import reactor
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from tests.polling import until
+from twisted_lab.data import Export, Signal
+from twisted_lab.protocols.leco.datapub import ProxyService, RegistryPublisher, export_frames
+from twisted_lab.registry import DeviceRegistry
+from twisted_lab.testing import FakeDetector
+
+
+class ExportFramesTests(SynchronousTestCase):
+    """What L{export_frames} puts in each binary frame."""
+
+    def test_contiguous_array_is_a_view(self) -> None:
+        """A C-contiguous little-endian image is sent as a view, equal to its bytes."""
+        image = np.arange(300 * 400, dtype="<u2").reshape(300, 400)
+        content, frames = export_frames("cam", Export("cam", [Signal("cam", [image])]))
+        channel = content["cam"]["signals"][0]["channels"][0]
+        self.assertEqual(channel, {"dtype": "<u2", "shape": [300, 400], "frame": 0})
+        self.assertIsInstance(frames[0], memoryview)
+        self.assertIs(frames[0].obj, image)
+        self.assertEqual(bytes(frames[0]), image.tobytes())
+
+    def test_other_layouts_are_converted(self) -> None:
+        """Fortran-ordered and big-endian arrays become C-order little-endian bytes."""
+        fortran = np.asfortranarray(np.arange(12.0).reshape(3, 4))
+        big = np.arange(12, dtype=">i4").reshape(3, 4)
+        content, frames = export_frames("cam", Export("cam", [Signal("cam", [fortran, big])]))
+        channels = content["cam"]["signals"][0]["channels"]
+        self.assertEqual([c["dtype"] for c in channels], ["<f8", "<i4"])
+        self.assertEqual(bytes(frames[0]), np.ascontiguousarray(fortran).tobytes())
+        self.assertEqual(np.frombuffer(bytes(frames[1]), "<i4").reshape(3, 4).tolist(),
+                         big.tolist())
+
+
+class PublishedGrabTests(TestCase):
+    """A grab through our publisher and proxy, to a plain pyzmq subscriber."""
+
+    timeout = 60
+
+    async def test_large_image_intact(self) -> None:
+        """A 1024x512 uint16 image (1 MiB) arrives as one frame equal to the array."""
+        proxy = ProxyService(reactor, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*")
+        proxy.startService()
+        self.addCleanup(proxy.stopService)
+        image = (np.arange(1024 * 512) % 65521).astype("<u2").reshape(1024, 512)
+        registry = DeviceRegistry(reactor)
+        registry.register(FakeDetector("cam", Export("cam", [Signal("cam", [image])])))
+        publisher = RegistryPublisher(registry, reactor, proxy.xsub_endpoint,
+                                      {"cam": "lab.cam"})
+        publisher.startService()
+        self.addCleanup(publisher.stopService)
+        context: zmq.Context[Any] = zmq.Context()
+        self.addCleanup(context.term)
+        sub = context.socket(zmq.SUB)
+        self.addCleanup(sub.close, 0)
+        sub.setsockopt(zmq.SUBSCRIBE, b"lab.cam")
+        assert proxy.xpub_endpoint is not None
+        sub.connect(proxy.xpub_endpoint)
+        await until(lambda: b"lab.cam" in proxy.topics, 20, "the subscription reached the proxy")
+        received: list[list[bytes]] = []
+
+        async def grab_until_received() -> None:
+            # PUB/SUB: the publisher may not have the subscription yet; grab again
+            for _ in range(200):
+                await registry.lookup("cam").grab()
+                try:
+                    await until(lambda: bool(sub.poll(0)), 0.1)
+                except AssertionError:
+                    continue
+                received.append(sub.recv_multipart())
+                return
+            self.fail("no grab was received")
+
+        await grab_until_received()
+        topic, header, content, *binary = received[0]
+        self.assertEqual(topic, b"lab.cam")
+        self.assertEqual(header[-1], 1)  # JSON
+        channel = json.loads(content)["cam"]["signals"][0]["channels"][0]
+        self.assertEqual((channel["dtype"], channel["shape"]), ("<u2", [1024, 512]))
+        self.assertEqual(len(binary), 1)
+        self.assertEqual(binary[channel["frame"]], image.tobytes())
