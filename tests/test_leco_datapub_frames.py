@@ -55,14 +55,33 @@ class PublishedGrabTests(TestCase):
 
     async def test_large_image_intact(self) -> None:
         """A 1024x512 uint16 image (1 MiB) arrives as one frame equal to the array."""
+        await self.check_grab(lambda proxy: proxy.xsub_endpoint)
+
+    async def test_large_image_intact_inproc(self) -> None:
+        """The same through the proxy's C{inproc://} endpoint (a publisher of this process)."""
+        await self.check_grab(lambda proxy: proxy.inproc_endpoint)
+
+    async def test_inproc_endpoint_after_restart(self) -> None:
+        """A proxy stopped and started again binds its inproc endpoint again."""
         proxy = ProxyService(reactor, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*")
+        proxy.startService()
+        first = proxy.inproc_endpoint
+        assert first is not None
+        self.assertTrue(first.startswith("inproc://"))
+        proxy.stopService()
+        self.assertIsNone(proxy.inproc_endpoint)
+        await self.check_grab(lambda proxy: proxy.inproc_endpoint, proxy)
+        self.assertEqual(proxy.inproc_endpoint, first)
+
+    async def check_grab(self, endpoint: Any, proxy: ProxyService | None = None) -> None:
+        if proxy is None:
+            proxy = ProxyService(reactor, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*")
         proxy.startService()
         self.addCleanup(proxy.stopService)
         image = (np.arange(1024 * 512) % 65521).astype("<u2").reshape(1024, 512)
         registry = DeviceRegistry(reactor)
         registry.register(FakeDetector("cam", Export("cam", [Signal("cam", [image])])))
-        publisher = RegistryPublisher(registry, reactor, proxy.xsub_endpoint,
-                                      {"cam": "lab.cam"})
+        publisher = RegistryPublisher(registry, reactor, endpoint(proxy), {"cam": "lab.cam"})
         publisher.startService()
         self.addCleanup(publisher.stopService)
         context: zmq.Context[Any] = zmq.Context()
@@ -72,7 +91,8 @@ class PublishedGrabTests(TestCase):
         sub.setsockopt(zmq.SUBSCRIBE, b"lab.cam")
         assert proxy.xpub_endpoint is not None
         sub.connect(proxy.xpub_endpoint)
-        await until(lambda: b"lab.cam" in proxy.topics, 20, "the subscription reached the proxy")
+        await until(lambda: b"lab.cam" in proxy.topics, 20,  # type: ignore[union-attr]
+                    "the subscription reached the proxy")
         received: list[list[bytes]] = []
 
         async def grab_until_received() -> None:

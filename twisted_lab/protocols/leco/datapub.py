@@ -14,6 +14,7 @@ The LECO data protocol: C{topic | header(17) | payload...} over PUB/SUB.
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -97,6 +98,10 @@ class ProxyService(Service):
     (subscribers), forwarding both ways on the reactor.
 
     @ivar xsub_endpoint: the bound XSUB endpoint, once started.
+    @ivar inproc_endpoint: an C{inproc://} endpoint of the same XSUB, once
+        started: a publisher of this process (in the shared ZeroMQ context)
+        connects there, and its frames are handed over in memory instead of
+        through the loopback TCP stack.
     @ivar xpub_endpoint: the bound XPUB endpoint, once started.
     """
 
@@ -116,6 +121,7 @@ class ProxyService(Service):
         self.bad_input = BadInputLog(self.log, reactor)
         self.xsub_address, self.xpub_address = xsub, xpub
         self.xsub_endpoint: str | None = None
+        self.inproc_endpoint: str | None = None
         self.xpub_endpoint: str | None = None
         self._xsub: ZmqConnection | None = None
         self._xpub: ZmqConnection | None = None
@@ -133,6 +139,8 @@ class ProxyService(Service):
                                               zmq.XPUB_VERBOSE: 1})
         try:
             self.xsub_endpoint = self._xsub.bind(self.xsub_address)
+            self.inproc_endpoint = self._xsub.bind(
+                f"inproc://twisted-lab-data-proxy-{os.getpid()}-{id(self):x}")
             self.xpub_endpoint = self._xpub.bind(self.xpub_address)
         except BaseException:
             # nothing left on the reactor or bound: the caller may retry
@@ -181,6 +189,14 @@ class ProxyService(Service):
         Service.stopService(self)
         self.topics.clear()
         self.bad_input.flush()
+        if self._xsub is not None and self.inproc_endpoint is not None:
+            # a closed socket releases an inproc name only once ZeroMQ has
+            # reaped it: unbind, so that a restart can bind it again
+            try:
+                self._xsub.socket.unbind(self.inproc_endpoint)
+            except zmq.ZMQError:
+                pass
+        self.inproc_endpoint = None
         for sock in (self._xsub, self._xpub):
             if sock is not None:
                 sock.close()
