@@ -79,7 +79,7 @@ def export_frames(device: str, export: Export) -> tuple[dict[str, Any], list[Any
                 a = a.astype(a.dtype.newbyteorder("<"))
             channels.append({"dtype": a.dtype.str, "shape": list(a.shape), "frame": len(frames)})
             if a.dtype.kind in "biufc" and a.ndim > 0:
-                frames.append(memoryview(a).cast("B"))
+                frames.append(a.data.cast("B"))
             else:
                 frames.append(a.tobytes())
         entry = {"name": signal.name, "kind": signal.kind, "dim": signal.dim,
