@@ -4,7 +4,8 @@ Camera frames on the LECO data protocol: L{export_frames} gives each
 channel's raw C-order little-endian bytes as a view of the array (no copy
 on the reactor), and a grab published through our proxy reaches a plain
 subscriber with the image bytes intact (the proxy passes large frames on
-without copying them).  Real sockets on loopback for the latter.
+without copying them); a subscriber that stops reading is kept a bounded
+number of messages.  Real sockets on loopback for the latter.
 """
 from __future__ import annotations
 
@@ -18,7 +19,13 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.polling import until
 from twisted_lab.data import Export, Signal
-from twisted_lab.protocols.leco.datapub import ProxyService, RegistryPublisher, export_frames
+from twisted_lab.protocols.leco.datapub import (
+    SUBSCRIBER_HWM,
+    DataPublisher,
+    ProxyService,
+    RegistryPublisher,
+    export_frames,
+)
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.testing import FakeDetector
 
@@ -115,3 +122,56 @@ class PublishedGrabTests(TestCase):
         self.assertEqual((channel["dtype"], channel["shape"]), ("<u2", [1024, 512]))
         self.assertEqual(len(binary), 1)
         self.assertEqual(binary[channel["frame"]], image.tobytes())
+
+
+class StalledSubscriberTests(TestCase):
+    """What the proxy keeps for a subscriber that does not read."""
+
+    timeout = 120
+
+    async def test_stalled_subscriber_bounded(self) -> None:
+        """
+        Of 300 messages of 256 KiB passed on while a subscriber does not
+        read, it is kept at most L{SUBSCRIBER_HWM} plus what the sockets'
+        buffers hold (far fewer than 300): the rest are dropped, not queued.
+        """
+        proxy = ProxyService(reactor, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*")
+        proxy.startService()
+        self.addCleanup(proxy.stopService)
+        self.assertEqual(proxy.subscriber_hwm, SUBSCRIBER_HWM)
+        context: zmq.Context[Any] = zmq.Context()
+        self.addCleanup(context.term)
+        sub = context.socket(zmq.SUB)
+        self.addCleanup(sub.close, 0)
+        sub.setsockopt(zmq.RCVHWM, 1)
+        sub.setsockopt(zmq.RCVBUF, 65536)
+        sub.setsockopt(zmq.SUBSCRIBE, b"t")
+        assert proxy.xpub_endpoint is not None and proxy.inproc_endpoint is not None
+        sub.connect(proxy.xpub_endpoint)
+        await until(lambda: b"t" in proxy.topics, 20, "the subscription reached the proxy")
+        publisher = DataPublisher(reactor, proxy.inproc_endpoint)
+        self.addCleanup(publisher.close)
+
+        def probe() -> bool:
+            publisher.publish(b"t", {"probe": True})
+            return proxy.forwarded > 0
+
+        # the subscription reaches the publisher a moment later
+        await until(probe, 20, "the publisher sends the topic")
+        await until(lambda: bool(sub.poll(0)), 20, "a probe arrived")
+        while sub.poll(200):
+            sub.recv_multipart()
+        before = proxy.forwarded
+        payload = bytes(256 * 1024)
+        for i in range(300):
+            publisher.publish(b"t", {"i": i}, [payload])
+        await until(lambda: proxy.forwarded >= before + 300, 60, "all passed on")
+        received = 0
+        while sub.poll(500):
+            topic, _header, content, *binary = sub.recv_multipart()
+            if json.loads(content).get("probe"):
+                continue
+            self.assertEqual(len(binary[0]), len(payload))
+            received += 1
+        self.assertGreater(received, 0)
+        self.assertLess(received, 100)

@@ -34,7 +34,8 @@ from twisted_lab.ratelog import BadInputLog
 from twisted_lab.registry import DeviceRegistry
 
 __all__ = ["ProxyService", "DataPublisher", "RegistryPublisher", "data_frames",
-           "export_frames", "INLINE_LIMIT", "MAX_SUBSCRIPTION", "MAX_TOPICS"]
+           "export_frames", "INLINE_LIMIT", "MAX_SUBSCRIPTION", "MAX_TOPICS",
+           "SUBSCRIBER_HWM"]
 
 #: Largest subscription message a subscriber may send the proxy (bytes);
 #: ZMQ drops a subscriber sending a bigger one before it is in memory (a
@@ -43,6 +44,14 @@ MAX_SUBSCRIPTION = 256
 #: Distinct topics subscribed through the proxy at once; subscriptions past
 #: it are not passed on to the publishers (logged, rate-limited).
 MAX_TOPICS = 1000
+
+#: Messages the proxy keeps for one subscriber that does not read (ZeroMQ's
+#: C{SNDHWM} on the XPUB; past it, that subscriber's messages are dropped).
+#: A count, not bytes: with camera frames it is what bounds the memory a
+#: stalled subscriber holds (16 frames, shared between subscribers).  Small
+#: messages first fill the kernel's socket buffers, so a subscriber that
+#: reads loses none.
+SUBSCRIBER_HWM = 16
 
 #: Exports with at most this many values also carry them inline in the JSON.
 INLINE_LIMIT = 1000
@@ -109,8 +118,13 @@ class ProxyService(Service):
 
     def __init__(self, reactor: Any, xsub: str = "tcp://127.0.0.1:11100",
                  xpub: str = "tcp://127.0.0.1:11099", policy: AccessPolicy | None = None,
-                 curve: CurveConfig | None = None, max_topics: int = MAX_TOPICS) -> None:
+                 curve: CurveConfig | None = None, max_topics: int = MAX_TOPICS,
+                 subscriber_hwm: int = SUBSCRIBER_HWM) -> None:
         self.reactor = reactor
+        #: messages kept for one subscriber that does not read
+        self.subscriber_hwm = subscriber_hwm
+        #: messages passed on from publishers to subscribers
+        self.forwarded = 0
         #: who may connect to either port (a ZAP allow-list; default loopback)
         self.policy = policy if policy is not None else AccessPolicy()
         self.curve = curve
@@ -136,6 +150,7 @@ class ProxyService(Service):
         self._xpub = open_connection(self.reactor, zmq.XPUB, self._from_subscribers,
                                      options={**self._zap[1].socket_options(),
                                               zmq.MAXMSGSIZE: MAX_SUBSCRIPTION,
+                                              zmq.SNDHWM: self.subscriber_hwm,
                                               zmq.XPUB_VERBOSE: 1})
         try:
             self.xsub_endpoint = self._xsub.bind(self.xsub_address)
@@ -158,6 +173,7 @@ class ProxyService(Service):
     def _from_publishers(self, frames: list[bytes]) -> None:
         if self._xpub is not None:
             self._xpub.send(frames)
+            self.forwarded += 1
 
     def _from_subscribers(self, frames: list[bytes]) -> None:
         """
