@@ -671,7 +671,7 @@ def main() -> None:
         print("  ".join(c.rjust(w) for c, w in zip(r, widths)))
     print("(latencies in ms of a small request every 10 ms on each protocol; lost: no "
           "answer within 1 s; rss: the lab's resident memory at the end of the phase, MiB; "
-          "load: 1-min load average)")
+          "load: 1-min load average; leco-slow's frames/s: requests it sent per second)")
     for note in notes:
         print(note)
 
