@@ -26,6 +26,7 @@ from tests.labproc import free_ports
 from twisted_lab.protocols.leco.coordinator import CoordinatorService
 from twisted_lab.protocols.leco.datapub import ProxyService
 from twisted_lab.protocols.plesty.export import PlestyServerService
+from twisted_lab.protocols.zmqutil import end_context, open_connection, service_context
 from twisted_lab.registry import DeviceRegistry
 from twisted_lab.testing import FakeDevice
 
@@ -127,3 +128,28 @@ class PlestyRestartTests(_RestartMixin, SynchronousTestCase):
         registry.register(FakeDevice("oven"))
         service = PlestyServerService(registry, "oven", self.fixed[0], self.reactor)
         self.restart(service, lambda: [service.address], zmq.DEALER)
+
+
+class InprocPeerTests(SynchronousTestCase):
+    def test_inproc_peer_joins_the_binding_context(self) -> None:
+        """
+        A connection to an C{inproc://} endpoint a service bound in its own
+        context is made in that context (inproc is context-local), receives
+        from it, and is closed (off the reactor) when the context ends.
+        """
+        reactor = MemoryReactorClock()
+        context = service_context()
+        received: list[list[bytes]] = []
+        server = open_connection(reactor, zmq.PULL, received.append, context=context,
+                                 bind="inproc://restart-tests-inproc", linger=0)
+        peer = open_connection(reactor, zmq.PUSH, lambda frames: None,
+                               connect="inproc://restart-tests-inproc", linger=0)
+        self.assertTrue(peer.send([b"hello"]))
+        deadline = time.monotonic() + HANDSHAKE_DEADLINE
+        while not received and time.monotonic() < deadline:
+            server.doRead()
+        self.assertEqual(received, [[b"hello"]])
+        end_context(context, server)
+        self.assertTrue(peer.closed)
+        self.assertTrue(context.closed)
+        self.assertEqual(reactor.getReaders(), [])

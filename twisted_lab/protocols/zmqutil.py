@@ -7,7 +7,7 @@ L{ZmqConnection} puts one pyzmq socket on a Twisted reactor without txzmq
 and hands frames over through the legacy logger):
 
   - the socket's C{FD} is registered as an C{IReadDescriptor}, and every
-    wakeup reads I{all} pending messages (at most 1000, or 20 ms of
+    wakeup reads I{all} pending messages (at most 1000, or 5 ms of
     handling, then it yields to the reactor and comes back at once);
   - the ZMQ C{FD} is edge-triggered (it only says "the events may have
     changed"), so after every operation outside L{ZmqConnection.doRead}
@@ -47,6 +47,7 @@ One context policy, by what a socket does:
 from __future__ import annotations
 
 import time
+import weakref
 from typing import Any, Callable, Sequence
 
 import zmq
@@ -84,7 +85,7 @@ COPY_THRESHOLD = 65536
 _BATCH = 1000
 #: Seconds of handling per reactor wakeup before yielding (checked every
 #: 16 messages): a flood of costly messages does not hold the reactor.
-_BUDGET = 0.02
+_BUDGET = 0.005
 
 def fast_path_available() -> bool:
     """C{True} when this pyzmq has the compiled methods the fast path calls."""
@@ -154,8 +155,38 @@ def end_context(context: zmq.Context[Any] | None, *owned: Any) -> None:
     for thing in owned:
         if thing is not None:
             thing.close()
-    if context is not None and not context.closed:
+    if context is None:
+        return
+    # anything else made here (an in-process peer on an inproc endpoint of
+    # this context) is closed properly, off the reactor, before the context goes
+    for connection in list(_made_in.pop(context, ())):
+        connection.close()
+    for address in [a for a, c in _inproc_owner.items() if c is context]:
+        del _inproc_owner[address]
+    if not context.closed:
         context.destroy(linger=0)
+
+
+#: The connections made in each context (so that ending it closes them all).
+_made_in: weakref.WeakKeyDictionary[zmq.Context[Any], weakref.WeakSet[ZmqConnection]] = \
+    weakref.WeakKeyDictionary()
+#: The context of each C{inproc://} endpoint a service bound in its own context.
+_inproc_owner: dict[str, zmq.Context[Any]] = {}
+
+
+def _context_for(context: zmq.Context[Any] | None, connect: str | None) -> zmq.Context[Any]:
+    """
+    The context a new socket goes in: the one given; for a connection to an
+    C{inproc://} endpoint, the context that bound it (inproc is
+    context-local); else L{shared_context}.
+    """
+    if context is not None:
+        return context
+    if connect is not None and connect.startswith("inproc://"):
+        owner = _inproc_owner.get(connect)
+        if owner is not None and not owner.closed:
+            return owner
+    return shared_context()
 
 
 def is_loopback(address: str) -> bool:
@@ -186,19 +217,24 @@ def _new_socket(context: zmq.Context[Any], kind: int, linger: int,
 
 
 def _attached_socket(context: zmq.Context[Any], kind: int, linger: int,
-                     options: dict[int, Any] | None, bind: str | None,
-                     connect: str | None) -> zmq.Socket[Any]:
-    """A new socket bound or connected to an address; closed if that fails."""
+                     options: dict[int, Any] | None, bind: Sequence[str],
+                     connect: str | None) -> tuple[zmq.Socket[Any], list[str]]:
+    """
+    A new socket bound to each of C{bind} (or connected to C{connect}),
+    with the endpoints really bound; closed if that fails.
+    """
     socket = _new_socket(context, kind, linger, options)
+    endpoints = []
     try:
-        if bind is not None:
-            socket.bind(bind)
+        for address in bind:
+            socket.bind(address)
+            endpoints.append(last_endpoint(socket))
         if connect is not None:
             socket.connect(connect)
     except BaseException:
         socket.close(0)
         raise
-    return socket
+    return socket, endpoints
 
 
 def last_endpoint(socket: zmq.Socket[Any]) -> str:
@@ -230,7 +266,8 @@ class ZmqConnection:
         is C{bytes}.
     @ivar track_properties: keep each message's first frame as
         L{current_frame} (for its ZAP properties).
-    @ivar endpoint: the address really bound (port resolved), or C{None}.
+    @ivar endpoints: the addresses really bound (ports resolved), in order.
+    @ivar endpoint: the first of them, or C{None}.
     @ivar name: what log lines call it.
     """
 
@@ -254,6 +291,7 @@ class ZmqConnection:
         self.large_from = large_from
         self.track_properties = track_properties
         self.name = name
+        self.endpoints: list[str] = []
         self.endpoint: str | None = None
         self.closed = False
         #: while L{messageReceived} runs, the first frame (a C{zmq.Frame}) of
@@ -432,7 +470,7 @@ class ZmqConnection:
 
 
 def open_connection(reactor: Any, kind: int, on_message: Callable[[list[Any]], object],
-                    *, bind: str | None = None, connect: str | None = None,
+                    *, bind: str | Sequence[str] = (), connect: str | None = None,
                     context: zmq.Context[Any] | None = None, linger: int = 100,
                     options: dict[int, Any] | None = None, copy: bool = True,
                     large_from: int | None = None, track_properties: bool = False,
@@ -447,12 +485,14 @@ def open_connection(reactor: Any, kind: int, on_message: Callable[[list[Any]], o
     @param kind: C{zmq.ROUTER}, C{zmq.DEALER}, C{zmq.PUB}, ...
     @param on_message: called with each message's frames (C{bytes}, or
         C{zmq.Frame}s with C{copy=False}).
-    @param bind: an address to bind (C{tcp://127.0.0.1:*} picks a free
-        port; the connection's C{endpoint} says which).
+    @param bind: an address to bind, or several (C{tcp://127.0.0.1:*} picks
+        a free port; the connection's C{endpoint}/C{endpoints} say which).
     @param connect: an address to connect to (ZeroMQ connects lazily and
         reconnects by itself).
     @param context: the binding service's own context (L{service_context});
-        defaults to L{shared_context} (see the module's policy).
+        by default, for C{connect="inproc://..."}, the context that bound
+        that endpoint (inproc is context-local), else L{shared_context}
+        (see the module's policy).
     @param linger: ms to keep unsent messages after close.
     @param options: further socket options (C{zmq.MAXMSGSIZE} makes ZMQ
         drop a peer sending a bigger message before it is in memory).
@@ -462,10 +502,16 @@ def open_connection(reactor: Any, kind: int, on_message: Callable[[list[Any]], o
     @param name: what log lines call the connection.
     @raise zmq.ZMQError: the address cannot be bound or connected.
     """
-    socket = _attached_socket(context or shared_context(), kind, linger, options, bind,
-                              connect)
+    context = _context_for(context, connect)
+    addresses = [bind] if isinstance(bind, str) else list(bind)
+    socket, endpoints = _attached_socket(context, kind, linger, options, addresses, connect)
     connection = ZmqConnection(reactor, socket, on_message, copy=copy, large_from=large_from,
                                track_properties=track_properties, name=name)
-    if bind is not None:
-        connection.endpoint = last_endpoint(socket)
+    connection.endpoints = endpoints
+    connection.endpoint = endpoints[0] if endpoints else None
+    if context is not shared_context():
+        _made_in.setdefault(context, weakref.WeakSet()).add(connection)
+        for endpoint in endpoints:
+            if endpoint.startswith("inproc://"):
+                _inproc_owner[endpoint] = context
     return connection
