@@ -244,8 +244,8 @@ class LecoSlowReaderTests(TestCase):
         dropped: list[dict[str, Any]] = []
         for _ in range(200):
             await deferLater(reactor, 0.05, lambda: None)
-            for waiting in coordinator._unsent.values():
-                peak = max(peak, sum(w[1] for w in waiting if not w[0].done))
+            for peer in coordinator.send_budget.peers():
+                peak = max(peak, coordinator.send_budget.waiting(peer))
             dropped = [e for e in events if "dropping LECO peer" in e.get("log_format", "")]
             if dropped:
                 break

@@ -20,6 +20,7 @@ from zope.interface import implementer
 
 from twisted_lab.access import (AccessPolicy, CurveConfig, Role, ZapRegistration,
                                 role_of_frame, zap_handler)
+from twisted_lab.flow import PeerSendBudget
 from twisted_lab.interfaces import IWireReport
 
 from twisted_lab.protocols.plesty.handler import DEFAULT_MAX_MESSAGE_SIZE, PlestyHandler
@@ -29,8 +30,10 @@ from twisted_lab.registry import DeviceRegistry
 
 __all__ = ["PlestyServerConnection", "PlestyServerService", "DEFAULT_SEND_HWM"]
 
-#: Replies that may wait for one client (ZeroMQ's send high-water mark).
-DEFAULT_SEND_HWM = 4
+#: Replies that may wait for one client (ZeroMQ's send high-water mark):
+#: room for a client that pipelines requests; what large replies may pin is
+#: bounded in bytes by the connection's L{PeerSendBudget} instead.
+DEFAULT_SEND_HWM = 1000
 
 
 class PlestyServerConnection(ZmqConnection):
@@ -51,6 +54,8 @@ class PlestyServerConnection(ZmqConnection):
         self.requests: Counter[bytes] = Counter()
         #: the requests being carried out (a Deferred's id → its frames)
         self.inflight: dict[int, list[bytes]] = {}
+        #: large replies not yet written out, per client identity
+        self.send_budget = PeerSendBudget(reactor, self._not_reading)
         super().__init__(reactor, socket)
 
     def logPrefix(self) -> str:
@@ -65,7 +70,7 @@ class PlestyServerConnection(ZmqConnection):
             key = id(d)
             self.inflight[key] = frames
             d.addBoth(self._answered, key)
-        d.addCallback(self._reply)
+        d.addCallback(self._reply, frames)
         d.addErrback(lambda f: self.log.failure("answering a request to {device} failed", f,
                                                 device=self.handler.device_name))
 
@@ -87,15 +92,38 @@ class PlestyServerConnection(ZmqConnection):
                 self.send(reply)
         return len(inflight)
 
-    def _reply(self, frames: list[Any] | None) -> None:
-        if frames is not None and not self.send(frames):
-            client = client_name(frames[0])
-            self.log.warn("{device}: the reply to {client} was not delivered (the client is "
-                          "gone, or does not read: at most {hwm} replies wait for one "
-                          "client); the request itself was carried out; the client's "
-                          "session and locks are dropped", device=self.handler.device_name,
-                          client=client, hwm=self.socket.getsockopt(zmq.SNDHWM))
-            self.handler.drop_client(client)
+    def _reply(self, frames: list[Any] | None, request: list[bytes]) -> None:
+        if frames is None or self.send_within(frames, self.send_budget):
+            return
+        if self.send_budget.refused(bytes(frames[0])):
+            # past its byte budget: a short error instead of more data
+            reply = self.handler.error_reply(
+                request, "BufferError", f"the client does not read its replies: more than "
+                f"{self.send_budget.limit} bytes of replies wait for it; this reply was "
+                f"not sent")
+            if reply is not None:
+                self.send(reply)
+            return
+        client = client_name(frames[0])
+        self.log.warn("{device}: the reply to {client} was not delivered (the client is "
+                      "gone, or does not read: at most {hwm} replies wait for one "
+                      "client); the request itself was carried out; the client's "
+                      "session and locks are dropped", device=self.handler.device_name,
+                      client=client, hwm=self.socket.getsockopt(zmq.SNDHWM))
+        self.handler.drop_client(client)
+
+    def _not_reading(self, identity: bytes, reason: str) -> None:
+        """A client went past its byte budget: logged once, its session dropped."""
+        client = client_name(identity)
+        self.log.warn("{device}: client {client} does not read its replies ({reason}); "
+                      "it gets error replies instead of data until it reads, and its "
+                      "session and locks are dropped", device=self.handler.device_name,
+                      client=client, reason=reason)
+        self.handler.drop_client(client)
+
+    def close(self) -> None:
+        self.send_budget.clear()
+        super().close()
 
 
 @implementer(IWireReport)
