@@ -20,7 +20,7 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from twisted_lab.flow import SendBudget
+from twisted_lab.flow import PeerSendBudget, SendBudget
 from twisted_lab.protocols.pymodaq.transport import ChunkWriter, PyMoDAQConnection
 
 
@@ -260,3 +260,68 @@ class LecoSlowReaderTests(TestCase):
         Coordinator's limit; past it the peer is dropped (its name forgotten) with a
         log line, and other Components are served."""
         return Deferred.fromCoroutine(self._leco())
+
+
+class _Tracker:
+    """A stand-in for a C{zmq.MessageTracker}."""
+
+    def __init__(self) -> None:
+        self.done = False
+
+
+class PeerSendBudgetTests(SynchronousTestCase):
+    """L{PeerSendBudget}: per-peer bytes of tracked messages, a limit and a deadline."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.reports: list[tuple[bytes, str]] = []
+        self.budget = PeerSendBudget(self.clock, lambda p, r: self.reports.append((p, r)),
+                                     limit=100, deadline=10.0)
+
+    def send(self, peer: bytes, size: int) -> _Tracker | None:
+        if not self.budget.admit(peer, size):
+            return None
+        tracker = _Tracker()
+        self.budget.sent(peer, tracker, size)
+        return tracker
+
+    def test_limit_per_peer(self) -> None:
+        """Up to C{limit} bytes may wait for a peer; more is refused and reported once,
+        and another peer is not affected."""
+        first = [self.send(b"a", 40) for _ in range(2)]
+        self.assertEqual(self.budget.waiting(b"a"), 80)
+        self.assertIsNone(self.send(b"a", 40))
+        self.assertIsNone(self.send(b"a", 40))
+        self.assertEqual([p for p, _ in self.reports], [b"a"])
+        self.assertIn("80 bytes waited", self.reports[0][1])
+        self.assertTrue(self.budget.refused(b"a"))
+        self.assertIsNotNone(self.send(b"b", 90))
+        # written out: the peer may have more again, and a new overflow is reported again
+        for tracker in first:
+            assert tracker is not None
+            tracker.done = True
+        self.assertIsNotNone(self.send(b"a", 90))
+        self.assertFalse(self.budget.refused(b"a"))
+        self.assertIsNone(self.send(b"a", 20))
+        self.assertEqual([p for p, _ in self.reports], [b"a", b"a"])
+
+    def test_deadline(self) -> None:
+        """A peer whose oldest message waited longer than C{deadline} is refused."""
+        self.send(b"a", 1)
+        self.clock.advance(9)
+        self.assertIsNotNone(self.send(b"a", 1))
+        self.clock.advance(2)
+        self.assertIsNone(self.send(b"a", 1))
+        self.assertIn("waited for 11.0 s", self.reports[0][1])
+
+    def test_forgotten_when_done(self) -> None:
+        """Peers whose messages were all written out are swept: nothing is kept for
+        peers that came and went."""
+        trackers = [self.send(b"p%d" % i, 10) for i in range(100)]
+        self.assertEqual(len(self.budget.peers()), 100)
+        for tracker in trackers:
+            assert tracker is not None
+            tracker.done = True
+        for _ in range(PeerSendBudget.SWEEP_EVERY):
+            self.budget.sent(b"small", None, 0)  # untracked sends still count
+        self.assertEqual(self.budget.peers(), [])

@@ -113,12 +113,16 @@ class PlestyServerConnection(ZmqConnection):
         self.handler.drop_client(client)
 
     def _not_reading(self, identity: bytes, reason: str) -> None:
-        """A client went past its byte budget: logged once, its session dropped."""
+        """
+        A client went past its byte budget: logged (once each time, and
+        rate-limited), its session dropped.
+        """
         client = client_name(identity)
-        self.log.warn("{device}: client {client} does not read its replies ({reason}); "
-                      "it gets error replies instead of data until it reads, and its "
-                      "session and locks are dropped", device=self.handler.device_name,
-                      client=client, reason=reason)
+        self.handler.bad_input.warn(
+            (client, "budget"), "{device}: client {client} does not read its replies "
+            "({reason}); it gets error replies instead of data until it reads, and its "
+            "session and locks are dropped", device=self.handler.device_name, client=client,
+            reason=reason)
         self.handler.drop_client(client)
 
     def close(self) -> None:
