@@ -191,8 +191,11 @@ class PlestyServerService(Service):
         self.connection = PlestyServerConnection(self.reactor, socket, self.handler,
                                                  self.policy.role)
         super().startService()
-        self.log.info("serving {device} over PLESTY at {address}", device=self.device_name,
-                      address=self.address)
+        self.log.info("serving {device} over PLESTY at {address} (requests over {limit} "
+                      "bytes get an error reply; over {cap} bytes ZeroMQ cuts the client's "
+                      "connection without a reply)", device=self.device_name,
+                      address=self.address, limit=self.max_message_size,
+                      cap=2 * self.max_message_size + 65536)
 
     def wire_report(self) -> dict[str, Any]:
         """The bound address and the clients seen, with their requests and resources."""
