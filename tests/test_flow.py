@@ -325,3 +325,48 @@ class PeerSendBudgetTests(SynchronousTestCase):
         for _ in range(PeerSendBudget.SWEEP_EVERY):
             self.budget.sent(b"small", None, 0)  # untracked sends still count
         self.assertEqual(self.budget.peers(), [])
+
+
+class LecoComponentSlowCoordinatorTests(TestCase):
+    """A LECO Component whose Coordinator stops reading."""
+
+    async def test_component_budget(self) -> None:
+        """Large messages a Component sends to a Coordinator that does not read stay
+        within its byte budget; past it they are not sent, with one log line."""
+        from tests.polling import until
+        from twisted_lab.protocols.leco.component import Component
+        from twisted_lab.protocols.leco.message import Message
+
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        context = zmq.Context()
+        self.addCleanup(context.destroy, 0)
+        router = context.socket(zmq.ROUTER)
+        router.setsockopt(zmq.RCVHWM, 1)
+        router.setsockopt(zmq.RCVBUF, 65536)
+        port = router.bind_to_random_port("tcp://127.0.0.1")
+        component = Component("c", f"tcp://127.0.0.1:{port}", reactor)
+        component.send_budget.limit = 4 << 20
+        component.startService()
+        self.addCleanup(component.stopService)
+        # a fake Coordinator answers the sign-in, then reads nothing more
+        await until(lambda: router.poll(0), 30, "the sign-in")
+        identity, *frames = router.recv_multipart()
+        ask = Message.from_frames(frames)
+        router.send_multipart([identity, *Message(
+            ask.sender, b"N1.COORDINATOR", ask.conversation_id,
+            payload=[json.dumps({"id": 1, "result": None, "jsonrpc": "2.0"}).encode()],
+        ).to_frames()])
+        await until(lambda: component.namespace == "N1", 30, "signed in")
+        blob = bytes(1 << 20)
+        sent = 0
+        peak = 0
+        for _ in range(60):
+            sent += component.notify("N1.x", "blob", frames=[blob])
+            peak = max(peak, component.send_budget.waiting(b"coordinator"))
+            await deferLater(reactor, 0.01, lambda: None)
+        self.assertLess(sent, 60)
+        self.assertLessEqual(peak, component.send_budget.limit)
+        lines = [e for e in events if "does not read" in e.get("log_format", "")]
+        self.assertEqual(len(lines), 1)

@@ -161,9 +161,9 @@ class OversizeRequestTests(TestCase):
         self.assertEqual([r.get("rid") for r in replies], [7, "end", None])
         # past MAXMSGSIZE: ZeroMQ drops the connection before the message is read
         sock.send(('{"rid": 9, "pad": "%s"}' % ("x" * (200 << 10))).encode())
+        more: list[Any] = []
         for _ in range(100):  # the DEALER reconnects by itself; ask until answered
             sock.send(json.dumps({"type": "ping", "rid": 10}).encode())
-            more: list[Any] = []
             try:
                 await until(lambda: _replies(sock, more), 0.5)
             except AssertionError:
