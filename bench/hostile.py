@@ -8,16 +8,21 @@ It starts a lab (``twistd -n lab``, a generated config on free loopback
 ports: PyMoDAQ server, LECO Coordinator and data proxy, a PLESTY server, the
 LA4 callback listener and simulated node, the web API) in a subprocess, with
 a reactor lag probe inside it (a LoopingCall every 10 ms printing the worst
-lateness as ``HOSTILE-PROBE`` lines).  Then, listener by listener, it fires
+lateness as ``HOSTILE-PROBE`` lines: the wall-clock lateness, and the same
+bounded by the CPU time the lab process used meanwhile, which leaves out the
+time the lab was not scheduled at all on a shared machine).  Connection
+floods come from attacker processes of their own, several connections in
+flight each.  Then, listener by listener, it fires
 batches of hostile input: random and malformed frames, oversized lengths,
 floods of names / titles / identities / subscriptions, silent and
 half-finished connections, slow readers and peers that vanish.  After each
 batch it checks that every protocol still answers a valid request.  It
 records per listener: inputs tried, crashes (the lab process died), hangs
 (a valid request not answered in 5 s), replies lost under 200 clients x 50
-requests, the worst reactor stall, RSS before and after (from /proc, the
-peer gone and 2 s given), and at the end whether the log holds a
-traceback.  Loopback only; nothing leaves the machine.
+requests (PLESTY and LECO clients pipeline all 50 before reading), the
+worst reactor stall per batch and under that load, RSS before and after
+(from /proc, the peer gone and 2 s given), and at the end whether the log
+holds a traceback.  Loopback only; nothing leaves the machine.
 """
 from __future__ import annotations
 
