@@ -217,7 +217,7 @@ def makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
     from twisted_lab.logs import ALWAYS
-    from twisted_lab.memory import return_large_frees
+    from twisted_lab.memory import TrimService, return_large_frees
     from twisted_lab.registry import DeviceRegistry
     from twisted_lab.service import build_service
 
@@ -234,4 +234,7 @@ def makeService(options: Options) -> IService:
     config: Any = options.lab_config
     lab = build_service(registry, config, reactor)
     observer = options.log_observer() if hasattr(options, "log_levels") else None
-    return _LabProcess(lab, observer)
+    process = _LabProcess(lab, observer)
+    # and the small blocks freed inside the heap, every few seconds
+    TrimService(reactor).setServiceParent(process)
+    return process
