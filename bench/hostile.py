@@ -92,8 +92,19 @@ def serve(config: str) -> None:
     from twisted.internet import reactor
     from twisted.internet.task import LoopingCall
 
-    state = {"last": 0.0, "cpu": 0.0, "worst": 0.0, "held": 0.0}
+    import gc
+
+    state = {"last": 0.0, "cpu": 0.0, "worst": 0.0, "held": 0.0, "gc": 0.0, "gc_at": 0.0}
     interval = 0.01
+
+    def collected(phase: str, info: dict[str, Any]) -> None:
+        # the longest garbage collection (a pause of the whole process)
+        if phase == "start":
+            state["gc_at"] = time.monotonic()
+        else:
+            state["gc"] = max(state["gc"], time.monotonic() - state["gc_at"])
+
+    gc.callbacks.append(collected)
 
     def tick() -> None:
         # lateness of a 10 ms tick: "worst" is wall clock (it includes the time
@@ -110,9 +121,10 @@ def serve(config: str) -> None:
 
     def report() -> None:
         sys.__stdout__.write(f"{PROBE} " + json.dumps(
-            {"worst_ms": state["worst"] * 1000, "held_ms": state["held"] * 1000}) + "\n")
+            {"worst_ms": state["worst"] * 1000, "held_ms": state["held"] * 1000,
+             "gc_ms": state["gc"] * 1000}) + "\n")
         sys.__stdout__.flush()
-        state["worst"] = state["held"] = 0.0
+        state["worst"] = state["held"] = state["gc"] = 0.0
 
     def start() -> None:
         LoopingCall(tick).start(interval)
@@ -137,6 +149,8 @@ class Lab:
         self.log: list[str] = []
         self.worst_ms = 0.0
         self.held_ms = 0.0
+        self.gc_ms = 0.0
+        self.last_gc_ms = 0.0
         self._lock = threading.Lock()
         self.process = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), "--serve", self.config],
@@ -152,6 +166,7 @@ class Lab:
                 with self._lock:
                     self.worst_ms = max(self.worst_ms, probe["worst_ms"])
                     self.held_ms = max(self.held_ms, probe["held_ms"])
+                    self.gc_ms = max(self.gc_ms, probe["gc_ms"])
             else:
                 self.log.append(line)
 
@@ -161,6 +176,7 @@ class Lab:
         with self._lock:
             worst, self.worst_ms = self.worst_ms, 0.0
             held, self.held_ms = self.held_ms, 0.0
+            self.last_gc_ms, self.gc_ms = self.gc_ms, 0.0
         return worst, held
 
     def rss_mb(self) -> float:
@@ -735,7 +751,8 @@ def run(long: bool, only: list[str] | None = None) -> list[dict[str, Any]]:
                 row["batches"].append((label, round(time.monotonic() - started, 1),
                                        round(stall, 1), hung))
                 print(f"  {name:8} {label:34} {count:7} inputs {time.monotonic() - started:6.1f} s "
-                      f"stall {stall:7.1f} ms (lab CPU-bounded {held:6.1f} ms)  "
+                      f"stall {stall:7.1f} ms (lab CPU-bounded {held:6.1f} ms, longest GC "
+                      f"{lab.last_gc_ms:5.1f} ms)  "
                       f"{'all answer' if not hung else 'NO ANSWER: ' + ', '.join(hung)}",
                       flush=True)
             time.sleep(6)  # the lab trims its heap every 5 s (twisted_lab.memory)

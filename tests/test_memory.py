@@ -129,3 +129,17 @@ class TrimTests(SynchronousTestCase):
         clock.advance(20)
         self.assertEqual(len(calls), 2)
         self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_service_freezes_startup_objects(self) -> None:
+        """With C{freeze}, starting the service moves the objects that exist into the
+        collector's permanent generation (full collections then skip them)."""
+        import gc
+
+        from twisted.internet.task import Clock
+
+        from twisted_lab.memory import TrimService
+        self.addCleanup(gc.unfreeze)
+        service = TrimService(Clock(), freeze=True)
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertGreater(gc.get_freeze_count(), 1000)

@@ -15,11 +15,18 @@ after 20,000 subscriptions, the state of 200 clients that came and went)
 stay in the process too: L{TrimService} calls C{malloc_trim(0)} every 5
 seconds, which hands the free pages inside the heap back.  Elsewhere (musl,
 macOS, Windows) both do nothing.
+
+L{freeze_startup} moves every object that exists once the lab has started
+(modules, classes, services: hundreds of thousands) out of the garbage
+collector's reach: a full collection then scans only what was made since,
+instead of pausing the reactor ~150 ms each time a flood of connections
+triggers one.
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import sys
 import time
 from typing import Any
@@ -28,7 +35,7 @@ from twisted.application.service import Service
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-__all__ = ["return_large_frees", "trim", "TrimService", "MMAP_THRESHOLD"]
+__all__ = ["return_large_frees", "trim", "freeze_startup", "TrimService", "MMAP_THRESHOLD"]
 
 #: Blocks of this size or more are mapped on their own (glibc C{M_MMAP_THRESHOLD}).
 MMAP_THRESHOLD = 1 << 20
@@ -60,6 +67,18 @@ def return_large_frees(threshold: int = MMAP_THRESHOLD) -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, threshold))
 
 
+def freeze_startup() -> int:
+    """
+    Collect once, then move every tracked object to the collector's
+    permanent generation (C{gc.freeze}): later collections skip them.
+
+    @return: how many objects were frozen.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 def trim() -> bool:
     """
     Give the free pages inside the heap back to the system (glibc's
@@ -78,7 +97,8 @@ def trim() -> bool:
 class TrimService(Service):
     """
     Calls L{trim} every C{interval} seconds while running (nothing where
-    there is no glibc).  A trim takes about a millisecond per 100 MB of heap;
+    there is no glibc); with C{freeze}, calls L{freeze_startup} when it
+    starts (start it after the rest of the process).  A trim takes about a millisecond per 100 MB of heap;
     one slower than L{SLOW} seconds is logged.
     """
 
@@ -86,13 +106,18 @@ class TrimService(Service):
     #: seconds a trim may take before it is logged
     SLOW = 0.05
 
-    def __init__(self, reactor: Any, interval: float = 5.0) -> None:
+    def __init__(self, reactor: Any, interval: float = 5.0, freeze: bool = False) -> None:
         self.reactor = reactor
         self.interval = interval
+        self.freeze = freeze
         self._loop: LoopingCall | None = None
 
     def startService(self) -> None:
         super().startService()
+        if self.freeze:
+            # started last: everything the lab made at startup is frozen
+            frozen = freeze_startup()
+            self.log.debug("froze {count} startup objects", count=frozen)
         if _libc_call("malloc_trim") is None:
             return
         self._loop = LoopingCall(self._trim)

@@ -235,6 +235,7 @@ def makeService(options: Options) -> IService:
     lab = build_service(registry, config, reactor)
     observer = options.log_observer() if hasattr(options, "log_levels") else None
     process = _LabProcess(lab, observer)
-    # and the small blocks freed inside the heap, every few seconds
-    TrimService(reactor).setServiceParent(process)
+    # and the small blocks freed inside the heap, every few seconds; started
+    # last, it also freezes the startup objects (short collector pauses)
+    TrimService(reactor, freeze=True).setServiceParent(process)
     return process
