@@ -1,7 +1,7 @@
 """
 Bridge benchmark: what one bridge hop costs, in one run.
 
-    python bench/bridge.py [--calls N] [--frames F]
+    python bench/bridge.py [--calls N] [--frames F] [--rounds R] [--frames-only]
 
 1. Latency of one bridge hop (a pyleco 0.6 Actor in a subprocess, pyleco venv,
    signed in to our Coordinator; mean of N sequential reads of its C{value}):
@@ -19,12 +19,21 @@ Bridge benchmark: what one bridge hop costs, in one run.
                   director over ZeroMQ (as another process's would)
      chained      instrument -> PyMoDAQ server role -> our actor -> LECO
                   director: grab() on the director's device
-   Frames per second, sequential grabs.
+     pyzmq        anchor: the same 32 MiB as one frame, a plain pyzmq DEALER
+                  -> ROUTER over TCP in this process (blocking, zero-copy
+                  send), then an empty reply: what libzmq alone takes
+   Frames per second, sequential grabs.  The four legs are interleaved:
+   each of R rounds times F grabs on every leg (the order rotating from one
+   round to the next), so load from other work on the machine falls on all
+   legs alike.  It prints each leg's median frames/s (and range over the
+   rounds), and the per-round ratios LECO/PyMoDAQ and chained/PyMoDAQ as a
+   median with their range (targets: >= 0.7x and >= 0.6x, issue 12).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -116,7 +125,8 @@ async def latency(reactor: Any, calls: int) -> dict[str, float]:
     return {"direct": direct, "bridged": bridged, "director_only": director_only}
 
 
-async def frames(reactor: Any, count: int) -> dict[str, float]:
+async def frames(reactor: Any, count: int, rounds: int,
+                 only: tuple[str, ...] = ("pymodaq", "leco", "chained", "pyzmq")) -> dict[str, list[float]]:
     import numpy as np
     from twisted.internet.endpoints import TCP4ServerEndpoint
 
@@ -166,19 +176,52 @@ async def frames(reactor: Any, count: int) -> dict[str, float]:
          "parameters": [], "actions": []}], coordinator.endpoint, reactor, "bench_far", 60.0)
     director.startService()
 
-    async def rate(device: Any) -> float:
-        got = await device.grab()
+    def check(got: Any) -> None:
         got = got if isinstance(got, Export) else Export("x", [got])
         data = np.asarray(got.signals[0].data[0])
         assert data.shape == (2048, 2048) and np.array_equal(data, frame), "frame altered"
+
+    async def rate(device: Any) -> float:
         t = time.perf_counter()
         for _ in range(count):
             await device.grab()
         return count / (time.perf_counter() - t)
 
-    result = {"pymodaq": await rate(cam),
-              "leco": await rate(await far.when_registered("leco_only")),
-              "chained": await rate(await far.when_registered("chained"))}
+    class PlainZmq:
+        """The anchor: 32 MiB, one frame, DEALER -> ROUTER and an empty reply."""
+
+        def __init__(self) -> None:
+            import zmq
+            self.context = zmq.Context()
+            self.router = self.context.socket(zmq.ROUTER)
+            port = self.router.bind_to_random_port("tcp://127.0.0.1")
+            self.dealer = self.context.socket(zmq.DEALER)
+            self.dealer.connect(f"tcp://127.0.0.1:{port}")
+
+        async def grab(self) -> Export:
+            self.dealer.send(b"grab")
+            who, _ = self.router.recv_multipart()
+            self.router.send_multipart([who, frame], copy=False)
+            got = self.dealer.recv(copy=False)
+            data = np.frombuffer(got.buffer, dtype=frame.dtype).reshape(frame.shape)
+            return Export("x", [Signal("frame", [data], kind="DataFromPlugins")])
+
+        def close(self) -> None:
+            self.dealer.close(0)
+            self.router.close(0)
+            self.context.term()
+
+    plain = PlainZmq()
+    legs = {"pymodaq": cam, "leco": await far.when_registered("leco_only"),
+            "chained": await far.when_registered("chained"), "pyzmq": plain}
+    for device in legs.values():  # warm up, and check the frame arrives whole
+        check(await device.grab())
+    names = [name for name in legs if name in only]
+    result: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            result[name].append(await rate(legs[name]))
+    plain.close()
     await director.stopService()
     for a in actors:
         await a.stopService()
@@ -189,37 +232,55 @@ async def frames(reactor: Any, count: int) -> dict[str, float]:
     return result
 
 
+def _spread(values: list[float]) -> str:
+    """Median and range, as C{median (low-high)}."""
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=300)
-    parser.add_argument("--frames", type=int, default=10)
+    parser.add_argument("--frames", type=int, default=5, help="grabs per leg per round")
+    parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds")
+    parser.add_argument("--frames-only", action="store_true",
+                        help="skip part 1 (the bridge hop latency)")
     args = parser.parse_args()
     from twisted.internet import defer, task
 
     async def run(reactor: Any) -> None:
-        lat = await latency(reactor, args.calls)
-        fps = await frames(reactor, args.frames)
-        ms = {k: v * 1e3 for k, v in lat.items()}
-        print(f"1. one bridge hop, mean of {args.calls} sequential reads of a pyleco actor's "
-              f"'value' (pyleco actor in a subprocess, our Coordinator):")
-        print(f"   direct   pyleco Director -> pyleco actor:                       "
-              f"{ms['direct']:7.3f} ms")
-        print(f"   bridged  PLESTY query -> our PLESTY server -> our LECO director "
-              f"-> pyleco actor: {ms['bridged']:7.3f} ms  ({ms['bridged'] / ms['direct']:.2f}x)")
-        print(f"   (our LECO director -> pyleco actor alone, in process:            "
-              f"{ms['director_only']:7.3f} ms)")
-        print(f"   added by the bridge hop: {ms['bridged'] - ms['direct']:+.3f} ms per call")
-        print(f"2. 2048x2048 float64 frames (32 MiB), {args.frames} sequential grabs each, "
-              f"one process:")
-        print(f"   PyMoDAQ leg alone  instrument -> our PyMoDAQ server role:   "
-              f"{fps['pymodaq']:6.2f} frames/s")
-        print(f"   LECO leg alone     our actor -> our LECO director:          "
-              f"{fps['leco']:6.2f} frames/s")
-        print(f"   PyMoDAQ -> LECO    instrument -> server role -> actor -> director: "
-              f"{fps['chained']:6.2f} frames/s  "
-              f"({fps['chained'] / min(fps['pymodaq'], fps['leco']):.2f}x the slower leg; "
-              f"legs in series predict "
-              f"{1 / (1 / fps['pymodaq'] + 1 / fps['leco']):.2f} frames/s)")
+        if not args.frames_only:
+            lat = await latency(reactor, args.calls)
+            ms = {k: v * 1e3 for k, v in lat.items()}
+            print(f"1. one bridge hop, mean of {args.calls} sequential reads of a pyleco "
+                  f"actor's 'value' (pyleco actor in a subprocess, our Coordinator):")
+            print(f"   direct   pyleco Director -> pyleco actor:                       "
+                  f"{ms['direct']:7.3f} ms")
+            print(f"   bridged  PLESTY query -> our PLESTY server -> our LECO director "
+                  f"-> pyleco actor: {ms['bridged']:7.3f} ms  "
+                  f"({ms['bridged'] / ms['direct']:.2f}x)")
+            print(f"   (our LECO director -> pyleco actor alone, in process:            "
+                  f"{ms['director_only']:7.3f} ms)")
+            print(f"   added by the bridge hop: {ms['bridged'] - ms['direct']:+.3f} ms per call")
+        fps = await frames(reactor, args.frames, args.rounds)
+        print(f"2. 2048x2048 float64 frames (32 MiB), one process, {args.rounds} interleaved "
+              f"rounds of {args.frames} sequential grabs per leg; frames/s, median (range):")
+        print(f"   PyMoDAQ leg  instrument -> our PyMoDAQ server role:          "
+              f"{_spread(fps['pymodaq'])}")
+        print(f"   LECO leg     our actor -> our LECO director (PyMoDAQ 5):     "
+              f"{_spread(fps['leco'])}")
+        print(f"   chained      instrument -> server role -> actor -> director: "
+              f"{_spread(fps['chained'])}")
+        print(f"   anchor       plain pyzmq DEALER -> ROUTER, 32 MiB frame:   "
+              f"{_spread(fps['pyzmq'])}")
+        leco = [a / b for a, b in zip(fps["leco"], fps["pymodaq"])]
+        chained = [a / b for a, b in zip(fps["chained"], fps["pymodaq"])]
+        print(f"   LECO / PyMoDAQ, per round:    {_spread(leco)}x  (target >= 0.7x)")
+        print(f"   chained / PyMoDAQ, per round: {_spread(chained)}x  (target >= 0.6x)")
+        zmq_only = [a / b for a, b in zip(fps["leco"], fps["pyzmq"])]
+        print(f"   LECO / plain pyzmq, per round: {_spread(zmq_only)}x  (what our LECO path "
+              f"adds to libzmq's own transfer)")
+        with open("/proc/loadavg") as f:
+            print(f"   load average at the end: {f.read().split()[0]}")
 
     task.react(lambda reactor: defer.Deferred.fromCoroutine(run(reactor)))
 

@@ -217,6 +217,8 @@ def main() -> None:
               f"{rate / base_rate:8.2f}")
     print("ratio = commands/s against the baseline in this run (target >= 0.5 for the "
           "same message count: 'output only').")
+    with open("/proc/loadavg") as f:
+        print(f"load average at the end: {f.read().split()[0]}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ Benchmark of the PyMoDAQ TCP/IP protocol (run from the repo root):
 
     python bench/pymodaq.py [--frames 20] [--round-trips 3000] [--no-pymodaq]
                             [--only commands]
+    python bench/pymodaq.py --only targets [--rounds 6] [--frames 5]
+                            [--round-trips 1000]
 
 C{--no-pymodaq} skips the slow PyMoDAQ-own-code anchor (about 110 s per
 frame); C{--only commands} runs only part 3 (small command round trips
@@ -20,6 +22,12 @@ In one run, over 127.0.0.1, each side in its own process:
      ours against a plain Twisted C{Int32StringReceiver} echo.
 
 It prints each figure and the ratios.
+
+C{--only targets} measures just the two targets (32 MiB frames >= 0.4x raw
+sockets, small round trips >= 0.7x the echo), interleaved: every stack is
+started once, then each of C{--rounds} rounds times, in turn (the order
+rotating), our frames, raw-socket frames, our round trips and the echo's.
+It prints medians with their range and the per-round ratios.
 """
 from __future__ import annotations
 
@@ -27,6 +35,7 @@ import argparse
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -141,6 +150,172 @@ def raw_round_trips(size: int, count: int) -> float:
     listener.close()
     child.wait()
     return seconds
+
+
+class RawAnchor:
+    """L{raw_round_trips}'s child, kept for several timings."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        self.child = spawn("raw", self.listener.getsockname()[1], size)
+        self.sock, _ = self.listener.accept()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.view = memoryview(bytearray(size))
+
+    def time(self, count: int) -> float:
+        """Seconds for C{count} request -> reply exchanges (blocking)."""
+        sock, view, size = self.sock, self.view, self.size
+        start = time.perf_counter()
+        for _ in range(count):
+            sock.sendall(b"x" * 16)
+            got = 0
+            while got < size:
+                got += sock.recv_into(view[got:], size - got)
+        return time.perf_counter() - start
+
+    def close(self) -> None:
+        self.sock.close()
+        self.listener.close()
+        self.child.wait()
+
+
+def run_targets(frames: int, round_trips: int, rounds: int) -> dict[str, list[float]]:
+    """
+    The two target ratios, interleaved: C{rounds} rounds of our frames, raw
+    frames, our round trips and the echo's, every stack started once.
+
+    @return: per round, seconds of each (keys C{frames}, C{raw}, C{position},
+        C{echo}).
+    """
+    from twisted.internet import reactor, task
+    from twisted.internet.defer import Deferred, ensureDeferred
+    from twisted.internet.endpoints import TCP4ServerEndpoint
+    from twisted.internet.protocol import Factory
+    from twisted.protocols.basic import Int32StringReceiver
+
+    from twisted_lab.protocols.pymodaq.imports import PyMoDAQServerFactory
+    from twisted_lab.registry import DeviceRegistry
+
+    results: dict[str, list[float]] = {"frames": [], "raw": [], "position": [], "echo": []}
+    cleanup: list[Any] = []
+
+    async def imported(kind: str, *shape: int) -> Any:
+        registry = DeviceRegistry(reactor)
+        factory = PyMoDAQServerFactory(registry, reactor, call_timeout=60)
+        port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
+        child = spawn(kind, port.getHost().port, *shape)
+        while not registry.names():
+            await task.deferLater(reactor, 0.02)
+        device = await registry.get(registry.names()[0])
+        while not device.online:
+            await task.deferLater(reactor, 0.02)
+        cleanup.append((port, factory, child))
+        return device
+
+    async def main() -> None:
+        camera = await imported("camera", *SHAPE)
+        stage = await imported("stage")
+        raw = RawAnchor(SHAPE[0] * SHAPE[1] * 8)
+        got: list[Deferred[None]] = []
+
+        class Sender(Int32StringReceiver):
+            def connectionMade(self) -> None:
+                self.transport.setTcpNoDelay(True)
+                connected.callback(self)
+
+            def stringReceived(self, data: bytes) -> None:
+                got.pop(0).callback(None)
+
+        connected: Deferred[Any] = Deferred()
+        echo_port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
+            Factory.forProtocol(Sender))
+        echo_child = spawn("echo", echo_port.getHost().port)
+        sender = await connected
+
+        async def ours_frames() -> float:
+            start = time.perf_counter()
+            for _ in range(frames):
+                export = await camera.grab()
+            assert export[0].shape == SHAPE
+            return time.perf_counter() - start
+
+        async def raw_frames() -> float:
+            return raw.time(frames)
+
+        async def position() -> float:
+            start = time.perf_counter()
+            for _ in range(round_trips):
+                await stage.position()
+            return time.perf_counter() - start
+
+        async def echo() -> float:
+            start = time.perf_counter()
+            for _ in range(round_trips):
+                d: Deferred[None] = Deferred()
+                got.append(d)
+                sender.sendString(b"get_actuator_val")
+                await d
+            return time.perf_counter() - start
+
+        legs = {"frames": ours_frames, "raw": raw_frames, "position": position, "echo": echo}
+        for leg in legs.values():  # warm up
+            await leg()
+        names = list(legs)
+        for r in range(rounds):
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                results[name].append(await legs[name]())
+        sender.transport.loseConnection()
+        await echo_port.stopListening()
+        raw.close()
+        for port, factory, child in cleanup + [(None, None, echo_child)]:
+            if factory is not None:
+                factory.stop()
+                await port.stopListening()
+            for _ in range(200):
+                if child.poll() is not None:
+                    break
+                await task.deferLater(reactor, 0.05)
+            else:
+                child.kill()
+
+    def done(result: Any) -> Any:
+        reactor.stop()
+        return result
+
+    ensureDeferred(main()).addBoth(done).addErrback(lambda f: f.printTraceback())
+    reactor.run()
+    return results
+
+
+def _spread(values: list[float]) -> str:
+    """Median and range, as C{median (low-high)}."""
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
+def print_targets(frames: int, round_trips: int, rounds: int,
+                  results: dict[str, list[float]]) -> None:
+    """Print the interleaved target figures."""
+    frame_bytes = SHAPE[0] * SHAPE[1] * 8
+    ours = [frames * frame_bytes / t / 1e9 for t in results["frames"]]
+    raw = [frames * frame_bytes / t / 1e9 for t in results["raw"]]
+    position = [round_trips / t for t in results["position"]]
+    echo = [round_trips / t for t in results["echo"]]
+    print(f"PyMoDAQ targets, {rounds} interleaved rounds; median (range over the rounds), "
+          "ratios per round:")
+    print(f"2048x2048 float64 frames, {frames} per round, GB/s:")
+    print(f"  ours (server <-> client role): {_spread(ours)}")
+    print(f"  raw blocking sockets:          {_spread(raw)}")
+    print(f"  ratio ours/raw: {_spread([a / b for a, b in zip(ours, raw)])}x (target >= 0.4x)")
+    print(f"small command round trips, {round_trips} per round, /s:")
+    print(f"  ours (get_actuator_value <-> position_is): {_spread(position)}")
+    print(f"  Twisted Int32StringReceiver echo:          {_spread(echo)}")
+    print(f"  ratio ours/echo: {_spread([a / b for a, b in zip(position, echo)])}x "
+          "(target >= 0.7x)")
+    with open("/proc/loadavg") as f:
+        print(f"load average at the end: {f.read().split()[0]}")
 
 
 def pymodaq_round_trips(mode: str, count: int, *shape: int) -> dict[str, Any] | None:
@@ -284,14 +459,21 @@ def main() -> None:
     parser.add_argument("--pymodaq-round-trips", type=int, default=50)
     parser.add_argument("--no-pymodaq", action="store_true",
                         help="skip the (slow) PyMoDAQ-own-code anchors")
-    parser.add_argument("--only", choices=["commands"],
-                        help="run only the small command round trips")
+    parser.add_argument("--only", choices=["commands", "targets"],
+                        help="run only the small command round trips, or only the two "
+                             "target ratios (interleaved)")
+    parser.add_argument("--rounds", type=int, default=6,
+                        help="interleaved rounds (--only targets)")
     parser.add_argument("--repeats", type=int, default=1,
                         help="interleaved runs of ours and the echo (best of each kept)")
     options = parser.parse_args()
     frame_bytes = SHAPE[0] * SHAPE[1] * 8
     array_bytes = POINTS * 8
     n = options.round_trips
+    if options.only == "targets":
+        results = run_targets(options.frames, n, options.rounds)
+        print_targets(options.frames, n, options.rounds, results)
+        return
 
     ours = run_ours(options.frames, options.round_trips, options.only == "commands",
                     options.repeats)

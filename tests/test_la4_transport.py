@@ -222,8 +222,8 @@ class _Collect(Protocol):
         self.factory.done.callback(b"".join(self.chunks))
 
 
-class DirectSendTests(TestCase):
-    """The bare-socket path L{send_message} takes for IP literals on a real reactor."""
+class ConnectTCPSendTests(TestCase):
+    """L{send_message} on a real reactor: C{connectTCP}, one document, close."""
 
     async def test_not_synchronous(self) -> None:
         """The result never fires before L{send_message} returns (callers may re-enter)."""
@@ -274,18 +274,20 @@ class DirectSendTests(TestCase):
             await send_message(reactor, "127.0.0.1", address[1], b"{}", timeout=0.3)
 
     def test_host_name_uses_connect_tcp(self) -> None:
-        """A host name is resolved by connectTCP, with the timeout (not the bare path)."""
+        """A host name is resolved by connectTCP, with the timeout."""
         memory = MemoryReactorClock()
         d = send_message(memory, "localhost", 5000, b"{}", timeout=2.0)
         self.assertEqual([(h, p, t) for h, p, _f, t, _b in memory.tcpClients],
                          [("localhost", 5000, 2.0)])
         self.assertFalse(d.called)
 
-    def test_other_reactors_use_connect_tcp(self) -> None:
-        """A reactor that is not a POSIX one (here a test reactor) gets connectTCP."""
+    def test_ip_literal_uses_connect_tcp(self) -> None:
+        """An IP literal goes through connectTCP too, with the timeout."""
         memory = MemoryReactorClock()
-        send_message(memory, "127.0.0.1", 5000, b"{}")
-        self.assertEqual(len(memory.tcpClients), 1)
+        d = send_message(memory, "127.0.0.1", 5000, b"{}", timeout=1.5)
+        self.assertEqual([(h, p, t) for h, p, _f, t, _b in memory.tcpClients],
+                         [("127.0.0.1", 5000, 1.5)])
+        self.assertFalse(d.called)
 
 
 class ReadAtAcceptTests(TestCase):
@@ -358,12 +360,6 @@ class _PathOff:
         before = fastpath.enabled(self.path)
         fastpath.set_enabled(self.path, False)
         self.addCleanup(fastpath.set_enabled, self.path, before)  # type: ignore[attr-defined]
-
-
-class ConnectTCPSendTests(_PathOff, DirectSendTests):
-    """The same sends with the bare-socket sender off: C{connectTCP} for every send."""
-
-    path = "la4-direct-send"
 
 
 class ReadNextTurnTests(_PathOff, ReadAtAcceptTests):

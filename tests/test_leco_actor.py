@@ -194,8 +194,9 @@ class LiveSectionTests(TestCase):
     async def test_every_port_zero(self) -> None:
         """
         Ports 0: the Coordinator and the proxy take free ports, the publisher
-        follows the proxy's, and a subscriber gets a parameter change under
-        the actor's full name; a ZeroMQ client calls the hub actor.
+        reaches the proxy in memory (its inproc endpoint), and a subscriber
+        gets a parameter change under the actor's full name; a ZeroMQ client
+        calls the hub actor.
         """
         import json
 
@@ -215,6 +216,9 @@ class LiveSectionTests(TestCase):
         proxy = service.getServiceNamed("data-proxy")
         self.assertNotIn(":0", proxy.xsub_endpoint)
         self.assertNotIn(":0", proxy.xpub_endpoint)
+        publisher = service.getServiceNamed("data-publisher")
+        self.assertEqual(publisher.address(), proxy.inproc_endpoint)
+        self.assertTrue(proxy.inproc_endpoint.startswith("inproc://"))
         await service.getServiceNamed("actor-oven").when_signed_in()
 
         received: list[list[bytes]] = []

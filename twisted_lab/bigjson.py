@@ -105,18 +105,26 @@ def array_json(array: np.ndarray[Any, Any], pause: bool = True) -> bytes:
     @param pause: give up the GIL between slices (C{time.sleep(0)}), so
         other threads (the reactor's) run while a worker thread encodes.
     """
+    return b"".join(_array_pieces(array, pause))
+
+
+def _array_pieces(array: np.ndarray[Any, Any], pause: bool) -> list[Any]:
+    """
+    L{array_json}'s text as pieces to join (C{bytes} and views of them), so
+    that the document is copied once, when joined.
+    """
     if orjson is None or array.dtype not in _ORJSON_KINDS or array.ndim == 0:
-        return _std_slice(array)
+        return [_std_slice(array)]
     a = np.ascontiguousarray(array)
     if a.dtype.byteorder not in "=|":
         a = a.astype(a.dtype.newbyteorder("="))
     if len(a) == 0:
-        return _std_slice(a)
+        return [_std_slice(a)]
     row = max(1, a[0].size)
     step = max(1, SLICE_ELEMENTS // row)
     floats = a.dtype.kind == "f"
     widen = a.dtype == np.float32
-    pieces = []
+    pieces: list[Any] = [b"["]
     option = orjson.OPT_SERIALIZE_NUMPY
     for start in range(0, len(a), step):
         part = a[start:start + step]
@@ -128,10 +136,13 @@ def array_json(array: np.ndarray[Any, Any], pause: bool = True) -> bytes:
             text = _std_slice(part)
         else:
             text = orjson.dumps(part, option=option)
-        pieces.append(text[1:-1])
+        if start:
+            pieces.append(b",")
+        pieces.append(memoryview(text)[1:-1])
         if pause:
             time.sleep(0)
-    return b"[" + b",".join(pieces) + b"]"
+    pieces.append(b"]")
+    return pieces
 
 
 class ArrayWriter:
@@ -172,10 +183,10 @@ class ArrayWriter:
             found = text.find(token, at)
             if found < 0:
                 raise ValueError("an array placeholder is missing from the encoded document")
-            pieces.append(text[at:found])
-            pieces.append(array_json(array, self.pause))
+            pieces.append(memoryview(text)[at:found])
+            pieces.extend(_array_pieces(array, self.pause))
             at = found + len(token)
-        pieces.append(text[at:])
+        pieces.append(memoryview(text)[at:])
         self._arrays = []
         return b"".join(pieces)
 

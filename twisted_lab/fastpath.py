@@ -32,10 +32,6 @@ The paths (names for L{enabled} and C{TWISTED_LAB_SLOW_PATHS}):
   - C{zmq-compiled}: L{zmq_calls} returns pyzmq's compiled
     C{zmq.backend.Socket.send}/C{recv}/C{get} (no sugar layer), else its
     public C{send}/C{recv}/C{getsockopt}.
-  - C{la4-direct-send}: LA4's one-message connections are sent on a bare
-    non-blocking socket (C{twisted_lab.protocols.la4.transport}) instead of
-    C{connectTCP} and a Protocol; public APIs only, switched here to be
-    measured.
 
 C{TWISTED_LAB_SLOW_PATHS=all} (or a comma-separated list of names) in the
 environment turns paths off for a run; L{set_enabled} does it in code.
@@ -55,8 +51,7 @@ __all__ = ["PATHS", "enabled", "set_enabled", "BufferedReader", "read_into_buffe
            "set_send_limit", "writer_for", "write_through", "read_now", "fired_result", "zmq_calls", "NOTHING"]
 
 #: The names of the fast paths.
-PATHS = ("buffered-reads", "write-through", "early-read", "fired-result", "zmq-compiled",
-         "la4-direct-send")
+PATHS = ("buffered-reads", "write-through", "early-read", "fired-result", "zmq-compiled")
 
 
 def _from_environment() -> set[str]:

@@ -7,7 +7,7 @@ L{ZmqConnection} puts one pyzmq socket on a Twisted reactor without txzmq
 and hands frames over through the legacy logger):
 
   - the socket's C{FD} is registered as an C{IReadDescriptor}, and every
-    wakeup reads I{all} pending messages (at most 1000, or 20 ms of
+    wakeup reads I{all} pending messages (at most 1000, or 5 ms of
     handling, then it yields to the reactor and comes back at once);
   - the ZMQ C{FD} is edge-triggered (it only says "the events may have
     changed"), so after every operation outside L{ZmqConnection.doRead}
@@ -70,7 +70,7 @@ COPY_THRESHOLD = 65536
 _BATCH = 1000
 #: Seconds of handling per reactor wakeup before yielding (checked every
 #: 16 messages): a flood of costly messages does not hold the reactor.
-_BUDGET = 0.02
+_BUDGET = 0.005
 
 def large_size(frames: Sequence[Any]) -> int:
     """The bytes in C{frames} that go out without a copy (L{COPY_THRESHOLD} or more)."""

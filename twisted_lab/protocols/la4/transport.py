@@ -9,35 +9,25 @@ factory (L{DocumentFactory}) bounds concurrent connections, can refuse peers
 outside an allow-list, and hands each decoded L{Message} (or each rejection)
 to a handler.
 
-L{send_message} opens a new connection per message: connect (2 s timeout),
-write the document, close.  To an IP literal on a POSIX reactor it does so
-on a bare non-blocking socket (L{_DirectSend}): connect, try the write at
-once, and wait in the reactor only when the socket is not ready yet; on
-loopback a delivery is then three system calls and no reactor turn, where a
-C{connectTCP} transport needs three turns (deferred connect, connect done,
-write).  Host names and other reactors (test reactors) use C{connectTCP}.
+L{send_message} opens a new connection per message with C{connectTCP}:
+connect (2 s timeout), write the document, close.  (A bare non-blocking
+socket sender was tried and removed: C{bench/la4.py} showed no consistent
+gain, and its delivery report came a reactor turn after the write, so a fast
+node's output could arrive before it and be ignored.)
 """
 from __future__ import annotations
 
-import errno
-import functools
 import ipaddress
 import json
-import os
-import socket
 from typing import Any, Callable, Protocol as TypingProtocol, Sequence
 
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet import error as neterror
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.interfaces import (IAddress, IDelayedCall, IListeningPort, IReactorTCP,
-                                         IReactorTime,
-                                         IWriteDescriptor)
-from twisted.internet.posixbase import PosixReactorBase
+                                         IReactorTime)
 from twisted.internet.protocol import ClientFactory, Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from twisted_lab import fastpath
 from twisted_lab.errors import ProtocolError
@@ -401,174 +391,19 @@ def send_message(reactor: IReactorTCP, host: str, port: int, message: Message | 
     """
     Deliver one message on a new connection: connect, write, close.
 
-    @param reactor: an L{IReactorTCP} (and L{IReactorTime} for the timeout).
-    @param message: a L{Message}, or bytes already encoded.
-    @param timeout: seconds the whole delivery may take (connect and write).
+    @param reactor: an L{IReactorTCP}.
+    @param message: a L{Message}, or bytes already encoded (at most
+        L{MAX_MESSAGE}: it fits in the socket buffers, so once connected the
+        write does not wait for the peer).
+    @param timeout: seconds the connect may take.
     @return: a L{Deferred} firing (never synchronously) once the document is
         written and the connection closed, or failing when it could not be
-        made (refused, or not done within C{timeout}).
+        made (refused, or not connected within C{timeout}).
     """
     data = message if isinstance(message, bytes) else message.encode()
-    if isinstance(reactor, PosixReactorBase) and fastpath.enabled("la4-direct-send"):
-        family = _ip_family(host)
-        if family is not None:
-            return _DirectSend(reactor, family, host, port, data, timeout).start()
     factory = _SenderFactory(data)
     reactor.connectTCP(host, port, factory, timeout=timeout)
     return factory.done
-
-
-@functools.lru_cache(maxsize=256)
-def _ip_family(host: str) -> socket.AddressFamily | None:
-    """C{AF_INET}/C{AF_INET6} for an IP literal, C{None} for a host name."""
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    return socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-
-
-#: C{connect()} results meaning "connected, or on its way".
-_IN_PROGRESS = frozenset({0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY,
-                          errno.EISCONN})
-#: C{send()} errors meaning "not connected (or no room) yet: wait until writable".
-_NOT_YET = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOTCONN, errno.EINPROGRESS,
-                      errno.ENOBUFS})
-
-
-def _connect_error(number: int, text: str | None = None) -> Exception:
-    """The Twisted exception C{connectTCP} reports for an C{errno}."""
-    error: Exception = neterror.getConnectError((number, text or os.strerror(number)))
-    return error
-
-
-@implementer(IWriteDescriptor)
-class _DirectSend:
-    """
-    One document on one non-blocking socket, without a Twisted transport
-    (an L{IWriteDescriptor} only while it has to wait).
-
-    L{start} connects and writes what the socket takes at once.  On
-    loopback the connect completes inside the C{connect()} call, so the
-    document is usually written and the socket closed (an orderly FIN: the
-    data is delivered) before L{start} returns.  Otherwise the rest waits
-    for the socket to be writable.  The whole delivery is bounded by
-    C{timeout}.  The result is always reported on a later reactor turn (as
-    with C{connectTCP}), so callers never re-enter themselves.
-    """
-
-    def __init__(self, reactor: PosixReactorBase, family: socket.AddressFamily, host: str,
-                 port: int, data: bytes, timeout: float) -> None:
-        self.reactor = reactor
-        self.family = family
-        self.address: tuple[Any, ...] = ((host, port) if family == socket.AF_INET
-                                         else (host, port, 0, 0))
-        self.data = memoryview(data)
-        self.timeout = timeout
-        self.done: Deferred[None] = Deferred()
-        self.socket: socket.socket | None = None
-        self._fd = -1
-        self._waiting = False
-        self._timer: IDelayedCall | None = None
-        self._reported = False
-
-    def start(self) -> Deferred[None]:
-        """Connect and write what the socket takes now; wait for the rest."""
-        try:
-            sock = socket.socket(self.family, socket.SOCK_STREAM)
-        except OSError as e:
-            self._end(_connect_error(e.errno or errno.EMFILE, e.strerror))
-            return self.done
-        sock.setblocking(False)
-        self.socket, self._fd = sock, sock.fileno()
-        try:
-            result = sock.connect_ex(self.address)
-        except OSError as e:
-            result = e.errno or errno.EINVAL
-        except (OverflowError, ValueError):  # a port out of range
-            result = errno.EINVAL
-        if result in _IN_PROGRESS:
-            self._write()
-        else:
-            self._end(_connect_error(result))
-        return self.done
-
-    def _write(self) -> None:
-        """Send what is left; close when all is sent, else wait to be writable."""
-        sock = self.socket
-        assert sock is not None
-        while self.data:
-            try:
-                sent = sock.send(self.data)
-            except OSError as e:
-                if e.errno in _NOT_YET:
-                    self._wait()
-                else:
-                    self._end(_connect_error(e.errno or errno.EPIPE, e.strerror))
-                return
-            self.data = self.data[sent:]
-        self._end(None)
-
-    def _wait(self) -> None:
-        if not self._waiting:
-            self._waiting = True
-            self.reactor.addWriter(self)
-        if self._timer is None:
-            self._timer = self.reactor.callLater(self.timeout, self._timed_out)
-
-    def _timed_out(self) -> None:
-        self._timer = None
-        self._end(neterror.TimeoutError(f"message not delivered within {self.timeout} s"))
-
-    def _end(self, failure: Exception | None) -> None:
-        """Stop waiting, close the socket and report (on a later turn)."""
-        if self._reported:
-            return
-        self._reported = True
-        if self._waiting:
-            self._waiting = False
-            self.reactor.removeWriter(self)
-        if self._timer is not None:
-            if self._timer.active():
-                self._timer.cancel()
-            self._timer = None
-        if self.socket is not None:
-            sock, self.socket = self.socket, None
-            sock.close()
-        if failure is None:
-            self.reactor.callLater(0, self.done.callback, None)
-        else:
-            self.reactor.callLater(0, self.done.errback, Failure(failure))
-
-    # -- IWriteDescriptor, while waiting -----------------------------------------
-
-    def fileno(self) -> int:
-        """The socket's descriptor (C{-1} once closed)."""
-        return self._fd if self.socket is not None else -1
-
-    def doWrite(self) -> None:
-        """Writable: the connect finished (or failed); send the rest."""
-        if self.socket is None:
-            return None
-        err = self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err:
-            self._end(_connect_error(err))
-        else:
-            self._write()
-        return None
-
-    def connectionLost(self, reason: Failure) -> None:
-        """The reactor saw the socket fail (refused, reset) while we waited."""
-        self._waiting = False  # the reactor has already dropped us
-        if self.socket is None:
-            return
-        err = self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        self._end(_connect_error(err) if err
-                  else neterror.ConnectionLost(reason.getErrorMessage()))
-
-    def logPrefix(self) -> str:
-        """How the reactor's log lines name us."""
-        return "LA4 send"
 
 
 class Outgoing:

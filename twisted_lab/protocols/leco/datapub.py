@@ -14,7 +14,8 @@ The LECO data protocol: C{topic | header(17) | payload...} over PUB/SUB.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+import os
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import zmq
@@ -33,7 +34,8 @@ from twisted_lab.ratelog import BadInputLog
 from twisted_lab.registry import DeviceRegistry
 
 __all__ = ["ProxyService", "DataPublisher", "RegistryPublisher", "data_frames",
-           "export_frames", "INLINE_LIMIT", "MAX_SUBSCRIPTION", "MAX_TOPICS"]
+           "export_frames", "INLINE_LIMIT", "MAX_SUBSCRIPTION", "MAX_TOPICS",
+           "SUBSCRIBER_HWM"]
 
 #: Largest subscription message a subscriber may send the proxy (bytes);
 #: ZMQ drops a subscriber sending a bigger one before it is in memory (a
@@ -43,23 +45,39 @@ MAX_SUBSCRIPTION = 256
 #: it are not passed on to the publishers (logged, rate-limited).
 MAX_TOPICS = 1000
 
+#: Messages the proxy keeps for one subscriber that does not read (ZeroMQ's
+#: C{SNDHWM} on the XPUB; past it, that subscriber's messages are dropped).
+#: A count, not bytes: with camera frames it is what bounds the memory a
+#: stalled subscriber holds (16 frames, shared between subscribers).  Small
+#: messages first fill the kernel's socket buffers, so a subscriber that
+#: reads loses none.
+SUBSCRIBER_HWM = 16
+
 #: Exports with at most this many values also carry them inline in the JSON.
 INLINE_LIMIT = 1000
 _TYPE = bytes([JSON])
 
 
-def data_frames(topic: bytes, value: Any, binary: list[bytes] | None = None,
-                message_type: int = JSON) -> list[bytes]:
-    """The frames of one data message carrying C{value} as JSON."""
+def data_frames(topic: bytes, value: Any, binary: Sequence[Any] | None = None,
+                message_type: int = JSON) -> list[Any]:
+    """
+    The frames of one data message carrying C{value} as JSON.
+
+    @param binary: additional frames, C{bytes} or buffers (sent without a
+        copy when large: keep them unchanged until sent).
+    """
     return [topic, conversation_id() + bytes([message_type]), dumps(value), *(binary or [])]
 
 
-def export_frames(device: str, export: Export) -> tuple[dict[str, Any], list[bytes]]:
+def export_frames(device: str, export: Export) -> tuple[dict[str, Any], list[Any]]:
     """
     The JSON content and binary frames for a grab: one frame per channel
-    (C-order raw bytes, little-endian dtype named in the JSON).
+    (C-order raw bytes, little-endian dtype named in the JSON).  A numeric
+    channel's frame is a view of its array, not a copy (ZeroMQ sends large
+    ones without copying either: a camera frame is not copied on the
+    reactor); the export's arrays are not changed once grabbed.
     """
-    frames: list[bytes] = []
+    frames: list[Any] = []
     signals = []
     total = sum(int(np.asarray(a).size) for s in export.signals for a in s.data)
     for signal in export.signals:
@@ -69,7 +87,10 @@ def export_frames(device: str, export: Export) -> tuple[dict[str, Any], list[byt
             if a.dtype.byteorder == ">":
                 a = a.astype(a.dtype.newbyteorder("<"))
             channels.append({"dtype": a.dtype.str, "shape": list(a.shape), "frame": len(frames)})
-            frames.append(a.tobytes())
+            if a.dtype.kind in "biufc" and a.ndim > 0:
+                frames.append(a.data.cast("B"))
+            else:
+                frames.append(a.tobytes())
         entry = {"name": signal.name, "kind": signal.kind, "dim": signal.dim,
                  "units": signal.units, "labels": list(signal.labels),
                  "timestamp": signal.timestamp, "channels": channels}
@@ -86,6 +107,10 @@ class ProxyService(Service):
     (subscribers), forwarding both ways on the reactor.
 
     @ivar xsub_endpoint: the bound XSUB endpoint, once started.
+    @ivar inproc_endpoint: an C{inproc://} endpoint of the same XSUB, once
+        started: a publisher of this process (in the shared ZeroMQ context)
+        connects there, and its frames are handed over in memory instead of
+        through the loopback TCP stack.
     @ivar xpub_endpoint: the bound XPUB endpoint, once started.
     """
 
@@ -93,8 +118,13 @@ class ProxyService(Service):
 
     def __init__(self, reactor: Any, xsub: str = "tcp://127.0.0.1:11100",
                  xpub: str = "tcp://127.0.0.1:11099", policy: AccessPolicy | None = None,
-                 curve: CurveConfig | None = None, max_topics: int = MAX_TOPICS) -> None:
+                 curve: CurveConfig | None = None, max_topics: int = MAX_TOPICS,
+                 subscriber_hwm: int = SUBSCRIBER_HWM) -> None:
         self.reactor = reactor
+        #: messages kept for one subscriber that does not read
+        self.subscriber_hwm = subscriber_hwm
+        #: messages passed on from publishers to subscribers
+        self.forwarded = 0
         #: who may connect to either port (a ZAP allow-list; default loopback)
         self.policy = policy if policy is not None else AccessPolicy()
         self.curve = curve
@@ -105,6 +135,7 @@ class ProxyService(Service):
         self.bad_input = BadInputLog(self.log, reactor)
         self.xsub_address, self.xpub_address = xsub, xpub
         self.xsub_endpoint: str | None = None
+        self.inproc_endpoint: str | None = None
         self.xpub_endpoint: str | None = None
         self._xsub: ZmqConnection | None = None
         self._xpub: ZmqConnection | None = None
@@ -113,14 +144,18 @@ class ProxyService(Service):
         zap = zap_handler(self.reactor, shared_context())
         self._zap = [zap.add("LECO data proxy (publishers)", self.policy, self.curve),
                      zap.add("LECO data proxy (subscribers)", self.policy, self.curve)]
+        # large frames (camera images) are passed on without a copy
         self._xsub = open_connection(self.reactor, zmq.XSUB, self._from_publishers,
-                                     options=self._zap[0].socket_options())
+                                     options=self._zap[0].socket_options(), large_from=2)
         self._xpub = open_connection(self.reactor, zmq.XPUB, self._from_subscribers,
                                      options={**self._zap[1].socket_options(),
                                               zmq.MAXMSGSIZE: MAX_SUBSCRIPTION,
+                                              zmq.SNDHWM: self.subscriber_hwm,
                                               zmq.XPUB_VERBOSE: 1})
         try:
             self.xsub_endpoint = self._xsub.bind(self.xsub_address)
+            self.inproc_endpoint = self._xsub.bind(
+                f"inproc://twisted-lab-data-proxy-{os.getpid()}-{id(self):x}")
             self.xpub_endpoint = self._xpub.bind(self.xpub_address)
         except BaseException:
             # nothing left on the reactor or bound: the caller may retry
@@ -138,6 +173,7 @@ class ProxyService(Service):
     def _from_publishers(self, frames: list[bytes]) -> None:
         if self._xpub is not None:
             self._xpub.send(frames)
+            self.forwarded += 1
 
     def _from_subscribers(self, frames: list[bytes]) -> None:
         """
@@ -169,6 +205,14 @@ class ProxyService(Service):
         Service.stopService(self)
         self.topics.clear()
         self.bad_input.flush()
+        if self._xsub is not None and self.inproc_endpoint is not None:
+            # a closed socket releases an inproc name only once ZeroMQ has
+            # reaped it: unbind, so that a restart can bind it again
+            try:
+                self._xsub.socket.unbind(self.inproc_endpoint)
+            except zmq.ZMQError:
+                pass
+        self.inproc_endpoint = None
         for sock in (self._xsub, self._xpub):
             if sock is not None:
                 sock.close()
@@ -191,7 +235,8 @@ class DataPublisher:
         self.socket = open_connection(reactor, zmq.PUB, lambda frames: None)
         self.socket.connect(address)
 
-    def publish(self, topic: str | bytes, value: Any, binary: list[bytes] | None = None) -> bool:
+    def publish(self, topic: str | bytes, value: Any, binary: Sequence[Any] | None = None
+                ) -> bool:
         """Publish C{value} (JSON) under C{topic}, with optional binary frames."""
         t = topic.encode() if isinstance(topic, str) else topic
         return self.socket.send(data_frames(t, value, binary))
@@ -252,7 +297,7 @@ class RegistryPublisher(Service):
         topic = (entry() if callable(entry) else entry).encode()
         if event.kind == CHANGED:
             value: Any = {event.parameter: to_json(event.value)}
-            binary: list[bytes] = []
+            binary: list[Any] = []
         elif event.kind == DATA and isinstance(event.value, Export):
             value, binary = export_frames(event.device, event.value)
         elif event.kind == DATA:

@@ -169,9 +169,10 @@ class LecoPlugin(ProtocolPlugin):
         if section["data_publish"] and topics:
             address: Any = f"tcp://{section['data_host']}:{section['data_publish_port']}"
             if proxy is not None:
-                # our own proxy: publish to the endpoint it really bound (port 0: any free port)
+                # our own proxy: publish to it in memory (its inproc endpoint;
+                # frames are not copied through the loopback TCP stack)
                 own_proxy = proxy
-                address = lambda: own_proxy.xsub_endpoint  # noqa: E731
+                address = lambda: own_proxy.inproc_endpoint  # noqa: E731
             publisher = RegistryPublisher(registry, reactor, address, topics)
             publisher.setName("data-publisher")
             publisher.setServiceParent(top)
