@@ -20,7 +20,7 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from twisted_lab.flow import SendBudget
+from twisted_lab.flow import PeerSendBudget, SendBudget
 from twisted_lab.protocols.pymodaq.transport import ChunkWriter, PyMoDAQConnection
 
 
@@ -244,8 +244,8 @@ class LecoSlowReaderTests(TestCase):
         dropped: list[dict[str, Any]] = []
         for _ in range(200):
             await deferLater(reactor, 0.05, lambda: None)
-            for waiting in coordinator._unsent.values():
-                peak = max(peak, sum(w[1] for w in waiting if not w[0].done))
+            for peer in coordinator.send_budget.peers():
+                peak = max(peak, coordinator.send_budget.waiting(peer))
             dropped = [e for e in events if "dropping LECO peer" in e.get("log_format", "")]
             if dropped:
                 break
@@ -260,3 +260,113 @@ class LecoSlowReaderTests(TestCase):
         Coordinator's limit; past it the peer is dropped (its name forgotten) with a
         log line, and other Components are served."""
         return Deferred.fromCoroutine(self._leco())
+
+
+class _Tracker:
+    """A stand-in for a C{zmq.MessageTracker}."""
+
+    def __init__(self) -> None:
+        self.done = False
+
+
+class PeerSendBudgetTests(SynchronousTestCase):
+    """L{PeerSendBudget}: per-peer bytes of tracked messages, a limit and a deadline."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.reports: list[tuple[bytes, str]] = []
+        self.budget = PeerSendBudget(self.clock, lambda p, r: self.reports.append((p, r)),
+                                     limit=100, deadline=10.0)
+
+    def send(self, peer: bytes, size: int) -> _Tracker | None:
+        if not self.budget.admit(peer, size):
+            return None
+        tracker = _Tracker()
+        self.budget.sent(peer, tracker, size)
+        return tracker
+
+    def test_limit_per_peer(self) -> None:
+        """Up to C{limit} bytes may wait for a peer; more is refused and reported once,
+        and another peer is not affected."""
+        first = [self.send(b"a", 40) for _ in range(2)]
+        self.assertEqual(self.budget.waiting(b"a"), 80)
+        self.assertIsNone(self.send(b"a", 40))
+        self.assertIsNone(self.send(b"a", 40))
+        self.assertEqual([p for p, _ in self.reports], [b"a"])
+        self.assertIn("80 bytes waited", self.reports[0][1])
+        self.assertTrue(self.budget.refused(b"a"))
+        self.assertIsNotNone(self.send(b"b", 90))
+        # written out: the peer may have more again, and a new overflow is reported again
+        for tracker in first:
+            assert tracker is not None
+            tracker.done = True
+        self.assertIsNotNone(self.send(b"a", 90))
+        self.assertFalse(self.budget.refused(b"a"))
+        self.assertIsNone(self.send(b"a", 20))
+        self.assertEqual([p for p, _ in self.reports], [b"a", b"a"])
+
+    def test_deadline(self) -> None:
+        """A peer whose oldest message waited longer than C{deadline} is refused."""
+        self.send(b"a", 1)
+        self.clock.advance(9)
+        self.assertIsNotNone(self.send(b"a", 1))
+        self.clock.advance(2)
+        self.assertIsNone(self.send(b"a", 1))
+        self.assertIn("waited for 11.0 s", self.reports[0][1])
+
+    def test_forgotten_when_done(self) -> None:
+        """Peers whose messages were all written out are swept: nothing is kept for
+        peers that came and went."""
+        trackers = [self.send(b"p%d" % i, 10) for i in range(100)]
+        self.assertEqual(len(self.budget.peers()), 100)
+        for tracker in trackers:
+            assert tracker is not None
+            tracker.done = True
+        for _ in range(PeerSendBudget.SWEEP_EVERY):
+            self.budget.sent(b"small", None, 0)  # untracked sends still count
+        self.assertEqual(self.budget.peers(), [])
+
+
+class LecoComponentSlowCoordinatorTests(TestCase):
+    """A LECO Component whose Coordinator stops reading."""
+
+    async def test_component_budget(self) -> None:
+        """Large messages a Component sends to a Coordinator that does not read stay
+        within its byte budget; past it they are not sent, with one log line."""
+        from tests.polling import until
+        from twisted_lab.protocols.leco.component import Component
+        from twisted_lab.protocols.leco.message import Message
+
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        context = zmq.Context()
+        self.addCleanup(context.destroy, 0)
+        router = context.socket(zmq.ROUTER)
+        router.setsockopt(zmq.RCVHWM, 1)
+        router.setsockopt(zmq.RCVBUF, 65536)
+        port = router.bind_to_random_port("tcp://127.0.0.1")
+        component = Component("c", f"tcp://127.0.0.1:{port}", reactor)
+        component.send_budget.limit = 4 << 20
+        component.startService()
+        self.addCleanup(component.stopService)
+        # a fake Coordinator answers the sign-in, then reads nothing more
+        await until(lambda: router.poll(0), 30, "the sign-in")
+        identity, *frames = router.recv_multipart()
+        ask = Message.from_frames(frames)
+        router.send_multipart([identity, *Message(
+            ask.sender, b"N1.COORDINATOR", ask.conversation_id,
+            payload=[json.dumps({"id": 1, "result": None, "jsonrpc": "2.0"}).encode()],
+        ).to_frames()])
+        await until(lambda: component.namespace == "N1", 30, "signed in")
+        blob = bytes(1 << 20)
+        sent = 0
+        peak = 0
+        for _ in range(60):
+            sent += component.notify("N1.x", "blob", frames=[blob])
+            peak = max(peak, component.send_budget.waiting(b"coordinator"))
+            await deferLater(reactor, 0.01, lambda: None)
+        self.assertLess(sent, 60)
+        self.assertLessEqual(peak, component.send_budget.limit)
+        lines = [e for e in events if "does not read" in e.get("log_format", "")]
+        self.assertEqual(len(lines), 1)

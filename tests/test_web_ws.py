@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -293,3 +294,60 @@ class ClientMessageFuzzTests(SynchronousTestCase):
         proto.send_json = sent.append
         proto.onMessage(payload, False)
         proto.onClose(True, 1000, "")
+
+
+class _Http(Protocol):
+    """A raw HTTP/1.1 client connection: what it received, and whether it was closed."""
+
+    def __init__(self) -> None:
+        self.received = b""
+        self.closed = False
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.closed = True
+
+
+class IdleTimeoutTests(TestCase):
+    """C{idle_timeout} closes idle HTTP connections, not WebSockets."""
+
+    def setUp(self) -> None:
+        self.registry = DeviceRegistry(reactor)
+        self.registry.register(FakeActuator("stage"))
+        section = validate(plugin.options, {"listen": "tcp:0:interface=127.0.0.1",
+                                            "idle_timeout": 0.3})
+        self.web = plugin.make_service(self.registry, section, reactor)
+        self.web.startService()
+        self.addCleanup(self.web.stopService)
+        self.port = self.web.listener.port.getHost().port
+
+    async def test_idle_http_closed_websocket_kept(self) -> None:
+        """A keep-alive HTTP connection idle past C{idle_timeout} is closed by the
+        lab; a WebSocket opened before it and idle as long stays open and answers."""
+        from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+        from twisted.internet.task import deferLater
+
+        from tests.polling import until
+        ws_factory = _RecorderFactory(f"ws://127.0.0.1:{self.port}/ws")
+        ws_factory.protocol = _Recorder
+        await TCP4ClientEndpoint(reactor, "127.0.0.1", self.port).connect(ws_factory)
+        ws = await ws_factory.opened
+        self.addCleanup(ws.dropConnection, abort=True)
+        http = _Http()
+        await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", self.port), http)
+        self.addCleanup(lambda: http.transport.abortConnection())  # type: ignore[attr-defined]
+        http.transport.write(b"GET /api/devices HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        await until(lambda: b"\r\n\r\n" in http.received, 30, "the HTTP response")
+        self.assertTrue(http.received.startswith(b"HTTP/1.1 200"))
+        self.assertFalse(http.closed)  # keep-alive: open after the response
+        await until(lambda: http.closed, 30, "the idle HTTP connection closed by the lab")
+        # the WebSocket has now been idle longer than the timeout, and stays so a while
+        await deferLater(reactor, 1.0)
+        self.assertEqual(ws.state, ws.STATE_OPEN)
+        ws.sendMessage(b'{"op": "dance"}')
+        errors = lambda: [json.loads(m) for m, b in ws_factory.messages  # noqa: E731
+                          if not b and json.loads(m).get("type") == "error"]
+        await until(errors, 30, "the WebSocket's answer")
+        self.assertEqual(errors()[0]["error"], "BadMessage")

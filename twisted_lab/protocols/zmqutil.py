@@ -57,12 +57,13 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twisted_lab import fastpath
+from twisted_lab.flow import PeerSendBudget
 from twisted_lab.ratelog import BadInputLog
 
 __all__ = ["ZmqConnection", "open_connection", "bound_address", "last_endpoint",
            "is_loopback", "shared_context", "service_context", "end_context",
            "COPY_THRESHOLD", "use_public_api", "fast_path_available", "HWM", "MAX_MESSAGE",
-           "DEFAULT_OPTIONS"]
+           "DEFAULT_OPTIONS", "large_size"]
 
 #: Messages queued per peer and direction (ZMQ's C{SNDHWM}/C{RCVHWM}) on
 #: every socket: a peer that does not read loses messages past it (PUB,
@@ -86,6 +87,16 @@ _BATCH = 1000
 #: Seconds of handling per reactor wakeup before yielding (checked every
 #: 16 messages): a flood of costly messages does not hold the reactor.
 _BUDGET = 0.005
+
+def large_size(frames: Sequence[Any]) -> int:
+    """The bytes in C{frames} that go out without a copy (L{COPY_THRESHOLD} or more)."""
+    size = 0
+    for frame in frames:
+        n = len(frame) if type(frame) is bytes else memoryview(frame).nbytes
+        if n >= COPY_THRESHOLD:
+            size += n
+    return size
+
 
 def fast_path_available() -> bool:
     """C{True} when this pyzmq has the compiled methods the fast path calls."""
@@ -411,12 +422,37 @@ class ZmqConnection:
                 else:
                     _send(socket, frame, flags, sizes[i] < COPY_THRESHOLD)
         except zmq.ZMQError as e:
-            self.log.warn("{connection}: message not sent ({error})",
-                          connection=self.logPrefix(), error=e.strerror)
+            _not_sent.warn(self.logPrefix(), "{connection}: message not sent ({error})",
+                           connection=self.logPrefix(), error=e.strerror)
             self._check()
             return None
         self._check()
         return tracker
+
+    def send_within(self, frames: Sequence[Any], budget: PeerSendBudget,
+                    peer: bytes | None = None) -> bool:
+        """
+        L{send} to one peer, keeping the large frames waiting for it within
+        C{budget}: a message with large frames is tracked, and one that
+        would take the peer past its budget is not sent (the budget reports
+        it).
+
+        @param peer: the peer's key in C{budget}; C{None}: C{frames[0]} (a
+            ROUTER identity).
+        @return: C{False} when the message was not sent.
+        """
+        size = large_size(frames)
+        if not size:
+            return self.send(frames)
+        if peer is None:
+            peer = bytes(frames[0])
+        if not budget.admit(peer, size):
+            return False
+        tracker = self.send_tracked(frames)
+        if tracker is None:
+            return False
+        budget.sent(peer, tracker, size)
+        return True
 
     def send(self, frames: Sequence[Any]) -> bool:
         """

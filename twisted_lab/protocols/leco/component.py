@@ -23,6 +23,7 @@ from twisted.logger import Logger
 
 from twisted_lab.access import Role, require
 from twisted_lab.bigjson import shared_pool
+from twisted_lab.flow import PeerSendBudget
 from twisted_lab.errors import DeviceOffline, DeviceTimeout, ProtocolError
 from twisted_lab.protocols.leco.locallink import LocalHub, LocalLink
 from twisted_lab.protocols.leco.message import (COORDINATOR, JSON, MESSAGE_ID, VERSION_BYTE, Message, check_name,
@@ -127,6 +128,8 @@ class Component(Service):
         self.bad_input = BadInputLog(self.log, reactor)
         self._next_id = 0
         self._last_sent = 0.0
+        #: large messages not yet written out to our Coordinator over ZeroMQ
+        self.send_budget = PeerSendBudget(reactor, self._not_reading)
         self._signed_in = False
         self._signing_in: Deferred[Any] | None = None
         self._sign_in_waiters: Waiters[None] = Waiters()
@@ -302,7 +305,15 @@ class Component(Service):
         if self._socket is None:
             return False
         self._last_sent = self.reactor.seconds()
+        if isinstance(self._socket, ZmqConnection):
+            return self._socket.send_within(frames, self.send_budget, b"coordinator")
         return self._socket.send(frames)
+
+    def _not_reading(self, peer: bytes, reason: str) -> None:
+        """Our Coordinator does not read what we send: large messages wait."""
+        self.log.warn("LECO Component {name}: the Coordinator at {coordinator} does not "
+                      "read; large messages are not sent until it does ({reason})",
+                      name=self.component_name, coordinator=self.coordinator, reason=reason)
 
     # -- requests ------------------------------------------------------------------
 

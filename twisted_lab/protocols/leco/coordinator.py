@@ -30,7 +30,7 @@ from twisted_lab.access import (AccessPolicy, CurveConfig, Role, ZapRegistration
                                 parse_networks, require, role_of_frame, zap_handler)
 from twisted_lab.errors import InvalidValue
 from twisted_lab.interfaces import IWireReport
-from twisted_lab.flow import DEFAULT_SEND_DEADLINE, DEFAULT_SEND_LIMIT
+from twisted_lab.flow import PeerSendBudget
 from twisted_lab.protocols.leco.message import (HEADER_LENGTH, MESSAGE_ID, VERSION_BYTE,
                                                 check_name, conversation_id, split_name)
 from twisted_lab.protocols.leco.rpc import (DUPLICATE_NAME, INVALID_REQUEST, NOT_SIGNED_IN,
@@ -40,8 +40,8 @@ from twisted_lab.protocols.leco.rpc import (DUPLICATE_NAME, INVALID_REQUEST, NOT
 from twisted_lab.protocols.leco.locallink import LocalHub
 from twisted_lab.protocols.leco.routing import (LOCAL, MALFORMED, NODE, OWN, REFUSED, Local,
                                                 route)
-from twisted_lab.protocols.zmqutil import (COPY_THRESHOLD, ZmqConnection, end_context,
-                                           open_connection, service_context)
+from twisted_lab.protocols.zmqutil import (ZmqConnection, end_context, open_connection,
+                                           service_context)
 from twisted_lab.ratelog import BadInputLog
 
 __all__ = ["CoordinatorService", "zmq_address", "node_address", "advertised_address",
@@ -202,8 +202,8 @@ class CoordinatorService(Service):
         self._me = namespace.encode()
         self._full = self._me + b".COORDINATOR"
         self._local: dict[bytes, Local] = {}
-        #: per ZeroMQ identity: (tracker, bytes, sent at) of large messages not yet written
-        self._unsent: dict[bytes, list[tuple[Any, int, float]]] = {}
+        #: the large messages not yet written out, per ZeroMQ identity
+        self.send_budget = PeerSendBudget(reactor, self._not_reading)
         self._nodes: dict[bytes, _NodeLink] = {}        # namespace -> link (signed in)
         self._waiting: dict[str, _NodeLink] = {}        # address -> link (signing in)
         # ROUTER identity -> [ns, heartbeat, role, peer address]
@@ -314,6 +314,7 @@ class CoordinatorService(Service):
             self.local_hub.pump()  # sign-outs queued by Components stopping with us
             self.local_hub.open = False
             self._local.clear()
+            self.send_budget.clear()
             self._close_sockets()
 
         return d.addCallback(close)
@@ -416,59 +417,47 @@ class CoordinatorService(Service):
             self.local_hub.pump()
 
     #: Bytes of large frames (64 KiB or more) that may wait for one ZeroMQ
-    #: peer, and seconds the oldest may wait, before the peer is dropped.
-    send_limit = DEFAULT_SEND_LIMIT
-    send_deadline = DEFAULT_SEND_DEADLINE
+    #: peer, and seconds the oldest may wait, before the peer is dropped
+    #: (see L{twisted_lab.flow.PeerSendBudget}).
+    @property
+    def send_limit(self) -> int:
+        return self.send_budget.limit
+
+    @send_limit.setter
+    def send_limit(self, limit: int) -> None:
+        self.send_budget.limit = limit
+
+    @property
+    def send_deadline(self) -> float:
+        return self.send_budget.deadline
+
+    @send_deadline.setter
+    def send_deadline(self, deadline: float) -> None:
+        self.send_budget.deadline = deadline
 
     def _to_identity(self, frames: list[Any]) -> None:
         """Send to a ROUTER identity: an in-process link or a ZeroMQ peer."""
         if LocalHub.is_link(frames[0]):
             self.local_hub.to_link(frames)
         elif self._router is not None:
-            size = 0
-            for frame in frames:
-                n = len(frame) if type(frame) is bytes else memoryview(frame).nbytes
-                if n >= COPY_THRESHOLD:
-                    size += n
-            if size:
-                self._send_large(frames, size)
-            else:
-                self._router.send(frames)
+            self._router.send_within(frames, self.send_budget)
 
-    def _send_large(self, frames: list[Any], size: int) -> None:
+    def _not_reading(self, identity: bytes, reason: str) -> None:
         """
-        Send a message with large frames to a ZeroMQ peer, keeping what waits
-        for each peer within L{send_limit} bytes and L{send_deadline}
-        seconds: a peer past either does not read; it is dropped (its names
-        forgotten, its waiting messages left to ZeroMQ) with a log line.
+        A ZeroMQ peer went past its send budget: it does not read.  It is
+        dropped (its names forgotten; nothing more is sent to it until what
+        waits is written out, or ZeroMQ drops it when the peer leaves) with a
+        log line.
         """
-        assert self._router is not None
-        identity = bytes(frames[0])
-        now = self.reactor.seconds()
-        waiting = [w for w in self._unsent.get(identity, []) if not w[0].done]
-        queued = sum(w[1] for w in waiting)
-        if waiting and (queued + size > self.send_limit
-                        or now - waiting[0][2] > self.send_deadline):
-            self._unsent.pop(identity, None)
-            names = [n for n, e in self._local.items() if e.identity == identity]
-            for name in names:
-                del self._local[name]
-            self.log.warn("dropping LECO peer {names} (identity {identity}): it does not "
-                          "read ({queued} bytes waiting for {age:.1f} s; limits {limit} "
-                          "bytes, {deadline} s); a message of {size} bytes was not sent",
-                          names=", ".join(n.decode("ascii", "replace") for n in names) or "?",
-                          identity=identity.hex(), queued=queued, age=now - waiting[0][2],
-                          limit=self.send_limit, deadline=self.send_deadline, size=size)
-            if names:
-                self._publish_directory()
-            return
-        tracker = self._router.send_tracked(frames)
-        if tracker is not None and not tracker.done:
-            waiting.append((tracker, size, now))
-        if waiting:
-            self._unsent[identity] = waiting
-        else:
-            self._unsent.pop(identity, None)
+        names = [n for n, e in self._local.items() if e.identity == identity]
+        for name in names:
+            del self._local[name]
+        self.log.warn("dropping LECO peer {names} (identity {identity}): it does not "
+                      "read ({reason})",
+                      names=", ".join(n.decode("ascii", "replace") for n in names) or "?",
+                      identity=identity.hex(), reason=reason)
+        if names:
+            self._publish_directory()
 
     def _malformed(self, frames: list[bytes]) -> None:
         """Answer a malformed message if it names a sender, log it in any case."""

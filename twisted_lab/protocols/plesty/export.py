@@ -20,6 +20,7 @@ from zope.interface import implementer
 
 from twisted_lab.access import (AccessPolicy, CurveConfig, Role, ZapRegistration,
                                 role_of_frame, zap_handler)
+from twisted_lab.flow import PeerSendBudget
 from twisted_lab.interfaces import IWireReport
 
 from twisted_lab.protocols.plesty.handler import DEFAULT_MAX_MESSAGE_SIZE, PlestyHandler
@@ -30,8 +31,10 @@ from twisted_lab.registry import DeviceRegistry
 
 __all__ = ["PlestyServerConnection", "PlestyServerService", "DEFAULT_SEND_HWM"]
 
-#: Replies that may wait for one client (ZeroMQ's send high-water mark).
-DEFAULT_SEND_HWM = 4
+#: Replies that may wait for one client (ZeroMQ's send high-water mark):
+#: room for a client that pipelines requests; what large replies may pin is
+#: bounded in bytes by the connection's L{PeerSendBudget} instead.
+DEFAULT_SEND_HWM = 1000
 
 
 class PlestyServerConnection:
@@ -59,6 +62,8 @@ class PlestyServerConnection:
         self.requests: Counter[bytes] = Counter()
         #: the requests being carried out (a Deferred's id → its frames)
         self.inflight: dict[int, list[bytes]] = {}
+        #: large replies not yet written out, per client identity
+        self.send_budget = PeerSendBudget(reactor, self._not_reading)
         self.link: ZmqConnection = open_connection(
             reactor, zmq.ROUTER, self.messageReceived, bind=address, context=context,
             linger=0, options=options, track_properties=True,
@@ -70,6 +75,7 @@ class PlestyServerConnection:
 
     def close(self, linger: int = 0) -> None:
         """Close the socket, keeping unsent replies C{linger} ms."""
+        self.send_budget.clear()
         if linger:
             self.link.setsockopt(zmq.LINGER, linger)
         self.link.close()
@@ -83,7 +89,7 @@ class PlestyServerConnection:
             key = id(d)
             self.inflight[key] = frames
             d.addBoth(self._answered, key)
-        d.addCallback(self._reply)
+        d.addCallback(self._reply, frames)
         d.addErrback(lambda f: self.log.failure("answering a request to {device} failed", f,
                                                 device=self.handler.device_name))
 
@@ -105,15 +111,38 @@ class PlestyServerConnection:
                 self.send(reply)
         return len(inflight)
 
-    def _reply(self, frames: list[Any] | None) -> None:
-        if frames is not None and not self.send(frames):
-            client = client_name(frames[0])
-            self.log.warn("{device}: the reply to {client} was not delivered (the client is "
-                          "gone, or does not read: at most {hwm} replies wait for one "
-                          "client); the request itself was carried out; the client's "
-                          "session and locks are dropped", device=self.handler.device_name,
-                          client=client, hwm=self.link.socket.getsockopt(zmq.SNDHWM))
-            self.handler.drop_client(client)
+    def _reply(self, frames: list[Any] | None, request: list[bytes]) -> None:
+        if frames is None or self.link.send_within(frames, self.send_budget):
+            return
+        if self.send_budget.refused(bytes(frames[0])):
+            # past its byte budget: a short error instead of more data
+            reply = self.handler.error_reply(
+                request, "BufferError", f"the client does not read its replies: more than "
+                f"{self.send_budget.limit} bytes of replies wait for it; this reply was "
+                f"not sent")
+            if reply is not None:
+                self.send(reply)
+            return
+        client = client_name(frames[0])
+        self.log.warn("{device}: the reply to {client} was not delivered (the client is "
+                      "gone, or does not read: at most {hwm} replies wait for one "
+                      "client); the request itself was carried out; the client's "
+                      "session and locks are dropped", device=self.handler.device_name,
+                      client=client, hwm=self.link.socket.getsockopt(zmq.SNDHWM))
+        self.handler.drop_client(client)
+
+    def _not_reading(self, identity: bytes, reason: str) -> None:
+        """
+        A client went past its byte budget: logged (once each time, and
+        rate-limited), its session dropped.
+        """
+        client = client_name(identity)
+        self.handler.bad_input.warn(
+            (client, "budget"), "{device}: client {client} does not read its replies "
+            "({reason}); it gets error replies instead of data until it reads, and its "
+            "session and locks are dropped", device=self.handler.device_name, client=client,
+            reason=reason)
+        self.handler.drop_client(client)
 
 
 @implementer(IWireReport)
@@ -173,8 +202,11 @@ class PlestyServerService(Service):
         assert self.connection.link.endpoint is not None
         self.address = self.connection.link.endpoint
         super().startService()
-        self.log.info("serving {device} over PLESTY at {address}", device=self.device_name,
-                      address=self.address)
+        self.log.info("serving {device} over PLESTY at {address} (requests over {limit} "
+                      "bytes get an error reply; over {cap} bytes ZeroMQ cuts the client's "
+                      "connection without a reply)", device=self.device_name,
+                      address=self.address, limit=self.max_message_size,
+                      cap=2 * self.max_message_size + 65536)
 
     def wire_report(self) -> dict[str, Any]:
         """The bound address and the clients seen, with their requests and resources."""

@@ -21,6 +21,7 @@ mutating call goes through L{DeviceRegistry.guarded} with the client's owner.
 from __future__ import annotations
 
 import itertools
+import re
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,6 +110,30 @@ def plesty_doc(description: Description) -> dict[str, Any]:
             "standard_methods": standard}
 
 
+#: Bytes read at each end of an over-size request to find its C{rid}.
+RID_WINDOW = 4096
+_RID = re.compile(rb'"rid"\s*:\s*(-?[0-9][0-9.eE+-]{0,30}|"(?:[^"\\]|\\.){0,256}"|true|false|null)'
+                  rb'\s*[,}]')
+
+
+def rid_near_ends(body: bytes) -> tuple[bool, Any]:
+    """
+    The C{rid} of an over-size request, looked for in its first and last
+    L{RID_WINDOW} bytes only (a C{"rid": value} member with a number, string,
+    boolean or null value): the body is never parsed in full.
+
+    @return: C{(True, rid)}, or C{(False, None)} when none is found there.
+    """
+    for part in (body[:RID_WINDOW], body[-RID_WINDOW:]):
+        match = _RID.search(part)
+        if match is not None:
+            try:
+                return True, json.loads(match.group(1))
+            except ValueError:
+                continue
+    return False, None
+
+
 class PlestyHandler:
     """
     Answers PLESTY requests for one registry device.
@@ -192,8 +217,12 @@ class PlestyHandler:
         if len(body) > self.max_message_size:
             self.bad_input.warn(client, "{device}: refused a {size}-byte request from {client}",
                                 device=self.device_name, size=len(body), client=client)
-            return error("ValueError", f"request of {len(body)} bytes exceeds the limit of "
-                         f"{self.max_message_size} bytes"), False
+            reply = error("ValueError", f"request of {len(body)} bytes exceeds the limit of "
+                          f"{self.max_message_size} bytes")
+            found, rid = rid_near_ends(body)
+            if found and not self.strict:
+                reply["rid"] = rid
+            return reply, False
         try:
             request = parse_request(body)
         except Exception as e:
@@ -458,22 +487,44 @@ class PlestyHandler:
 
         @return: C{None} for a message that would have been dropped anyway.
         """
+        return self.error_reply(frames, "ConnectionAbortedError",
+                                f"the server of {self.device_name!r} is shutting down")
+
+    def error_reply(self, frames: list[bytes], kind: str, message: str) -> list[Any] | None:
+        """
+        An error reply to the request C{frames}, in its envelope, with its
+        C{rid} where one can be read (see L{request_id}).
+
+        @return: C{None} for a message that would have been dropped anyway.
+        """
         if len(frames) == 2:
             envelope, body = [frames[0]], frames[1]
         elif len(frames) == 3 and frames[1] == b"":
             envelope, body = [frames[0], b""], frames[2]
         else:
             return None
-        reply = error("ConnectionAbortedError",
-                      f"the server of {self.device_name!r} is shutting down")
-        if not self.strict and len(body) <= self.max_message_size:
+        reply = error(kind, message)
+        if not self.strict:
+            found, rid = self.request_id(body)
+            if found:
+                reply["rid"] = rid
+        return envelope + encode(reply)
+
+    def request_id(self, body: bytes) -> tuple[bool, Any]:
+        """
+        The C{rid} of a request, parsed in full up to L{max_message_size};
+        beyond it, read only at the start and end of the body (a top-level
+        C{"rid"} member with a scalar value), so that the cost stays bounded.
+
+        @return: C{(True, rid)}, or C{(False, None)} when none can be read.
+        """
+        if len(body) <= self.max_message_size:
             try:
                 request = parse_request(body)
             except Exception:
-                request = {}
-            if "rid" in request:
-                reply["rid"] = request["rid"]
-        return envelope + encode(reply)
+                return False, None
+            return ("rid" in request), request.get("rid")
+        return rid_near_ends(body)
 
     def drop_client(self, client: str) -> None:
         """Forget a client's session and release its lock (it does not read)."""

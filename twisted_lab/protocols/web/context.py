@@ -82,6 +82,9 @@ class WebContext:
     @ivar read_only: refuse every write.
     @ivar token: the write token, or C{None} when writes need none.
     @ivar max_body: the largest request body accepted, in bytes.
+    @ivar idle_timeout: seconds an HTTP connection may stay idle (no request
+        in progress) before it is closed; WebSockets are not cut (autobahn
+        pings them).
     @ivar max_fps: the highest frame rate sent to one browser per device.
     @ivar max_frame_side: images are reduced so no side is longer.
     @ivar position_interval: seconds between position pushes of a watched actuator.
@@ -95,6 +98,7 @@ class WebContext:
     read_only: bool = False
     token: str | None = None
     max_body: int = 1024 * 1024
+    idle_timeout: float = 60.0
     max_fps: float = 30.0
     max_frame_side: int = 1024
     position_interval: float = 0.1

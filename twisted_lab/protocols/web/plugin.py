@@ -73,6 +73,9 @@ class WebPlugin(ProtocolPlugin):
         "max_frame_side": Option(int, 1024, "images are reduced (every k-th pixel) so no side "
                                  "is longer, for drawing; .npy downloads are full size"),
         "max_body": Option(int, 1024 * 1024, "the largest request body accepted, in bytes"),
+        "idle_timeout": Option(float, 60.0, "seconds an HTTP connection may stay idle between "
+                               "requests before it is closed (WebSockets are not cut: they "
+                               "are pinged)"),
         "position_interval": Option(float, 0.1, "seconds between position updates of a "
                                     "watched actuator"),
         "log_size": Option(int, 1000, "log events kept for the log view"),
@@ -84,7 +87,7 @@ class WebPlugin(ProtocolPlugin):
 
     def check(self, section: Mapping[str, Any]) -> None:
         """Rates and sizes must be positive."""
-        require_positive(section, "web", "max_fps", "position_interval")
+        require_positive(section, "web", "max_fps", "position_interval", "idle_timeout")
         require_positive(section, "web", "max_frame_side", "max_body", "log_size", minimum=1,
                          strict=False)
 
@@ -102,6 +105,7 @@ class WebPlugin(ProtocolPlugin):
         context = WebContext(registry, reactor, read_only=section["read_only"],
                              token=read_token(section["token_file"]),
                              max_body=section["max_body"], max_fps=section["max_fps"],
+                             idle_timeout=section["idle_timeout"],
                              max_frame_side=section["max_frame_side"],
                              position_interval=section["position_interval"],
                              log_ring=LogRing(section["log_size"]))

@@ -105,8 +105,12 @@ class _LabSite(Site):
     def log(self, request: Any) -> None:
         """No access log: the console polls; the API logs its errors itself."""
 
-    def __init__(self, resource: Resource, max_body: int) -> None:
-        super().__init__(resource)
+    def __init__(self, resource: Resource, max_body: int, idle_timeout: float,
+                 reactor: Any = None) -> None:
+        # an HTTP connection with no request in progress is closed after
+        # idle_timeout; a WebSocket's upgrade request never ends, so twisted.web
+        # does not time it out (autobahn's pings watch it instead)
+        super().__init__(resource, timeout=idle_timeout, reactor=reactor)
         self.max_body = max_body
         self.displayTracebacks = False
 
@@ -118,7 +122,7 @@ def build_site(context: WebContext, sockets: LabSocketFactory | None = None) -> 
                               ".html": "text/html; charset=utf-8", ".svg": "image/svg+xml"})
     root.putChild(b"api", ApiResource(context))
     root.putChild(b"ws", WebSocketResource(sockets or LabSocketFactory(context)))
-    return _LabSite(root, context.max_body)
+    return _LabSite(root, context.max_body, context.idle_timeout, context.reactor)
 
 
 def _walk(service: Any, section: str, out: list[dict[str, Any]]) -> None:
