@@ -189,6 +189,24 @@ class LivenessTests(CoordinatorTestCase):
         self.assertFalse(self.device.online)
         self.assertEqual(self.registry.names(), [])
 
+    def test_message_after_stop_ignored(self) -> None:
+        """
+        A node's document still being read when the service stops is
+        dropped: the device stays offline and no silence watchdog is left
+        behind on the reactor.
+        """
+        self.online()
+        address = IPv4Address("TCP", "127.0.0.1", 40000)
+        proto = self.service.factory.buildProtocol(address)
+        proto.makeConnection(StringTransport(peerAddress=address))
+        self.service.stopService()
+        proto.dataReceived(event())
+        proto.connectionLost()
+        self.assertFalse(self.device.online)
+        watchdogs = [c for c in self.reactor.getDelayedCalls()
+                     if getattr(c.func, "__name__", "") == "_silent"]
+        self.assertEqual(watchdogs, [])
+
 
 class ActionTests(CoordinatorTestCase):
     """Actions render the documented commands; results are the output events."""

@@ -548,7 +548,13 @@ class LA4CoordinatorService(Service):
         return None
 
     def message_received(self, message: Message, host: str) -> None:
-        """Route a node's message to its device (others are ignored and logged)."""
+        """
+        Route a node's message to its device (others are ignored and logged).
+        A message still being read when the service stopped is dropped: its
+        device is offline and stays so (no watchdog is started again).
+        """
+        if not self.running:
+            return
         device = self._device_for(host, message.port)
         if device is None:
             self.log.warn("LA4 coordinator: ignoring {kind} from unknown node {peer} "
