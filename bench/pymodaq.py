@@ -125,6 +125,36 @@ def spawn(*args: Any) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, os.path.abspath(__file__), "--child",
                              *map(str, args)], env=env)
 
+async def start_echo(reactor: Any) -> tuple[Any, list[Any], Any, subprocess.Popen[bytes]]:
+    """
+    The Int32 echo anchor: a listener, the C{echo} child connected to it.
+
+    @return: the sending protocol (C{sendString}), the list the caller
+        appends one Deferred to per request (each fires on its echo), the
+        listening port and the child process.
+    """
+    from twisted.internet.defer import Deferred
+    from twisted.internet.endpoints import TCP4ServerEndpoint
+    from twisted.internet.protocol import Factory
+    from twisted.protocols.basic import Int32StringReceiver
+
+    got: list[Deferred[None]] = []
+    connected: Deferred[Any] = Deferred()
+
+    class Sender(Int32StringReceiver):
+        def connectionMade(self) -> None:
+            self.transport.setTcpNoDelay(True)
+            connected.callback(self)
+
+        def stringReceived(self, data: bytes) -> None:
+            got.pop(0).callback(None)
+
+    port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
+        Factory.forProtocol(Sender))
+    child = spawn("echo", port.getHost().port)
+    return await connected, got, port, child
+
+
 
 # -- anchors ---------------------------------------------------------------------
 
@@ -193,8 +223,6 @@ def run_targets(frames: int, round_trips: int, rounds: int) -> dict[str, list[fl
     from twisted.internet import reactor, task
     from twisted.internet.defer import Deferred, ensureDeferred
     from twisted.internet.endpoints import TCP4ServerEndpoint
-    from twisted.internet.protocol import Factory
-    from twisted.protocols.basic import Int32StringReceiver
 
     from twisted_lab.protocols.pymodaq.imports import PyMoDAQServerFactory
     from twisted_lab.registry import DeviceRegistry
@@ -219,21 +247,7 @@ def run_targets(frames: int, round_trips: int, rounds: int) -> dict[str, list[fl
         camera = await imported("camera", *SHAPE)
         stage = await imported("stage")
         raw = RawAnchor(SHAPE[0] * SHAPE[1] * 8)
-        got: list[Deferred[None]] = []
-
-        class Sender(Int32StringReceiver):
-            def connectionMade(self) -> None:
-                self.transport.setTcpNoDelay(True)
-                connected.callback(self)
-
-            def stringReceived(self, data: bytes) -> None:
-                got.pop(0).callback(None)
-
-        connected: Deferred[Any] = Deferred()
-        echo_port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
-            Factory.forProtocol(Sender))
-        echo_child = spawn("echo", echo_port.getHost().port)
-        sender = await connected
+        sender, got, echo_port, echo_child = await start_echo(reactor)
 
         async def ours_frames() -> float:
             start = time.perf_counter()
@@ -345,8 +359,6 @@ def run_ours(frames: int, round_trips: int, commands_only: bool = False,
     from twisted.internet import reactor, task
     from twisted.internet.defer import Deferred, ensureDeferred
     from twisted.internet.endpoints import TCP4ServerEndpoint
-    from twisted.internet.protocol import Factory
-    from twisted.protocols.basic import Int32StringReceiver
 
     from twisted_lab.protocols.pymodaq.imports import PyMoDAQServerFactory
     from twisted_lab.registry import DeviceRegistry
@@ -378,21 +390,7 @@ def run_ours(frames: int, round_trips: int, commands_only: bool = False,
         child.kill()
 
     async def echo_anchor() -> float:
-        got: list[Deferred[None]] = []
-
-        class Sender(Int32StringReceiver):
-            def connectionMade(self) -> None:
-                self.transport.setTcpNoDelay(True)
-                connected.callback(self)
-
-            def stringReceived(self, data: bytes) -> None:
-                got.pop(0).callback(None)
-
-        connected: Deferred[Any] = Deferred()
-        port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
-            Factory.forProtocol(Sender))
-        child = spawn("echo", port.getHost().port)
-        sender = await connected
+        sender, got, port, child = await start_echo(reactor)
         start = time.perf_counter()
         for _ in range(round_trips):
             d: Deferred[None] = Deferred()
