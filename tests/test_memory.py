@@ -131,15 +131,20 @@ class TrimTests(SynchronousTestCase):
         self.assertEqual(clock.getDelayedCalls(), [])
 
     def test_service_freezes_startup_objects(self) -> None:
-        """With C{freeze}, starting the service moves the objects that exist into the
-        collector's permanent generation (full collections then skip them)."""
+        """With C{freeze}, the objects that exist once the reactor runs move into the
+        collector's permanent generation (full collections then skip them); not
+        before the reactor runs (twistd's signal handlers are not in place yet)."""
         import gc
 
-        from twisted.internet.task import Clock
+        from twisted.internet.testing import MemoryReactorClock
 
         from twisted_lab.memory import TrimService
         self.addCleanup(gc.unfreeze)
-        service = TrimService(Clock(), freeze=True)
+        gc.unfreeze()
+        reactor = MemoryReactorClock()
+        service = TrimService(reactor, freeze=True)
         service.startService()
         self.addCleanup(service.stopService)
+        self.assertEqual(gc.get_freeze_count(), 0)
+        reactor.run()
         self.assertGreater(gc.get_freeze_count(), 1000)

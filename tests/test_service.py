@@ -80,6 +80,35 @@ class BuildServiceTests(SynchronousTestCase):
         self.assertEqual(self.registry.leases.leases(), [])
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_started_logged_once_reactor_runs(self) -> None:
+        """
+        "lab started" is logged once the reactor runs, not when the services
+        start: under twistd that line means its signal handlers are in place
+        (a SIGINT sent on seeing it stops the lab cleanly). A lab stopped
+        before the reactor ran never says it started.
+        """
+        from twisted.internet.testing import MemoryReactorClock
+        from twisted.logger import globalLogPublisher
+
+        events: list[dict] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+
+        def started() -> list[str]:
+            return [e["log_format"] for e in events
+                    if e.get("log_format", "").startswith("lab started")]
+
+        for stop_first in (False, True):
+            del events[:]
+            core = MemoryReactorClock()
+            lab = LabService(DeviceRegistry(core), core)
+            lab.startService()
+            self.assertEqual(started(), [])
+            if stop_first:
+                self.successResultOf(lab.stopService())
+            core.run()
+            self.assertEqual(len(started()), 0 if stop_first else 1)
+
     def test_same_registry_twice_refused(self) -> None:
         """Building the same devices into one registry twice is refused (duplicate names)."""
         self.assertRaises(LabError, build_service, self.registry, self.config, self.clock)

@@ -97,8 +97,11 @@ def trim() -> bool:
 class TrimService(Service):
     """
     Calls L{trim} every C{interval} seconds while running (nothing where
-    there is no glibc); with C{freeze}, calls L{freeze_startup} when it
-    starts (start it after the rest of the process).  A trim takes about a millisecond per 100 MB of heap;
+    there is no glibc); with C{freeze}, calls L{freeze_startup} once the
+    reactor runs (C{callWhenRunning}: after everything else started, and
+    after twistd installed its signal handlers, so a Ctrl-C during the
+    collection stops the lab instead of raising C{KeyboardInterrupt} from a
+    service's start).  A trim takes about a millisecond per 100 MB of heap;
     one slower than L{SLOW} seconds is logged.
     """
 
@@ -107,6 +110,10 @@ class TrimService(Service):
     SLOW = 0.05
 
     def __init__(self, reactor: Any, interval: float = 5.0, freeze: bool = False) -> None:
+        """
+        @param reactor: runs the trims (L{IReactorTime}); with C{freeze}, also
+            an L{IReactorCore}.
+        """
         self.reactor = reactor
         self.interval = interval
         self.freeze = freeze
@@ -115,14 +122,18 @@ class TrimService(Service):
     def startService(self) -> None:
         super().startService()
         if self.freeze:
-            # started last: everything the lab made at startup is frozen
-            frozen = freeze_startup()
-            self.log.debug("froze {count} startup objects", count=frozen)
+            self.reactor.callWhenRunning(self._freeze)
         if _libc_call("malloc_trim") is None:
             return
         self._loop = LoopingCall(self._trim)
         self._loop.clock = self.reactor
         self._loop.start(self.interval, now=False)
+
+    def _freeze(self) -> None:
+        if not self.running:
+            return
+        frozen = freeze_startup()
+        self.log.debug("froze {count} startup objects", count=frozen)
 
     def _trim(self) -> None:
         started = time.monotonic()

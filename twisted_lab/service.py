@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 from twisted.application.service import IService, MultiService
 from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.interfaces import IReactorCore
 from twisted.logger import Logger
 
 from twisted_lab.config import Config
@@ -28,18 +29,23 @@ class LabService(MultiService):
     devices that own threads or timers, then one child per protocol.
 
     @ivar registry: the registry every child serves.
+    @ivar reactor: when it provides L{IReactorCore}, "lab started" is logged
+        once it runs (under twistd: after its signal handlers are in place,
+        so a SIGINT sent on that line stops the lab cleanly); otherwise as
+        soon as the children have started.
     """
 
     log = Logger()
 
-    def __init__(self, registry: DeviceRegistry) -> None:
+    def __init__(self, registry: DeviceRegistry, reactor: Any = None) -> None:
         super().__init__()
         self.registry = registry
+        self.reactor = reactor
         self.setName("lab")
 
     def startService(self) -> None:
         """
-        Start every child and log what runs.
+        Start every child, then log what runs (once the reactor runs).
 
         @raise StartupError: a listener could not bind; the children that
             started are stopped again, so the lab never runs half-started.
@@ -48,6 +54,15 @@ class LabService(MultiService):
             super().startService()
         except StartupError as e:
             self._failed(e)
+        if IReactorCore.providedBy(self.reactor):
+            self.reactor.callWhenRunning(self._announce)
+        else:
+            self._announce()
+
+    def _announce(self) -> None:
+        """Log "lab started" with what runs (not when it was stopped already)."""
+        if not self.running:
+            return
         self.log.info("lab started: {count} devices ({devices}); services: {services}",
                       count=len(self.registry), devices=", ".join(self.registry.names()),
                       services=", ".join(s.name or repr(s) for s in self))
@@ -128,7 +143,7 @@ def build_service(registry: DeviceRegistry, config: Config, reactor: Any) -> Lab
     @return: a service to start (C{setServiceParent(application)} or
         C{startService()}).
     """
-    top = LabService(registry)
+    top = LabService(registry, reactor)
     build_devices(registry, config, reactor).setServiceParent(top)
     for section in config.protocols:
         service = protocol_plugin(section.name, config.file).make_service(
