@@ -114,6 +114,42 @@ class RoutingTests(CoordinatorMixin, TestCase):
         self.assertIs(type(frames[0]), bytes)
         self.assertIs(type(frames[2]), bytes)
 
+    async def test_large_json_payload(self) -> None:
+        """
+        A JSON payload of 64 KiB or more (the ROUTER receives it uncopied, as a
+        C{zmq.Frame}) reaches a ZeroMQ Component, an in-process Component and
+        the Coordinator's own methods whole; from a sender that did not sign
+        in it is refused (-32090) as a small one is.
+        """
+        coordinator = self.start_coordinator()
+        a = await self.component("a", coordinator)
+        b = await self.component("b", coordinator)
+        inner = await self.component("inner", coordinator, hub=coordinator.local_hub)
+        for component in (a, inner):
+            component.register_method("length", lambda p, f: len(p["text"]))
+        payload_types: list[type] = []
+        route = coordinator._on_router
+
+        def recording(frames: list[Any], *args: Any) -> None:
+            if len(frames) > 5:
+                payload_types.append(type(frames[5]))
+            route(frames, *args)
+
+        self.patch(coordinator, "_on_router", recording)
+        text = "x" * (1 << 20)
+        self.assertEqual(await b.ask("a", "length", {"text": text}), (len(text), []))
+        self.assertEqual(await b.ask("inner", "length", {"text": text}), (len(text), []))
+        result, _ = await b.ask("COORDINATOR", "send_local_components", {"pad": text})
+        self.assertEqual(sorted(result), ["a", "b", "inner"])  # its params are not used
+        self.assertIs(payload_types[0], zmq.Frame)  # received, routed: never copied
+        raw = self.raw(coordinator)
+        raw.send(request(b"a", b"stranger", "length", {"text": text}))
+        frames = await raw.next()
+        self.assertEqual(json.loads(frames[4])["error"]["code"], -32090)
+        raw.send(request(b"COORDINATOR", b"stranger", "sign_in", {"pad": text}))
+        frames = await raw.next()
+        self.assertEqual(json.loads(frames[4])["error"]["code"], -32090)
+
     async def test_unknown_receiver_and_node(self) -> None:
         """-32093 for an unknown name, -32092 for an unknown namespace, as DeviceOffline."""
         coordinator = self.start_coordinator()

@@ -79,13 +79,22 @@ _MALFORMED: Route[Any] = Route(MALFORMED)
 _OWN: Route[Any] = Route(OWN)
 
 
+def _small_payload(frames: Sequence[Any]) -> bool:
+    """
+    The message has a first payload frame received as C{bytes}: a large one
+    (a C{zmq.Frame}, never copied) is never a sign-in, and is not searched.
+    """
+    return len(frames) > 5 and isinstance(frames[5], bytes)
+
+
 def route(frames: Sequence[bytes], now: float, namespace: bytes,
           local: Mapping[bytes, Local], node_ids: Mapping[bytes, list[Any]],
           nodes: Mapping[bytes, L]) -> Route[L]:
     """
     Decide what to do with one message received by the ROUTER.
 
-    @param frames: C{identity, version, receiver, sender, header, payload...}.
+    @param frames: C{identity, version, receiver, sender, header, payload...};
+        the payload frames may be C{zmq.Frame}s (large ones, uncopied).
     @param now: the clock's time (a known sender's heartbeat is set to it).
     @param namespace: this node's namespace.
     @param local: name → L{Local} of the Components signed in here.
@@ -105,7 +114,8 @@ def route(frames: Sequence[bytes], now: float, namespace: bytes,
             if entry.identity != identity:
                 return Route(REFUSED, code=DUPLICATE_NAME)
             entry.heartbeat = now
-        elif not (n > 5 and (b'"sign_in"' in frames[5] or b'"sign_out"' in frames[5])):
+        elif not (_small_payload(frames)
+                  and (b'"sign_in"' in frames[5] or b'"sign_out"' in frames[5])):
             return Route(REFUSED, code=NOT_SIGNED_IN)
     else:
         node = node_ids.get(identity)
@@ -113,7 +123,8 @@ def route(frames: Sequence[bytes], now: float, namespace: bytes,
             return Route(REFUSED, node[0], NOT_SIGNED_IN)
         if node is not None:
             node[1] = now
-        elif not (s_nm == COORDINATOR and n > 5 and b"coordinator_sign_" in frames[5]):
+        elif not (s_nm == COORDINATOR and _small_payload(frames)
+                  and b"coordinator_sign_" in frames[5]):
             return Route(REFUSED, code=NOT_SIGNED_IN)
     if receiver == COORDINATOR or receiver == namespace + b"." + COORDINATOR:
         return _OWN
