@@ -305,18 +305,55 @@ class DetectorTests(_Base):
         self.assertFalse(actor.grabbing)
 
     def test_grab_waits_for_the_director(self) -> None:
-        """The next acquisition starts only after the director answered set_data."""
+        """
+        The next set_data is sent only after the director answered the
+        previous one; the next acquisition runs meanwhile, and only one
+        (at most one frame waits).
+        """
         component, _ = self.actor("spectro")
+        grabs = []
+        grab = self.detector.grab
+        self.patch(self.detector, "grab", lambda: grabs.append(1) or grab())
+        pending: Deferred[Any] = Deferred()
+        component.answers["N1.director"] = pending
+        component.request("send_data_grab")
+        for _ in range(5):
+            self.clock.advance(0.001)
+        self.assertEqual(len(component.callbacks("set_data")), 1)
+        self.assertEqual(len(grabs), 2)
+        component.answers.clear()
+        pending.callback((None, []))
+        self.assertEqual(len(component.callbacks("set_data")), 2)
+        component.request("stop_grab")
+        self.clock.advance(0.001)
+        self.assertEqual(len(component.callbacks("set_data")), 2)
+
+    def test_frame_acquired_at_stop_dropped(self) -> None:
+        """A frame acquired while the previous one waited is not sent after stop_grab."""
+        component, actor = self.actor("spectro")
         pending: Deferred[Any] = Deferred()
         component.answers["N1.director"] = pending
         component.request("send_data_grab")
         self.clock.advance(0.001)
-        self.assertEqual(len(component.callbacks("set_data")), 1)
+        component.request("stop_grab")
         component.answers.clear()
         pending.callback((None, []))
         self.clock.advance(0.001)
-        self.assertEqual(len(component.callbacks("set_data")), 2)
-        component.request("stop_grab")
+        self.assertEqual(len(component.callbacks("set_data")), 1)
+        self.assertFalse(actor.grabbing)
+
+    def test_grab_error_while_sending_logged(self) -> None:
+        """An acquisition failing while a frame is sent ends the loop; both are logged."""
+        component, actor = self.actor("spectro")
+        pending: Deferred[Any] = Deferred()
+        component.answers["N1.director"] = pending
+        component.request("send_data_grab")
+        self.patch(self.detector, "grab", lambda: fail(ValueError("camera unplugged")))
+        self.clock.advance(0.001)
+        self.assertFalse(actor.grabbing)
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+        pending.callback((None, []))
+        self.assertEqual(len(component.callbacks("set_data")), 1)
 
     def test_signal_grab_wrapped(self) -> None:
         """A device returning a bare Signal is sent as a one-signal DataToExport."""

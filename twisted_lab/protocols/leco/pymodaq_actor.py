@@ -401,13 +401,16 @@ class PyMoDAQActor:
 
     # -- detector ------------------------------------------------------------
 
-    async def _grab_once(self, device: Any) -> None:
+    async def _acquire(self, device: Any) -> Export:
         export = await device.grab()
         if isinstance(export, Signal):
             export = Export(self.device_name, [export])
         elif not isinstance(export, Export):
             raise InvalidValue(f"{self.device_name}.grab() returned {type(export).__name__}")
-        await self._data_callback("set_data", export)
+        return export
+
+    async def _grab_once(self, device: Any) -> None:
+        await self._data_callback("set_data", await self._acquire(device))
 
     def send_data_snap(self, params: Any, frames: list[bytes]) -> None:
         """Acquire once and send it (C{set_data})."""
@@ -416,23 +419,49 @@ class PyMoDAQActor:
         Deferred.fromCoroutine(self._grab_once(device)).addErrback(self._report("send_data_snap"))
 
     def send_data_grab(self, params: Any, frames: list[bytes]) -> None:
-        """Acquire continuously, one C{set_data} per acquisition, until C{stop_grab}."""
+        """
+        Acquire continuously, one C{set_data} per acquisition, until
+        C{stop_grab}.
+
+        The two stages overlap: while one frame goes to the directors (its
+        C{set_data} not yet answered), the next is acquired, so a chain
+        (a camera imported over PyMoDAQ 4, served here over LECO) delivers
+        at the rate of its slower hop, not of both in turn.  At most one
+        frame waits: the next C{set_data} is sent once the previous one was
+        answered (or failed), and a frame acquired when C{stop_grab} came is
+        dropped.
+        """
         _params(params, ())
         device = self._detector()
         if self.grabbing:
             return
         self.grabbing = True
 
+        def wanted() -> bool:
+            return self.grabbing and bool(self.remote_names)
+
         async def loop() -> None:
             clock = self.registry.clock
+            sending: Deferred[None] | None = None
             try:
-                while self.grabbing and self.remote_names:
-                    await self._grab_once(device)
+                while wanted():
+                    export = await self._acquire(device)
+                    if sending is not None:
+                        waiting, sending = sending, None
+                        await waiting
+                        if not wanted():
+                            break
+                    sending = self._data_callback("set_data", export)
                     # let the reactor breathe between acquisitions
                     pause: Deferred[None] = Deferred()
                     clock.callLater(self.grab_interval, pause.callback, None)
                     await pause
+                if sending is not None:
+                    waiting, sending = sending, None
+                    await waiting
             finally:
+                if sending is not None:  # an acquisition failed while it was sent
+                    sending.addErrback(self._report("send_data_grab"))
                 self.grabbing = False
                 self._grab_loop = None
 
