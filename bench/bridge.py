@@ -331,7 +331,7 @@ def main() -> None:
               f"{_spread(fps['pyzmq'])}")
         leco = [a / b for a, b in zip(fps["leco"], fps["pymodaq"])]
         chained = [a / b for a, b in zip(fps["chained"], fps["pymodaq"])]
-        bound = [1 / (1 / p + 1 / l) / p for p, l in zip(fps["pymodaq"], fps["leco"])]
+        bound = [1 / (1 / p + 1 / q) / p for p, q in zip(fps["pymodaq"], fps["leco"])]
         continuous = [a / b for a, b in zip(fps["continuous"], fps["pymodaq"])]
         print(f"   LECO / PyMoDAQ, per round:    {_spread(leco)}x  (target >= 0.7x)")
         print(f"   chained / PyMoDAQ, per round: {_spread(chained)}x  (serial bound "
