@@ -351,3 +351,69 @@ class IdleTimeoutTests(TestCase):
                           if not b and json.loads(m).get("type") == "error"]
         await until(errors, 30, "the WebSocket's answer")
         self.assertEqual(errors()[0]["error"], "BadMessage")
+
+
+class HeaderTimeoutTests(TestCase):
+    """C{header_timeout} cuts slow-header clients, not idle keep-alive connections."""
+
+    def setUp(self) -> None:
+        self.registry = DeviceRegistry(reactor)
+        self.registry.register(FakeActuator("stage"))
+        section = validate(plugin.options, {"listen": "tcp:0:interface=127.0.0.1",
+                                            "header_timeout": 0.3, "idle_timeout": 30.0})
+        self.web = plugin.make_service(self.registry, section, reactor)
+        self.web.startService()
+        self.addCleanup(self.web.stopService)
+        self.port = self.web.listener.port.getHost().port
+
+    async def connect(self) -> _Http:
+        from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+        http = _Http()
+        await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", self.port), http)
+        self.addCleanup(lambda: http.closed or http.transport.abortConnection())  # type: ignore
+        return http
+
+    async def test_slow_headers_cut(self) -> None:
+        """
+        A client that sends its headers a byte every 50 ms (each byte resets
+        twisted.web's idle timer) is cut once C{header_timeout} has passed
+        since its first byte, with no response and a log line; another
+        client is served meanwhile.
+        """
+        from twisted.internet.task import deferLater
+        from twisted.logger import globalLogPublisher
+
+        from tests.polling import until
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        slow = await self.connect()
+        request = b"GET /api/devices HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 200
+        sent = 0
+        while not slow.closed and sent < len(request):
+            slow.transport.write(request[sent:sent + 1])  # type: ignore[attr-defined]
+            sent += 1
+            await deferLater(reactor, 0.05)
+        self.assertTrue(slow.closed)
+        self.assertLess(sent, 40)  # cut after ~0.3 s, not at the end of the headers
+        self.assertEqual(slow.received, b"")
+        self.assertTrue([e for e in events if "headers took longer" in e.get("log_format", "")])
+        fast = await self.connect()
+        fast.transport.write(b"GET /api/devices HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # type: ignore
+        await until(lambda: b"\r\n\r\n" in fast.received, 30, "the HTTP response")
+        self.assertTrue(fast.received.startswith(b"HTTP/1.1 200"))
+
+    async def test_idle_keep_alive_kept(self) -> None:
+        """A keep-alive connection idle between requests for longer than
+        C{header_timeout} is not cut; its next request is answered."""
+        from twisted.internet.task import deferLater
+
+        from tests.polling import until
+        http = await self.connect()
+        for _ in range(2):
+            http.received = b""
+            http.transport.write(b"GET /api/devices HTTP/1.1\r\nHost: x\r\n\r\n")  # type: ignore
+            await until(lambda: b"\r\n\r\n" in http.received, 30, "the HTTP response")
+            self.assertTrue(http.received.startswith(b"HTTP/1.1 200"))
+            await deferLater(reactor, 0.8)
+            self.assertFalse(http.closed)

@@ -85,6 +85,8 @@ class WebContext:
     @ivar idle_timeout: seconds an HTTP connection may stay idle (no request
         in progress) before it is closed; WebSockets are not cut (autobahn
         pings them).
+    @ivar header_timeout: seconds a request may take, from its first byte,
+        to send its request line and headers (slow-header clients).
     @ivar max_fps: the highest frame rate sent to one browser per device.
     @ivar max_frame_side: images are reduced so no side is longer.
     @ivar position_interval: seconds between position pushes of a watched actuator.
@@ -99,6 +101,7 @@ class WebContext:
     token: str | None = None
     max_body: int = 1024 * 1024
     idle_timeout: float = 60.0
+    header_timeout: float = 10.0
     max_fps: float = 30.0
     max_frame_side: int = 1024
     position_interval: float = 0.1

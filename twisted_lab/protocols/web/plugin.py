@@ -76,6 +76,9 @@ class WebPlugin(ProtocolPlugin):
         "idle_timeout": Option(float, 60.0, "seconds an HTTP connection may stay idle between "
                                "requests before it is closed (WebSockets are not cut: they "
                                "are pinged)"),
+        "header_timeout": Option(float, 10.0, "seconds a request may take, from its first "
+                                 "byte, to send its request line and headers; a slower "
+                                 "client is cut (slow-header attacks)"),
         "position_interval": Option(float, 0.1, "seconds between position updates of a "
                                     "watched actuator"),
         "log_size": Option(int, 1000, "log events kept for the log view"),
@@ -87,7 +90,8 @@ class WebPlugin(ProtocolPlugin):
 
     def check(self, section: Mapping[str, Any]) -> None:
         """Rates and sizes must be positive."""
-        require_positive(section, "web", "max_fps", "position_interval", "idle_timeout")
+        require_positive(section, "web", "max_fps", "position_interval", "idle_timeout",
+                         "header_timeout")
         require_positive(section, "web", "max_frame_side", "max_body", "log_size", minimum=1,
                          strict=False)
 
@@ -106,6 +110,7 @@ class WebPlugin(ProtocolPlugin):
                              token=read_token(section["token_file"]),
                              max_body=section["max_body"], max_fps=section["max_fps"],
                              idle_timeout=section["idle_timeout"],
+                             header_timeout=section["header_timeout"],
                              max_frame_side=section["max_frame_side"],
                              position_interval=section["position_interval"],
                              log_ring=LogRing(section["log_size"]))

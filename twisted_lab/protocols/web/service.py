@@ -13,6 +13,10 @@ from autobahn.twisted.resource import WebSocketResource
 from twisted.application.service import MultiService, Service
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger, globalLogPublisher
+from twisted.internet.interfaces import IDelayedCall, ITCPTransport
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
+from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 from twisted.web.static import File
@@ -24,8 +28,8 @@ from twisted_lab.protocols.web.api import ApiResource
 from twisted_lab.protocols.web.context import WebContext
 from twisted_lab.protocols.web.ws import LabSocketFactory
 
-__all__ = ["WebService", "LimitedRequest", "build_site", "collect_wires", "static_root",
-           "ListenerService"]
+__all__ = ["WebService", "LimitedRequest", "HeaderDeadlineChannel", "build_site",
+           "collect_wires", "static_root", "ListenerService"]
 
 
 class ListenerService(Service):
@@ -99,20 +103,88 @@ class LimitedRequest(Request):
         super().handleContentChunk(data)
 
 
+class HeaderDeadlineChannel(HTTPChannel):
+    """
+    An HTTP/1.1 channel that gives each request C{header_timeout} seconds,
+    from its first byte, to finish its request line and headers.
+
+    twisted.web's own timeout (C{idle_timeout}) restarts with every byte
+    received, so a client sending a header a byte at a time ("slowloris")
+    holds a connection for ever; this one is aborted, with a log line.  An
+    idle keep-alive connection (no byte of a next request yet) is left to
+    C{idle_timeout}.
+
+    @ivar header_timeout: seconds; the site's C{header_timeout}.
+    """
+
+    log = Logger()
+    header_timeout = 10.0
+    _header_call: IDelayedCall | None = None
+    _in_request = False
+
+    def dataReceived(self, data: bytes) -> None:
+        """Start the header deadline at the first byte of a request."""
+        if not self._in_request and self._header_call is None and data:
+            self._header_call = self.callLater(self.header_timeout, self._headers_late)
+        super().dataReceived(data)
+
+    def allHeadersReceived(self) -> None:
+        """The headers are in: no deadline until the next request starts."""
+        self._cancel_header_deadline()
+        self._in_request = True
+        super().allHeadersReceived()
+
+    def requestDone(self, request: Any) -> None:
+        """The request is answered: the next one starts at its first byte."""
+        self._in_request = False
+        super().requestDone(request)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._cancel_header_deadline()
+        super().connectionLost(reason)
+
+    def _cancel_header_deadline(self) -> None:
+        call, self._header_call = self._header_call, None
+        if call is not None and call.active():
+            call.cancel()
+
+    def _headers_late(self) -> None:
+        self._header_call = None
+        if self.transport is None:
+            return
+        self.log.info("web: closed a connection from {peer} whose request headers took "
+                      "longer than {timeout} s", peer=str(self.transport.getPeer()),
+                      timeout=self.header_timeout)
+        if ITCPTransport.providedBy(self.transport):
+            self.transport.abortConnection()
+        else:
+            self.transport.loseConnection()
+
+
 class _LabSite(Site):
     requestFactory = LimitedRequest
+    # HTTP/1.1 only (twisted.web's default channel would negotiate HTTP/2 over
+    # TLS when the h2 package is installed; the lab does not install it)
+    protocol = HeaderDeadlineChannel  # type: ignore[assignment]
 
     def log(self, request: Any) -> None:
         """No access log: the console polls; the API logs its errors itself."""
 
     def __init__(self, resource: Resource, max_body: int, idle_timeout: float,
-                 reactor: Any = None) -> None:
+                 reactor: Any = None, header_timeout: float = 10.0) -> None:
         # an HTTP connection with no request in progress is closed after
         # idle_timeout; a WebSocket's upgrade request never ends, so twisted.web
         # does not time it out (autobahn's pings watch it instead)
         super().__init__(resource, timeout=idle_timeout, reactor=reactor)
         self.max_body = max_body
+        self.header_timeout = header_timeout
         self.displayTracebacks = False
+
+    def buildProtocol(self, addr: Any) -> Any:
+        """A L{HeaderDeadlineChannel} with the site's C{header_timeout}."""
+        channel = super().buildProtocol(addr)
+        channel.header_timeout = self.header_timeout
+        return channel
 
 
 def build_site(context: WebContext, sockets: LabSocketFactory | None = None) -> Site:
@@ -122,7 +194,8 @@ def build_site(context: WebContext, sockets: LabSocketFactory | None = None) -> 
                               ".html": "text/html; charset=utf-8", ".svg": "image/svg+xml"})
     root.putChild(b"api", ApiResource(context))
     root.putChild(b"ws", WebSocketResource(sockets or LabSocketFactory(context)))
-    return _LabSite(root, context.max_body, context.idle_timeout, context.reactor)
+    return _LabSite(root, context.max_body, context.idle_timeout, context.reactor,
+                    context.header_timeout)
 
 
 def _walk(service: Any, section: str, out: list[dict[str, Any]]) -> None:
