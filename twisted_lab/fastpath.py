@@ -48,6 +48,7 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 __all__ = ["PATHS", "enabled", "set_enabled", "BufferedReader", "read_into_buffers",
+           "stop_reading_into_buffers",
            "set_send_limit", "writer_for", "write_through", "read_now", "fired_result", "zmq_calls", "NOTHING"]
 
 #: The names of the fast paths.
@@ -125,6 +126,18 @@ def read_into_buffers(transport: Any, reader: BufferedReader) -> bool:
 
     transport.doRead = doRead  # type: ignore[method-assign]
     return True
+
+
+def stop_reading_into_buffers(transport: Any) -> None:
+    """
+    Undo L{read_into_buffers} (from the reader's C{connectionLost}): the
+    transport's own C{doRead} again.  The installed C{doRead} refers to the
+    transport and to the reader, a reference cycle; without this the
+    connection's objects wait for a full garbage collection, which a flood
+    of short connections makes long (a pause of the reactor).
+    """
+    if isinstance(transport, tcp.Connection):
+        vars(transport).pop("doRead", None)
 
 
 def set_send_limit(transport: Any, limit: int) -> None:

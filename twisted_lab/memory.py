@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import gc
 import sys
 import time
@@ -42,8 +43,9 @@ MMAP_THRESHOLD = 1 << 20
 _M_MMAP_THRESHOLD = -3
 
 
+@functools.lru_cache(maxsize=None)
 def _libc_call(name: str) -> Any:
-    """A glibc function, or C{None} (not Linux, not glibc)."""
+    """A glibc function, or C{None} (not Linux, not glibc); looked up once."""
     if not sys.platform.startswith("linux"):
         return None
     try:

@@ -239,6 +239,18 @@ class MessageParser:
         self.steps = 0
         self._error: ProtocolError | None = None
 
+    def close(self) -> None:
+        """
+        The stream is over: drop the message being read and the error met
+        (its traceback holds the frames that raised it, the connection's
+        among them).  L{feed} raises L{ProtocolError} from now on.
+        """
+        self._error = ProtocolError("the stream was closed")
+        self._pull = None
+        self._fill = None
+        self._target = None
+        self._target_len = 0
+
     @property
     def buffered(self) -> int:
         """Bytes received but not yet part of a complete message."""

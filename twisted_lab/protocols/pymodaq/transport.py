@@ -286,7 +286,15 @@ class PyMoDAQConnection(Protocol):
             self._write(data)
 
     def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:
-        """Drop queued output."""
+        """
+        Drop queued output, and the references that tie this connection's
+        objects into cycles (writer and budget, the transport's reader, the
+        parser's error and its traceback), so they are freed at once rather
+        than by a full garbage collection.
+        """
         self.closing = True
-        if self.writer is not None:
-            self.writer.stopProducing()
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            writer.stopProducing()
+        fastpath.stop_reading_into_buffers(self.transport)
+        self.parser.close()
