@@ -342,6 +342,50 @@ class DetectorTests(_Base):
         self.assertEqual(len(component.callbacks("set_data")), 1)
         self.assertFalse(actor.grabbing)
 
+    def test_grabbing_until_the_acquisition_ends(self) -> None:
+        """After stop_grab, C{grabbing} stays C{True} while an acquisition is in
+        progress (its result is not sent); a send_data_grab meanwhile keeps the
+        loop going instead of starting a second one."""
+        component, actor = self.actor("spectro")
+        acquisitions: list[Deferred[Any]] = []
+
+        def slow_grab() -> Deferred[Any]:
+            d: Deferred[Any] = Deferred()
+            acquisitions.append(d)
+            return d
+
+        self.patch(self.detector, "grab", slow_grab)
+        component.request("send_data_grab")
+        component.request("stop_grab")
+        self.assertTrue(actor.grabbing)
+        acquisitions[0].callback(self.detector.export)
+        self.assertFalse(actor.grabbing)
+        self.assertEqual(component.callbacks("set_data"), [])
+        component.request("send_data_grab")
+        component.request("stop_grab")
+        component.request("send_data_grab")
+        self.assertEqual(len(acquisitions), 2)
+        acquisitions[1].callback(self.detector.export)
+        self.clock.advance(0.001)
+        self.assertEqual(len(acquisitions), 3)
+        self.assertEqual(len(component.callbacks("set_data")), 1)
+        component.request("stop_grab")
+        acquisitions[2].callback(self.detector.export)
+        self.assertFalse(actor.grabbing)
+
+    def test_offline_device_one_line(self) -> None:
+        """A device going offline during a continuous grab ends it with one
+        warning line, not a traceback."""
+        from twisted_lab.errors import DeviceOffline
+        from twisted.logger import capturedLogs
+        component, actor = self.actor("spectro")
+        self.patch(self.detector, "grab", lambda: fail(DeviceOffline("unplugged")))
+        with capturedLogs() as events:
+            component.request("send_data_grab")
+        self.assertFalse(actor.grabbing)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertTrue([e for e in events if "unplugged" in str(e.get("error"))])
+
     def test_grab_error_while_sending_logged(self) -> None:
         """An acquisition failing while a frame is sent ends the loop; both are logged."""
         component, actor = self.actor("spectro")

@@ -112,7 +112,8 @@ class PyMoDAQActor:
     its continuous-grab loop.
 
     @ivar remote_names: the full names callbacks go to.
-    @ivar grabbing: C{True} while C{send_data_grab} runs.
+    @ivar grabbing: C{True} while the C{send_data_grab} loop runs (after
+        C{stop_grab}, until the acquisition in progress has ended).
     @ivar grab_interval: pause between continuous acquisitions (seconds).
     """
 
@@ -132,6 +133,8 @@ class PyMoDAQActor:
         #: failed callbacks in a row, per director
         self._failures: dict[str, int] = {}
         self.grabbing = False
+        #: C{False} once C{stop_grab} asked the loop to end
+        self._grab_wanted = False
         self._grab_loop: Deferred[None] | None = None
         #: an actuator's common PyMoDAQ settings, once a director asked for them
         self.common: CommonSettings | None = None
@@ -216,6 +219,10 @@ class PyMoDAQActor:
 
     def _report(self, what: str) -> Callable[[Failure], None]:
         def report(failure: Failure) -> None:
+            if failure.check(LabError):  # expected (the device went offline...): one line
+                self.log.warn("{what} of {device} failed: {error}", what=what,
+                              device=self.device_name, error=str(failure.value))
+                return
             self.log.failure("{what} of {device} failed", failure, what=what,
                              device=self.device_name)
         return report
@@ -428,17 +435,18 @@ class PyMoDAQActor:
         (a camera imported over PyMoDAQ 4, served here over LECO) delivers
         at the rate of its slower hop, not of both in turn.  At most one
         frame waits: the next C{set_data} is sent once the previous one was
-        answered (or failed), and a frame acquired when C{stop_grab} came is
-        dropped.
+        answered (or failed).  A frame whose acquisition ends after
+        C{stop_grab} is not sent.
         """
         _params(params, ())
         device = self._detector()
-        if self.grabbing:
+        self._grab_wanted = True
+        if self.grabbing:  # running (or stopping: it goes on)
             return
         self.grabbing = True
 
         def wanted() -> bool:
-            return self.grabbing and bool(self.remote_names)
+            return self._grab_wanted and bool(self.remote_names)
 
         async def loop() -> None:
             clock = self.registry.clock
@@ -446,6 +454,8 @@ class PyMoDAQActor:
             try:
                 while wanted():
                     export = await self._acquire(device)
+                    if not wanted():
+                        break
                     if sending is not None:
                         waiting, sending = sending, None
                         await waiting
@@ -469,9 +479,9 @@ class PyMoDAQActor:
         self._grab_loop.addErrback(self._report("send_data_grab"))
 
     def stop_grab(self, params: Any, frames: list[bytes]) -> None:
-        """Stop a continuous acquisition (after the one running)."""
+        """Stop a continuous acquisition (one in progress is not sent)."""
         _params(params, ())
-        self.grabbing = False
+        self._grab_wanted = False
 
     def register(self) -> None:
         """Register every method of L{ACTOR_METHODS} on the component."""
