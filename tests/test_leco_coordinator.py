@@ -116,23 +116,28 @@ class RoutingTests(CoordinatorMixin, TestCase):
 
     async def test_large_json_payload(self) -> None:
         """
-        A JSON payload of 64 KiB or more (the ROUTER receives it uncopied, as a
-        C{zmq.Frame}) reaches a ZeroMQ Component, an in-process Component and
-        the Coordinator's own methods whole; from a sender that did not sign
-        in it is refused (-32090) as a small one is.
+        A JSON payload of 64 KiB or more reaches a Component (over ZeroMQ or
+        in process) and the Coordinator's own methods whole; the ROUTER
+        receives it from a ZeroMQ peer uncopied, as a C{zmq.Frame}.  From a
+        sender that did not sign in it is refused (-32090) as a small one is.
         """
+        from twisted_lab.protocols.leco.locallink import LocalHub
         coordinator = self.start_coordinator()
         a = await self.component("a", coordinator)
         b = await self.component("b", coordinator)
-        inner = await self.component("inner", coordinator, hub=coordinator.local_hub)
+        inner = Component("inner", coordinator.endpoint or "", reactor,
+                          hub=coordinator.local_hub)
+        inner.startService()
+        self.addCleanup(inner.stopService)
+        await inner.when_signed_in()
         for component in (a, inner):
             component.register_method("length", lambda p, f: len(p["text"]))
-        payload_types: list[type] = []
+        received: list[tuple[bool, type]] = []  # (from a ZeroMQ peer, payload type)
         route = coordinator._on_router
 
         def recording(frames: list[Any], *args: Any) -> None:
-            if len(frames) > 5:
-                payload_types.append(type(frames[5]))
+            if len(frames) > 5 and len(frames[5]) > 65536:
+                received.append((not LocalHub.is_link(frames[0]), type(frames[5])))
             route(frames, *args)
 
         self.patch(coordinator, "_on_router", recording)
@@ -141,7 +146,6 @@ class RoutingTests(CoordinatorMixin, TestCase):
         self.assertEqual(await b.ask("inner", "length", {"text": text}), (len(text), []))
         result, _ = await b.ask("COORDINATOR", "send_local_components", {"pad": text})
         self.assertEqual(sorted(result), ["a", "b", "inner"])  # its params are not used
-        self.assertIs(payload_types[0], zmq.Frame)  # received, routed: never copied
         raw = self.raw(coordinator)
         raw.send(request(b"a", b"stranger", "length", {"text": text}))
         frames = await raw.next()
@@ -149,6 +153,9 @@ class RoutingTests(CoordinatorMixin, TestCase):
         raw.send(request(b"COORDINATOR", b"stranger", "sign_in", {"pad": text}))
         frames = await raw.next()
         self.assertEqual(json.loads(frames[4])["error"]["code"], -32090)
+        self.assertIn((True, zmq.Frame), received)  # the raw peer's, at least
+        self.assertEqual({t for zmq_peer, t in received if zmq_peer}, {zmq.Frame})
+        self.assertEqual({t for zmq_peer, t in received if not zmq_peer} - {bytes}, set())
 
     async def test_unknown_receiver_and_node(self) -> None:
         """-32093 for an unknown name, -32092 for an unknown namespace, as DeviceOffline."""
@@ -310,6 +317,36 @@ class ExpiryTests(CoordinatorMixin, TestCase):
         await sleep(0.8)
         b = await self.component("b", coordinator)
         self.assertEqual(await b.ask("a", "x"), ("ok", []))
+
+    async def test_names_per_connection_and_summary(self) -> None:
+        """
+        One connection may sign in L{MAX_NAMES_PER_CONNECTION} names; the next
+        gets an error reply (a flood of names from one socket is refused, not
+        remembered).  When more than L{EXPIRED_NAMED} Components expire in one
+        pass, one log line names the first few: a flood that left does not
+        cost one line each (2,000 lines held the reactor 155 ms).
+        """
+        from twisted.logger import capturedLogs
+
+        from twisted_lab.protocols.leco.coordinator import (EXPIRED_NAMED,
+                                                            MAX_NAMES_PER_CONNECTION)
+        coordinator = self.start_coordinator()
+        raw = self.raw(coordinator)
+        for i in range(MAX_NAMES_PER_CONNECTION + 1):
+            raw.send(request(b"COORDINATOR", b"n%d" % i, "sign_in"))
+        replies = [json.loads((await raw.next())[4]) for _ in range(
+            MAX_NAMES_PER_CONNECTION + 1)]
+        self.assertEqual([r.get("result", "error") for r in replies],
+                         [None] * MAX_NAMES_PER_CONNECTION + ["error"])
+        self.assertIn(str(MAX_NAMES_PER_CONNECTION), replies[-1]["error"]["data"])
+        self.assertEqual(len(coordinator.local_names()), MAX_NAMES_PER_CONNECTION)
+        self.assertGreater(MAX_NAMES_PER_CONNECTION, EXPIRED_NAMED)
+        with capturedLogs() as events:
+            coordinator.remove_expired(-1.0)
+        lines = [e for e in events if "expired" in e.get("log_format", "")]
+        self.assertEqual(len(lines), 1)
+        self.assertEqual(lines[0]["count"], MAX_NAMES_PER_CONNECTION)
+        self.assertEqual(coordinator.local_names(), [])
 
     async def test_coordinator_restart(self) -> None:
         """After the Coordinator restarts on the same port, Components sign in again."""

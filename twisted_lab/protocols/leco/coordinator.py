@@ -64,6 +64,12 @@ METHOD_ROLES: dict[str, Role] = {
 
 #: What pyleco answers a second Coordinator signing in under a known node's name.
 ANOTHER_COORDINATOR = "Another Coordinator is known!"
+#: Names one connection (ROUTER identity) may sign in at once; a LECO
+#: Component signs in one, so a connection signing in thousands (a flood)
+#: is refused past this instead of making every expiry pass long.
+MAX_NAMES_PER_CONNECTION = 8
+#: Expired Components named one by one in the log; more get one summary line.
+EXPIRED_NAMED = 5
 
 #: Bind hosts meaning "every interface": never an address another machine can use.
 _ALL_INTERFACES = frozenset({"0.0.0.0", "*", "::", "[::]", ""})
@@ -447,12 +453,18 @@ class CoordinatorService(Service):
     def send_deadline(self, deadline: float) -> None:
         self.send_budget.deadline = deadline
 
-    def _to_identity(self, frames: list[Any]) -> None:
-        """Send to a ROUTER identity: an in-process link or a ZeroMQ peer."""
+    def _to_identity(self, frames: list[Any]) -> bool:
+        """
+        Send to a ROUTER identity: an in-process link or a ZeroMQ peer.
+
+        @return: C{False} when it was not sent (the peer is gone, or its
+            queue is full).
+        """
         if LocalHub.is_link(frames[0]):
-            self.local_hub.to_link(frames)
-        elif self._router is not None:
-            self._router.send_within(frames, self.send_budget)
+            return self.local_hub.to_link(frames)
+        if self._router is not None:
+            return self._router.send_within(frames, self.send_budget)
+        return False
 
     def _not_reading(self, identity: bytes, reason: str) -> None:
         """
@@ -643,6 +655,14 @@ class CoordinatorService(Service):
         entry = self._local.get(s_nm)
         if entry is not None and entry.identity != self._ctx_identity:
             raise InvalidValue("the name is already taken")  # unreachable: auth step
+        if entry is None:
+            held = sum(1 for e in self._local.values() if e.identity == self._ctx_identity)
+            if held >= MAX_NAMES_PER_CONNECTION:
+                self.bad_input.warn(self._ctx_identity, "refused the sign-in of {name!r}: its "
+                                    "connection signed in {count} names already",
+                                    name=s_nm.decode("ascii", "replace"), count=held)
+                raise InvalidValue(f"at most {MAX_NAMES_PER_CONNECTION} names may sign in over "
+                                   "one connection")
         self._local[s_nm] = Local(self._ctx_identity, self.reactor.seconds(), self._ctx_role)
         if entry is None:
             self.log.info("Component {name} signed in", name=s_nm.decode("ascii", "replace"))
@@ -782,17 +802,19 @@ class CoordinatorService(Service):
         forget what was silent longer than three times that.
         """
         now = self.reactor.seconds()
-        removed = False
+        expired: list[str] = []
+        unreachable: set[bytes] = set()  # one failed ping per connection and pass
         for name, entry in list(self._local.items()):
             silent = now - entry.heartbeat
             if silent > 3 * expiration_time:
                 del self._local[name]
-                removed = True
-                self.log.info("Component {name} expired", name=name.decode("ascii", "replace"))
-            elif silent > expiration_time and self._router is not None:
-                self._to_identity([entry.identity, VERSION_BYTE, self._me + b"." + name,
-                                   self._full, conversation_id() + MESSAGE_ID + _JSON,
-                                   encode_request(0, "pong")])
+                expired.append(name.decode("ascii", "replace"))
+            elif silent > expiration_time and self._router is not None \
+                    and entry.identity not in unreachable:
+                if not self._to_identity([entry.identity, VERSION_BYTE, self._me + b"." + name,
+                                          self._full, conversation_id() + MESSAGE_ID + _JSON,
+                                          encode_request(0, "pong")]):
+                    unreachable.add(entry.identity)
         for identity, node in list(self._node_ids.items()):
             silent = now - node[1]
             ns = node[0]
@@ -819,7 +841,13 @@ class CoordinatorService(Service):
                 link.socket.close()
                 self.log.info("no answer from a Coordinator at {address}; giving up",
                               address=address)
-        if removed:
+        if len(expired) <= EXPIRED_NAMED:
+            for name in expired:
+                self.log.info("Component {name} expired", name=name)
+        else:
+            self.log.info("{count} Components expired: {names}, ...", count=len(expired),
+                          names=", ".join(expired[:EXPIRED_NAMED]))
+        if expired:
             self._publish_directory()
 
     # -- federation --------------------------------------------------------------------
