@@ -842,8 +842,8 @@ class CoordinatorService(Service):
                 self.log.info("no answer from a Coordinator at {address}; giving up",
                               address=address)
         if len(expired) <= EXPIRED_NAMED:
-            for name in expired:
-                self.log.info("Component {name} expired", name=name)
+            for gone in expired:
+                self.log.info("Component {name} expired", name=gone)
         else:
             self.log.info("{count} Components expired: {names}, ...", count=len(expired),
                           names=", ".join(expired[:EXPIRED_NAMED]))
