@@ -50,8 +50,11 @@ Then, phase after phase, for C{--seconds} each:
         (C{rss} column) shows what it held meanwhile.
 
 It prints, per phase, frames/s and per protocol the probe's p50/p99/max
-latency (ms) and lost requests (no answer within 1 s), the lab process's
-resident memory at the end of the phase (MiB), and the load average.
+latency (ms) and lost requests (no answer within 1 s), the lab's reactor
+lag while the probes ran (the worst lateness of a 10 ms tick: wall clock,
+and bounded by the lab's CPU time; it tells the lab's own stalls from a
+busy machine's scheduling), the lab process's resident memory at the end of
+the phase (MiB), and the load average.
 """
 from __future__ import annotations
 
@@ -81,17 +84,48 @@ def _free_port() -> int:
 
 # -- the lab -----------------------------------------------------------------------
 
+class ReactorLag:
+    """
+    How late a 10 ms tick on the lab's reactor ran: C{wall} is clock time
+    (it includes time the lab was not scheduled at all: the clients, the
+    probes and the rest of the machine); C{held} is bounded by the CPU time
+    the lab process used meanwhile, the part its own work can account for.
+    """
+
+    interval = 0.010
+
+    def __init__(self) -> None:
+        self.last = self.cpu = 0.0
+        self.wall = self.held = 0.0
+
+    def tick(self) -> None:
+        now, cpu = time.monotonic(), time.process_time()
+        if self.last:
+            late = now - self.last - self.interval
+            self.wall = max(self.wall, late)
+            self.held = max(self.held, min(late, cpu - self.cpu))
+        self.last, self.cpu = now, cpu
+
+    def take(self) -> dict[str, float]:
+        """The worst lag so far, in ms, and start afresh."""
+        out = {"lag_ms": self.wall * 1000, "held_ms": self.held * 1000}
+        self.wall = self.held = 0.0
+        return out
+
+
 def serve(leco_port: int, stage_port: int, camera_port: int, pymodaq_stage: int,
           pymodaq_camera: int, xsub_port: int, xpub_port: int, la4_port: int,
           width: int, height: int, dtype: str) -> None:
     """
     The simulated lab in this process, until stdin closes.  A stdin line
     C{live <seconds>} runs the camera live (grab after grab) for that long,
-    then prints C{{"frames": n, "seconds": t}}.
+    then prints C{{"frames": n, "seconds": t}}; C{lag 0} prints the lab's
+    reactor lag since the last C{lag} (L{ReactorLag}) and starts afresh.
     """
     sys.path.insert(0, ROOT)
     from twisted.internet import reactor
     from twisted.internet.defer import Deferred
+    from twisted.internet.task import LoopingCall
 
     from twisted_lab.config import parse_config
     from twisted_lab.registry import DeviceRegistry
@@ -127,6 +161,8 @@ def serve(leco_port: int, stage_port: int, camera_port: int, pymodaq_stage: int,
     service.startService()
     reactor.addSystemEventTrigger(  # type: ignore[attr-defined]
         "before", "shutdown", service.stopService)
+    lag = ReactorLag()
+    LoopingCall(lag.tick).start(lag.interval)
 
     async def live(seconds: float) -> None:
         camera = await registry.when_registered("camera")
@@ -160,6 +196,8 @@ def serve(leco_port: int, stage_port: int, camera_port: int, pymodaq_stage: int,
                 if word == "live":
                     Deferred.fromCoroutine(live(float(arg))).addErrback(
                         lambda f: print(json.dumps({"error": str(f.value)}), flush=True))
+                elif word == "lag":
+                    print(json.dumps(lag.take()), flush=True)
 
         def connectionLost(self, reason: object) -> None:
             # stdin hung up without a last read
@@ -623,11 +661,15 @@ def main() -> None:
                 loader = _spawn([py, me, "load", phase, str(port), str(args.seconds + 1),
                                  str(args.slow_rate)], env)
                 _wait_line(loader, "STARTED")
+            _ask(server, 0, "lag")
+            _answer(server)  # the lag of the probes' start-up, dropped
             probes = {k: _spawn([*cmd, str(args.seconds)], env)
                       for k, (cmd, env) in probe_cmds.items()}
             _ask(helpers["pymodaq-probe"], args.seconds)
             results = {k: _last_json(p) for k, p in probes.items()}
             results["pymodaq"] = _answer(helpers["pymodaq-probe"])
+            _ask(server, 0, "lag")
+            lag = _answer(server)
             rss = _rss_mib(server.pid)
             rate = ""
             done = None
@@ -648,7 +690,8 @@ def main() -> None:
             for kind in KINDS:
                 p50, p99, worst = _stats(results[kind]["latencies"])
                 row += [f"{p50:.1f}", f"{p99:.1f}", f"{worst:.1f}", str(results[kind]["lost"])]
-            row += [f"{rss:.0f}", f"{load_avg:.1f}"]
+            row += [f"{lag['lag_ms']:.0f}/{lag['held_ms']:.0f}", f"{rss:.0f}",
+                    f"{load_avg:.1f}"]
             rows.append(row)
             print("  ".join(row), flush=True)
     finally:
@@ -663,14 +706,16 @@ def main() -> None:
     head = ["path", "frames/s"]
     for kind in KINDS:
         head += [f"{kind} p50", "p99", "max", "lost"]
-    head += ["rss", "load"]
+    head += ["lab lag", "rss", "load"]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
     print()
     print("  ".join(h.rjust(w) for h, w in zip(head, widths)))
     for r in rows:
         print("  ".join(c.rjust(w) for c, w in zip(r, widths)))
     print("(latencies in ms of a small request every 10 ms on each protocol; lost: no "
-          "answer within 1 s; rss: the lab's resident memory at the end of the phase, MiB; "
+          "answer within 1 s; lab lag: the worst lateness of a 10 ms tick on the lab's "
+          "reactor while the probes ran, ms: wall clock / bounded by the lab's CPU time; "
+          "rss: the lab's resident memory at the end of the phase, MiB; "
           "load: 1-min load average; leco-slow's frames/s: requests it sent per second)")
     for note in notes:
         print(note)
