@@ -6,7 +6,9 @@ The whole lab under camera load (run from the repo root):
 
 One process runs the simulated lab (a stage, and a camera of the given shape
 with no exposure time) with our LECO Coordinator, actors and data proxy,
-PLESTY servers for the stage and the camera, and the simulated LA4 node.
+PLESTY servers for the stage and the camera, and the simulated LA4 node,
+under the lab's memory policy (C{twisted_lab.memory}: camera-sized buffers
+reused, free memory trimmed every 5 s), as C{twistd -n lab} runs it.
 Then, phase after phase, for C{--seconds} each:
 
   - probes, one process per protocol, make one small request every 10 ms:
@@ -128,6 +130,7 @@ def serve(leco_port: int, stage_port: int, camera_port: int, pymodaq_stage: int,
     from twisted.internet.task import LoopingCall
 
     from twisted_lab.config import parse_config
+    from twisted_lab.memory import TrimService, reuse_large_buffers
     from twisted_lab.registry import DeviceRegistry
     from twisted_lab.service import build_service
 
@@ -156,8 +159,10 @@ def serve(leco_port: int, stage_port: int, camera_port: int, pymodaq_stage: int,
         "la4": {"node": {"enabled": True, "port": la4_port, "interface": "127.0.0.1",
                          "events_per_second": 0.0, "boardio_messages": False}},
     })
+    reuse_large_buffers()  # the lab's memory policy, as twistd -n lab runs it
     registry = DeviceRegistry(reactor)
     service = build_service(registry, config, reactor)
+    TrimService(reactor, freeze=True).setServiceParent(service)
     service.startService()
     reactor.addSystemEventTrigger(  # type: ignore[attr-defined]
         "before", "shutdown", service.stopService)

@@ -12,32 +12,69 @@ import textwrap
 from twisted.trial.unittest import SynchronousTestCase
 
 
-_CHILD = textwrap.dedent("""
-    import re, sys
-    from twisted_lab.memory import return_large_frees
-    if sys.argv[1] == "pinned":
-        assert return_large_frees()
+_LARGE = textwrap.dedent("""
+    import re, sys, threading
+    from twisted_lab.memory import reuse_large_buffers, trim
+    if sys.argv[1] == "reuse":
+        assert reuse_large_buffers()
 
     def rss():
         with open("/proc/self/status") as f:
             return int(re.search(r"VmRSS:\\s+(\\d+)", f.read()).group(1)) * 1024
 
-    # glibc raises its threshold after a large block is freed
-    warm = bytearray(16 << 20)
-    del warm
     before = rss()
-    # each block followed by a small one that stays (as the lab's objects do),
-    # so a heap cannot shrink from its top
+    # camera-sized blocks and their copies (a frame, its encoding) made in
+    # four threads at once (the reactor, the thread pool, libzmq's I/O
+    # thread), each followed by a small block that stays (as the lab's
+    # objects do), so no heap can shrink from its top; the last ones stay
+    # until all are made
     blocks, kept = [], []
-    for _ in range(40):
-        block = bytearray(4 << 20)
-        block[::4096] = b"x" * (1024)  # touch every page
-        blocks.append(block)
-        kept.append(bytearray(128 << 10))  # too big for any hole below: placed after it
-    del block
+
+    def make(size):
+        for _ in range(12):
+            block = bytearray(size)
+            block[::4096] = b"x" * (size // 4096)  # touch every page
+            kept.append(bytearray(128 << 10))
+            blocks[len(blocks):] = [block, bytes(block)]
+            del blocks[:-8]
+
+    workers = [threading.Thread(target=make, args=(size << 20,)) for size in (8, 20, 33)]
+    for worker in workers:
+        worker.start()
+    make(33 << 20)
+    for worker in workers:
+        worker.join()
     held = rss()
-    del blocks
-    print(before, held, rss())
+    del blocks[:]
+    freed = rss()
+    trim()
+    print(before, held, freed, rss())
+""")
+
+_REUSE = textwrap.dedent("""
+    import resource, sys, threading
+    from twisted_lab.memory import reuse_large_buffers
+    if sys.argv[1] == "reuse":
+        assert reuse_large_buffers()
+
+    def frame():
+        block = bytearray(32 << 20)  # a 2048x2048 float64 camera frame
+        block[::4096] = b"x" * (8192)
+
+    def faults(where):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        where()
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    frame()
+    worker = threading.Thread(target=frame)
+    worker.start()
+    worker.join()
+    in_thread = []
+    worker = threading.Thread(target=lambda: in_thread.append(faults(frame)))
+    worker.start()
+    worker.join()
+    print(faults(frame), in_thread[0])
 """)
 
 
@@ -65,31 +102,40 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ENV = {**os.environ, "PYTHONPATH": _ROOT}
 
 
-class ReturnLargeFreesTests(SynchronousTestCase):
-    """Large blocks freed go back to the system."""
+class ReuseLargeBuffersTests(SynchronousTestCase):
+    """Camera-sized buffers are reused, and go back to the system at the next trim."""
 
-    def _child(self, mode: str) -> tuple[int, int, int]:
-        out = subprocess.run([sys.executable, "-c", _CHILD, mode], capture_output=True,
-                             text=True, check=True, timeout=120, env=_ENV).stdout.split()
-        before, held, after = (int(x) for x in out)
-        return before, held, after
-
-    def test_rss_returns(self) -> None:
-        """With the threshold pinned, 160 MB of 4 MiB blocks allocated and freed leave
-        RSS within 10 % of where it was plus the small blocks still kept (without it
-        glibc keeps them on its heap)."""
+    def setUp(self) -> None:
         if not sys.platform.startswith("linux"):
             raise self.failureException("the lab's CI runs on Linux (glibc)")
-        before, held, after = self._child("pinned")
-        self.assertGreater(held - before, 100 << 20)
-        self.assertLess(after, (before + 40 * (128 << 10)) * 1.1)
 
-    def test_default_keeps(self) -> None:
-        """The control: without it, the same blocks stay in the process after they are
-        freed (what the lab did before: +100 MB after a slow LECO reader left), so the
-        test above measures something."""
-        before, held, after = self._child("default")
-        self.assertGreater(after - before, 100 << 20)
+    def _child(self, script: str, mode: str) -> list[int]:
+        out = subprocess.run([sys.executable, "-c", script, mode], capture_output=True,
+                             text=True, check=True, timeout=120, env=_ENV).stdout.split()
+        return [int(x) for x in out]
+
+    def test_frame_buffer_reused(self) -> None:
+        """A second 32 MiB buffer, after the first was freed, costs no fresh pages
+        (fewer than 100 page faults, in the main thread and in another one)."""
+        main, thread = self._child(_REUSE, "reuse")
+        self.assertLess(main, 100)
+        self.assertLess(thread, 100)
+
+    def test_frame_buffer_mapped_afresh_by_default(self) -> None:
+        """The control: glibc's default maps each 32 MiB buffer anew, and its 8,192
+        pages fault in one by one as they are written."""
+        main, thread = self._child(_REUSE, "default")
+        self.assertGreater(main, 8000)
+        self.assertGreater(thread, 8000)
+
+    def test_rss_returns_at_trim(self) -> None:
+        """Camera-sized blocks made and freed in four threads at once stay in the
+        process for reuse (over 100 MB of them) until the next L{trim}, which
+        leaves RSS within 10 % of where it was plus the small blocks still kept."""
+        before, held, freed, after = self._child(_LARGE, "reuse")
+        self.assertGreater(held - before, 150 << 20)
+        self.assertGreater(freed - before, 100 << 20)
+        self.assertLess(after, (before + 48 * (128 << 10)) * 1.1)
 
 
 class TrimTests(SynchronousTestCase):

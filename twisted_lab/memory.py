@@ -1,20 +1,30 @@
 # -*- test-case-name: tests.test_memory -*-
 """
-Give freed memory back to the system.
+The lab's memory: reuse camera-sized buffers, give freed memory back to the
+system every few seconds, and keep the garbage collector's pauses short.
 
-glibc's C{malloc} raises its mmap threshold each time a large block is freed
-(up to 32 MiB): after the first few multi-megabyte messages (camera frames,
-their JSON replies), later ones come from the heap, and the heap keeps the
-pages once they are freed.  A peer that made the lab hold 40 camera replies
-then leaves +100 MB behind after it has gone.  L{return_large_frees} pins the
-threshold, so that every block of L{MMAP_THRESHOLD} bytes or more is its own
-mapping, returned to the system when freed.
+A camera frame is 8–32 MiB, and every message that carries one needs a
+buffer of that size: the frame as it is read, its encoding, the JSON text of
+a plain client's reply.  glibc maps each block larger than its mmap
+threshold on its own, so every such buffer is a fresh mapping whose pages
+the kernel must fault in and zero as they are first written: about 8,000
+page faults per 32 MiB frame, paid inside whichever thread writes it, and
+with the GIL held when Python writes it.  L{reuse_large_buffers} makes glibc
+keep them instead: blocks up to L{REUSE_UP_TO} bytes come from the heap, a
+free heap top is kept up to L{HOLD_UP_TO} bytes, and every thread allocates
+from the one heap (C{M_ARENA_MAX} 1: a per-thread arena's top is never
+handed back by C{malloc_trim}).  Measured with C{bench/load.py} (issue 12),
+against the threshold pinned at 1 MiB as before: the PyMoDAQ 4 camera path
+25–28 frames/s instead of 16, and small-request p99 during LECO or PLESTY
+JSON grabs ≤ 14 ms instead of up to 29 ms.
 
-Small blocks freed in the middle of the heap (libzmq's subscription trie
-after 20,000 subscriptions, the state of 200 clients that came and went)
-stay in the process too: L{TrimService} calls C{malloc_trim(0)} every 5
-seconds, which hands the free pages inside the heap back.  Elsewhere (musl,
-macOS, Windows) both do nothing.
+L{TrimService} calls C{malloc_trim(0)} every 5 seconds, which hands every
+free page of the heap back to the system: what a grab, a slow reader or a
+flood of clients made the lab hold comes back within one interval after it
+ends, large buffers (at most L{HOLD_UP_TO} bytes of free heap top between
+trims) and small blocks freed in the middle of the heap (libzmq's
+subscription trie after 20,000 subscriptions, the state of 200 clients that
+came and went) alike.  Elsewhere (musl, macOS, Windows) both do nothing.
 
 L{freeze_startup} moves every object that exists once the lab has started
 (modules, classes, services: hundreds of thousands) out of the garbage
@@ -36,11 +46,18 @@ from twisted.application.service import Service
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-__all__ = ["return_large_frees", "trim", "freeze_startup", "TrimService", "MMAP_THRESHOLD"]
+__all__ = ["reuse_large_buffers", "trim", "freeze_startup", "TrimService", "REUSE_UP_TO",
+           "HOLD_UP_TO"]
 
-#: Blocks of this size or more are mapped on their own (glibc C{M_MMAP_THRESHOLD}).
-MMAP_THRESHOLD = 1 << 20
+#: Blocks up to this size come from the heap, and are reused once freed
+#: (glibc C{M_MMAP_THRESHOLD}): four 32 MiB camera frames.
+REUSE_UP_TO = 128 << 20
+#: Free memory at the heap's top kept for reuse until the next trim
+#: (glibc C{M_TRIM_THRESHOLD}).
+HOLD_UP_TO = 256 << 20
+_M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
 
 
 @functools.lru_cache(maxsize=None)
@@ -55,9 +72,13 @@ def _libc_call(name: str) -> Any:
         return None
 
 
-def return_large_frees(threshold: int = MMAP_THRESHOLD) -> bool:
+def reuse_large_buffers() -> bool:
     """
-    Pin glibc's mmap threshold at C{threshold} bytes (process-wide).
+    Make glibc's C{malloc} reuse camera-sized buffers (process-wide): one
+    arena for every thread, blocks up to L{REUSE_UP_TO} bytes from the heap,
+    a free heap top kept up to L{HOLD_UP_TO} bytes.  Call it before the
+    process starts threads (the lab does, in C{makeService}), and run a
+    L{TrimService}, which gives the kept memory back.
 
     @return: C{True} when it was set (a glibc C library), else C{False}.
     """
@@ -66,7 +87,9 @@ def return_large_frees(threshold: int = MMAP_THRESHOLD) -> bool:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, threshold))
+    settings = ((_M_ARENA_MAX, 1), (_M_MMAP_THRESHOLD, REUSE_UP_TO),
+                (_M_TRIM_THRESHOLD, HOLD_UP_TO))
+    return all([bool(mallopt(option, value)) for option, value in settings])
 
 
 def freeze_startup() -> int:

@@ -217,7 +217,7 @@ def makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
     from twisted_lab.logs import ALWAYS
-    from twisted_lab.memory import TrimService, return_large_frees
+    from twisted_lab.memory import TrimService, reuse_large_buffers
     from twisted_lab.registry import DeviceRegistry
     from twisted_lab.service import build_service
 
@@ -228,14 +228,15 @@ def makeService(options: Options) -> IService:
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     _report_startup_errors()
-    # multi-megabyte messages a peer made us hold go back to the system once freed
-    return_large_frees()
+    # camera-sized buffers are reused, not mapped afresh (and page-faulted in)
+    # for every frame; the TrimService below gives what is kept back
+    reuse_large_buffers()
     registry = DeviceRegistry(reactor)
     config: Any = options.lab_config
     lab = build_service(registry, config, reactor)
     observer = options.log_observer() if hasattr(options, "log_levels") else None
     process = _LabProcess(lab, observer)
-    # and the small blocks freed inside the heap, every few seconds; started
+    # every few seconds, the free memory goes back to the system; started
     # last, it also freezes the startup objects (short collector pauses)
     TrimService(reactor, freeze=True).setServiceParent(process)
     return process

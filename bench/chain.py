@@ -1,0 +1,320 @@
+"""
+Camera frames through the lab, with the lab's neighbours in processes of
+their own, as on a lab's computers (run from the repo root):
+
+    python bench/chain.py [--frames 5] [--rounds 6]
+
+Three processes on this machine, 2048x2048 float64 frames (32 MiB):
+
+  - C{instrument}: a PyMoDAQ 4 instrument: our PyMoDAQ client role (a
+    GRABBER) exporting a fixed frame to the lab;
+  - C{lab} (this process): our PyMoDAQ server role (which imports the
+    instrument as C{cam}), our LECO Coordinator, and two actors with the
+    PyMoDAQ 5 method set, in memory as in the lab: one for C{cam}, one for
+    a local camera C{direct} holding the same frame;
+  - C{director}: a PyMoDAQ 5 director: our LECO director, over ZeroMQ.
+
+Legs, in frames per second:
+
+  - C{pymodaq}: the lab grabs C{cam} (instrument -> lab over PyMoDAQ 4 TCP);
+  - C{leco}: the director grabs C{direct} (lab -> director over LECO);
+  - C{chained}: the director grabs C{cam}: instrument -> lab -> director,
+    one grab after another;
+  - C{continuous}: the same chain as a PyMoDAQ 5 viewer's continuous grab
+    uses it: the director sends C{send_data_grab} once and counts the
+    C{set_data} frames it receives, from the first on (the actor acquires
+    the next frame while the last one travels, so the two hops overlap).
+
+The legs are interleaved: each of R rounds runs F grabs on every leg, the
+order rotating from round to round, so other load on the machine falls on
+all legs alike.  It prints each leg's median frames/s with its range, and
+the per-round ratios to the C{pymodaq} leg as a median with their range
+(issue 12's targets: LECO >= 0.7x, chained >= 0.6x).  C{bench/bridge.py}
+measures the same legs with all three parts in one process.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+SHAPE = (2048, 2048)
+LEGS = ("pymodaq", "leco", "chained", "continuous")
+
+
+def _frame() -> Any:
+    """The camera frame: the same in every process."""
+    import numpy as np
+    return np.random.default_rng(1).random(SHAPE)
+
+
+def _export(frame: Any) -> Any:
+    from twisted_lab.data import Export, Signal
+    return Export("frame", [Signal("frame", [frame], kind="DataFromPlugins")])
+
+
+def _check(got: Any, frame: Any) -> None:
+    """Fail unless C{got} (an export or a signal) holds C{frame} whole."""
+    import numpy as np
+
+    from twisted_lab.data import Export
+    got = got if isinstance(got, Export) else Export("x", [got])
+    data = np.asarray(got.signals[0].data[0])
+    if data.shape != SHAPE or not np.array_equal(data, frame):
+        raise AssertionError("frame altered on the way")
+
+
+async def _stdin_lines() -> Any:
+    """Lines from standard input (read in a thread), until it closes."""
+    from twisted.internet.threads import deferToThread
+    while True:
+        line = await deferToThread(sys.stdin.readline)
+        if not line:
+            return
+        yield line.split()
+
+
+def _say(value: Any) -> None:
+    print(json.dumps(value), flush=True)
+
+
+async def instrument(reactor: Any, port: int) -> None:
+    """The instrument process: export the frame to the lab until stdin closes."""
+    from twisted_lab.protocols.pymodaq.export import PyMoDAQClientFactory, PyMoDAQExportService
+    from twisted_lab.registry import DeviceRegistry
+    from twisted_lab.testing import FakeDetector
+
+    registry = DeviceRegistry(reactor)
+    registry.register(FakeDetector("frame", _export(_frame())))
+    service = PyMoDAQExportService(reactor, f"tcp:127.0.0.1:{port}",
+                                   PyMoDAQClientFactory(registry, "frame", "GRABBER"))
+    service.startService()
+    async for _ in _stdin_lines():
+        pass
+    await service.stopService()
+
+
+async def director(reactor: Any, endpoint: str) -> None:
+    """
+    The director process.  Each stdin line C{seq NAME N} or C{cont N} runs
+    one round and answers its frames/s on stdout.
+    """
+    from twisted.internet.defer import Deferred
+
+    from twisted_lab.events import DATA
+    from twisted_lab.protocols.leco.imports import DirectorService
+    from twisted_lab.registry import DeviceRegistry
+
+    frame = _frame()
+    far = DeviceRegistry(reactor)
+    service = DirectorService(far, [
+        {"name": name, "actor": name, "kind": "pymodaq_detector", "parameters": [],
+         "actions": []} for name in ("cam", "direct")], endpoint, reactor, "bench_chain", 60.0)
+    service.startService()
+    devices = {name: await far.when_registered(name) for name in ("cam", "direct")}
+    for device in devices.values():  # warm up, and check the frame arrives whole
+        _check(await device.grab(), frame)
+
+    received: list[Any] = []
+    counting: dict[str, Any] = {"on": False, "want": 0, "waiter": None}
+
+    def on_event(event: Any) -> None:
+        if event.kind != DATA or not counting["on"]:
+            return
+        received.append(event.value)
+        waiter = counting["waiter"]
+        if waiter is not None and len(received) >= counting["want"]:
+            counting["waiter"] = None
+            waiter.callback(None)
+
+    async def until(count: int) -> None:
+        counting["want"] = count
+        if len(received) < count:
+            counting["waiter"] = Deferred()
+            await counting["waiter"]
+
+    devices["cam"].subscribe(on_event)
+    _say("ready")
+    async for words in _stdin_lines():
+        if words[0] == "seq":
+            device, count = devices[words[1]], int(words[2])
+            start = time.perf_counter()
+            for _ in range(count):
+                got = await device.grab()
+            took = time.perf_counter() - start
+            _check(got, frame)
+        else:
+            count = int(words[1])
+            del received[:]
+            counting["on"] = True
+            await service.component.ask("cam", "send_data_grab")
+            await until(1)  # from the first frame on: the pipeline is full
+            start = time.perf_counter()
+            await until(count + 1)
+            took = time.perf_counter() - start
+            counting["on"] = False
+            await service.component.ask("cam", "stop_grab")
+            _check(received[-1], frame)
+        _say(count / took)
+    await service.stopService()
+
+
+class _Child:
+    """A role of this script in a subprocess, spoken to line by line."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), *args], cwd=ROOT,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    async def ask(self, line: str | None = None) -> Any:
+        from twisted.internet.threads import deferToThread
+        assert self.process.stdin is not None and self.process.stdout is not None
+        if line is not None:
+            self.process.stdin.write(line + "\n")
+            self.process.stdin.flush()
+        answer = await deferToThread(self.process.stdout.readline)
+        if not answer:
+            raise RuntimeError(f"{self.process.args[2:]} ended early")
+        return json.loads(answer)
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+async def lab(reactor: Any, count: int, rounds: int,
+              only: tuple[str, ...] = LEGS) -> dict[str, list[float]]:
+    """The lab process: serve, and time the rounds."""
+    from twisted.internet.endpoints import TCP4ServerEndpoint
+    from twisted.internet.task import deferLater
+
+    from twisted_lab.protocols.leco.coordinator import CoordinatorService
+    from twisted_lab.protocols.leco.export import DeviceActor
+    from twisted_lab.protocols.pymodaq.imports import PyMoDAQServerFactory
+    from twisted_lab.registry import DeviceRegistry
+    from twisted_lab.testing import FakeDetector
+
+    frame = _frame()
+    registry = DeviceRegistry(reactor)
+    registry.register(FakeDetector("direct", _export(frame)))
+    server = PyMoDAQServerFactory(registry, reactor, call_timeout=60.0, rules=[{"name": "cam"}])
+    port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(server)
+    source = _Child("--role", "instrument", "--port", str(port.getHost().port))
+    cam = await registry.when_registered("cam")
+    while not cam.online:
+        await deferLater(reactor, 0.02, lambda: None)
+    _check(await cam.grab(), frame)
+    coordinator = CoordinatorService("BF", "tcp://127.0.0.1:*", reactor)
+    coordinator.startService()
+    actors = [DeviceActor(registry, name, coordinator.endpoint, reactor, timeout=60.0,
+                          hub=coordinator.local_hub) for name in ("cam", "direct")]
+    for actor in actors:
+        actor.startService()
+        await actor.when_signed_in()
+    far = _Child("--role", "director", "--endpoint", coordinator.endpoint)
+    if await far.ask() != "ready":
+        raise RuntimeError("the director did not start")
+
+    async def pymodaq() -> float:
+        start = time.perf_counter()
+        for _ in range(count):
+            got = await cam.grab()
+        took = time.perf_counter() - start
+        _check(got, frame)
+        return count / took
+
+    async def continuous() -> float:
+        fps = await far.ask(f"cont {count}")
+        while actors[0].pymodaq.grabbing:  # the last frame in flight is done
+            await deferLater(reactor, 0.01, lambda: None)
+        return float(fps)
+
+    legs = {"pymodaq": pymodaq,
+            "leco": lambda: far.ask(f"seq direct {count}"),
+            "chained": lambda: far.ask(f"seq cam {count}"),
+            "continuous": continuous}
+    names = [name for name in legs if name in only]
+    result: dict[str, list[float]] = {name: [] for name in names}
+    try:
+        for r in range(rounds):
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                result[name].append(float(await legs[name]()))
+    finally:
+        far.close()
+        for actor in actors:
+            await actor.stopService()
+        await coordinator.stopService()
+        source.close()
+        server.stop()
+        await port.stopListening()
+    return result
+
+
+def _spread(values: list[float]) -> str:
+    """Median and range, as C{median (low-high)}."""
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=5, help="grabs per leg per round")
+    parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds")
+    parser.add_argument("--legs", default=",".join(LEGS),
+                        help="the legs to run, comma-separated (default: all)")
+    parser.add_argument("--role", choices=("lab", "instrument", "director"), default="lab",
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--endpoint", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    from twisted.internet import defer, task
+
+    async def run(reactor: Any) -> None:
+        if args.role == "instrument":
+            await instrument(reactor, args.port)
+            return
+        if args.role == "director":
+            await director(reactor, args.endpoint)
+            return
+        fps = await lab(reactor, args.frames, args.rounds, tuple(args.legs.split(",")))
+        if set(fps) != set(LEGS):
+            for name, values in fps.items():
+                print(f"   {name}: {_spread(values)} frames/s")
+            return
+        print(f"2048x2048 float64 frames (32 MiB), instrument, lab and director in three "
+              f"processes; {args.rounds} interleaved rounds of {args.frames} frames per leg; "
+              f"frames/s, median (range):")
+        print(f"   pymodaq     instrument -> lab (PyMoDAQ 4 TCP):            "
+              f"{_spread(fps['pymodaq'])}")
+        print(f"   leco        lab -> director (LECO, PyMoDAQ 5 methods):    "
+              f"{_spread(fps['leco'])}")
+        print(f"   chained     instrument -> lab -> director, grab by grab:  "
+              f"{_spread(fps['chained'])}")
+        print(f"   continuous  the same chain, send_data_grab:               "
+              f"{_spread(fps['continuous'])}")
+        for name, target in (("leco", "0.7"), ("chained", None), ("continuous", "0.6")):
+            ratios = [a / b for a, b in zip(fps[name], fps["pymodaq"])]
+            goal = f"  (target >= {target}x)" if target else ""
+            print(f"   {name} / pymodaq, per round: {_spread(ratios)}x{goal}")
+        bound = [1 / (1 / p + 1 / q) / p for p, q in zip(fps["pymodaq"], fps["leco"])]
+        print(f"   serial bound of grab by grab, 1/(1/P+1/L) / P: {_spread(bound)}x")
+        with open("/proc/loadavg") as f:
+            print(f"   load average at the end: {f.read().split()[0]}")
+
+    task.react(lambda reactor: defer.Deferred.fromCoroutine(run(reactor)))
+
+
+if __name__ == "__main__":
+    main()
