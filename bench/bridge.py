@@ -10,7 +10,10 @@ Bridge benchmark: what one bridge hop costs, in one run.
               (RemoteActorDevice) -> the same pyleco actor
    The added latency is bridged - direct (the two clients differ: a blocking
    pyleco Communicator vs our Twisted PLESTY client, both on loopback).
-2. 2048x2048 float64 frames (32 MiB) through PyMoDAQ -> LECO, one process:
+2. 2048x2048 float64 frames (32 MiB) through PyMoDAQ -> LECO, one process
+   (under the lab's memory policy, C{twisted_lab.memory}, as C{twistd -n
+   lab} runs it; C{--glibc-defaults} leaves glibc's allocator as it is;
+   C{bench/chain.py} runs the same legs in three processes):
      PyMoDAQ leg  instrument (our PyMoDAQ 4 client role, GRABBER) -> our
                   PyMoDAQ server role: grab() on the imported device
      LECO leg     our actor over the instrument device directly -> our LECO
@@ -299,10 +302,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds")
     parser.add_argument("--frames-only", action="store_true",
                         help="skip part 1 (the bridge hop latency)")
+    parser.add_argument("--glibc-defaults", action="store_true",
+                        help="leave glibc's allocator as it is (not the lab's memory policy)")
     args = parser.parse_args()
     from twisted.internet import defer, task
 
     async def run(reactor: Any) -> None:
+        if not args.glibc_defaults:
+            from twisted_lab.memory import TrimService, reuse_large_buffers
+            reuse_large_buffers()
+            TrimService(reactor).startService()
         if not args.frames_only:
             lat = await latency(reactor, args.calls)
             ms = {k: v * 1e3 for k, v in lat.items()}
