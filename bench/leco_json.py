@@ -3,8 +3,9 @@ Where the time of a camera grab over LECO JSON goes (run from the repo root):
 
     python bench/leco_json.py [--rounds 15] [--cameras u16,f64]
 
-One process runs the simulated lab: our LECO Coordinator and actors, and two
-cameras with no exposure time, C{u16} (2048x2048 uint16) and C{f64} (512x512
+One process runs the simulated lab (under its memory policy, as C{twistd -n
+lab} runs it): our LECO Coordinator and actors, and two cameras with no
+exposure time, C{u16} (2048x2048 uint16) and C{f64} (512x512
 float64).  Another process, in the pyleco venv (plain pyleco 0.6, no numpy,
 its Python), measures for each camera, interleaved round after round (the
 order of the stacks alternating), so that load from other users of the
@@ -57,9 +58,11 @@ def serve(port: int, cameras: list[str]) -> None:
     from twisted.internet.protocol import Protocol
 
     from twisted_lab.config import parse_config
+    from twisted_lab.memory import TrimService, reuse_large_buffers
     from twisted_lab.registry import DeviceRegistry
     from twisted_lab.service import build_service
 
+    reuse_large_buffers()  # the lab's memory policy, as twistd -n lab runs it
     devices = {name: {"type": "sim.camera", "width": CAMERAS[name][0],
                       "height": CAMERAS[name][1], "dtype": CAMERAS[name][2], "exposure": 0.0}
                for name in cameras}
@@ -71,6 +74,7 @@ def serve(port: int, cameras: list[str]) -> None:
     })
     registry = DeviceRegistry(reactor)
     service = build_service(registry, config, reactor)
+    TrimService(reactor, freeze=True).setServiceParent(service)
     service.startService()
     reactor.addSystemEventTrigger(  # type: ignore[attr-defined]
         "before", "shutdown", service.stopService)
