@@ -15,8 +15,8 @@ free heap top is kept up to L{HOLD_UP_TO} bytes, and every thread allocates
 from the one heap (C{M_ARENA_MAX} 1: a per-thread arena's top is never
 handed back by C{malloc_trim}).  Measured with C{bench/load.py} (issue 12),
 against the threshold pinned at 1 MiB as before: the PyMoDAQ 4 camera path
-25–28 frames/s instead of 16, and small-request p99 during LECO or PLESTY
-JSON grabs ≤ 14 ms instead of up to 29 ms.
+21–35 frames/s instead of 16, and small-request p99 during LECO or PLESTY
+JSON grabs mostly 6–19 ms instead of 13–30 ms.
 
 L{TrimService} calls C{malloc_trim(0)} every 5 seconds, which hands every
 free page of the heap back to the system: what a grab, a slow reader or a
