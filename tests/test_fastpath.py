@@ -175,6 +175,59 @@ class WriteThroughTests(_Switch, _Loopback):
         self.assertEqual(await self.check(False), [b"hello"])
 
 
+class SendNowTests(_Switch, _Loopback):
+    """L{fastpath.send_now} through the PyMoDAQ L{ChunkWriter}, on and off."""
+
+    async def check(self, on: bool) -> int:
+        """Write an 8 MiB message (a header and an array's memory) with a
+        L{ChunkWriter} from a client to a server that records; return how many
+        bytes went through C{transport.write}."""
+        import numpy as np
+
+        from twisted_lab.protocols.pymodaq.transport import ChunkWriter
+        self.switch("write-through", on)
+        received = bytearray()
+
+        class Sink(Protocol):
+            def dataReceived(self, data: bytes) -> None:
+                received.extend(data)
+
+        client, _ = await self.connect(Sink())
+        out: Any = client.transport
+        written: list[int] = []
+        real_write = out.write
+        out.write = lambda data: (written.append(len(data)), real_write(data))[1]
+        array = np.arange(1 << 20, dtype=np.float64)
+        header = b"frame header"
+        ChunkWriter(out).write([header, memoryview(array.view(np.uint8))])
+        expected = header + array.tobytes()
+        await until(lambda: len(received) >= len(expected), timeout=20)
+        self.assertEqual(bytes(received), expected)
+        return sum(written)
+
+    async def test_on(self) -> None:
+        """On: most of the message goes from the array's memory straight to the
+        socket; C{transport.write} carries less than half of it."""
+        self.assertLess(await self.check(True), (8 << 20) // 2)
+
+    async def test_off(self) -> None:
+        """Off: every byte goes through C{transport.write}."""
+        self.assertEqual(await self.check(False), (8 << 20) + len(b"frame header"))
+
+    async def test_queued_first(self) -> None:
+        """Nothing goes straight to the socket while Twisted holds bytes to write
+        before it (they would be overtaken)."""
+        self.switch("write-through", True)
+        client, _ = await self.connect(Protocol())
+        assert client.transport is not None
+        client.transport.write(b"queued")
+        self.assertEqual(fastpath.send_now(client.transport, b"later"), 0)
+
+    def test_not_tcp(self) -> None:
+        """Another transport is left alone."""
+        self.assertEqual(fastpath.send_now(object(), b"data"), 0)
+
+
 class EarlyReadTests(_Switch, _Loopback):
     """L{fastpath.read_now}, on and off."""
 

@@ -20,7 +20,9 @@ The paths (names for L{enabled} and C{TWISTED_LAB_SLOW_PATHS}):
     looked up on the instance, and its C{socket}.
   - C{write-through}: L{write_through} writes a small message to the socket
     at once when nothing is queued before it (PyMoDAQ's request/reply
-    latency).  Relies on C{tcp.Connection}'s C{dataBuffer},
+    latency), and L{send_now} sends a big one's arrays from their own
+    memory as far as the socket takes them (no copy into Twisted's
+    buffer).  Relies on C{tcp.Connection}'s C{dataBuffer},
     C{_tempDataBuffer}, C{producer}, C{connected}, C{disconnecting},
     C{socket}.
   - C{early-read}: L{read_now} reads a just-accepted connection at once
@@ -49,7 +51,8 @@ from twisted.python.failure import Failure
 
 __all__ = ["PATHS", "enabled", "set_enabled", "BufferedReader", "read_into_buffers",
            "stop_reading_into_buffers",
-           "set_send_limit", "writer_for", "write_through", "read_now", "fired_result", "zmq_calls", "NOTHING"]
+           "set_send_limit", "writer_for", "write_through", "send_now", "read_now",
+           "fired_result", "zmq_calls", "NOTHING"]
 
 #: The names of the fast paths.
 PATHS = ("buffered-reads", "write-through", "early-read", "fired-result", "zmq-compiled")
@@ -175,6 +178,27 @@ def write_through(transport: Any, data: bytes) -> None:
         return
     if sent < len(data):
         transport.write(data[sent:])
+
+
+def send_now(transport: Any, data: Any) -> int:
+    """
+    Send as much of C{data} (a buffer: C{bytes}, a C{memoryview}) straight to
+    the socket as it takes now, without a copy, when nothing is queued before
+    it (the C{write-through} path).
+
+    @return: how many bytes went; 0 with the path off, on another transport,
+        when something is queued, the socket is full or on an error (which
+        Twisted's own write path then meets).
+    """
+    if (not enabled("write-through") or not isinstance(transport, tcp.Connection)
+            or transport.dataBuffer or transport._tempDataBuffer
+            or not transport.connected or transport.disconnecting):
+        return 0
+    try:
+        sent: int = transport.socket.send(data)
+        return sent
+    except OSError:
+        return 0
 
 
 def read_now(transport: Any) -> Any:

@@ -43,10 +43,12 @@ class ChunkWriter:
 
     @cvar DIRECT: messages up to this size are joined and written at once.
     @cvar SLICE: the most bytes handed to the transport per pull.
+    @cvar NUDGE: the most bytes handed to the transport after a direct send.
     """
 
     DIRECT = 1 << 20
     SLICE = 4 << 20
+    NUDGE = 64 << 10
 
     def __init__(self, transport: Any, direct: Callable[[bytes], None] | None = None,
                  budget: SendBudget | None = None) -> None:
@@ -80,13 +82,32 @@ class ChunkWriter:
         self._queue.extend(chunks)
 
     def resumeProducing(self) -> None:
-        """Hand the transport the next slice."""
+        """
+        Send what the socket takes now straight from the arrays' memory
+        (L{fastpath.send_now}), then hand the transport the next slice: a
+        small one after a direct send (it only has to bring the next call
+        once the socket drains), else up to L{SLICE} bytes.
+        """
         queue = self._queue
+        sent = 0
+        while queue:
+            chunk = queue[0]
+            went = fastpath.send_now(self.transport, chunk)
+            if not went:
+                break
+            sent += went
+            if went < (len(chunk) if isinstance(chunk, bytes) else chunk.nbytes):
+                queue[0] = memoryview(chunk)[went:]
+                break
+            queue.popleft()
+        if sent and self.budget is not None:
+            self.budget.taken(sent)
+        limit = self.NUDGE if sent else self.SLICE
         pieces: list[bytes] = []
         size = 0
-        while queue and size < self.SLICE:
+        while queue and size < limit:
             chunk = queue.popleft()
-            room = self.SLICE - size
+            room = limit - size
             if isinstance(chunk, memoryview) and chunk.nbytes > room:
                 pieces.append(chunk[:room].tobytes())
                 queue.appendleft(chunk[room:])
