@@ -5,10 +5,12 @@ L{MessageParser} and writes encoded chunk lists without copying big arrays.
 
 Twisted transports take only C{bytes}, and C{writeSequence} joins its pieces
 into one string before sending; so big messages are written by
-L{ChunkWriter}, a pull producer that hands the transport one slice of at
-most L{ChunkWriter.SLICE} bytes of each array's memory at a time (one copy
-into the slice; the transport then sends it as is), while small messages
-are joined and written at once.
+L{ChunkWriter}, a pull producer: each time the socket drains, it sends from
+the arrays' own memory straight to the socket as far as the socket takes
+it (L{fastpath.send_now}), then hands the transport a small slice (copied)
+that brings the next call; where that path is off, a slice of at most
+L{ChunkWriter.SLICE} bytes at a time.  Small messages are joined and
+written at once.
 """
 from __future__ import annotations
 
