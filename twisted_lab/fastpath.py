@@ -165,19 +165,11 @@ def write_through(transport: Any, data: bytes) -> None:
     (the rest, if the socket takes less, through C{transport.write}),
     otherwise, or with the path off, through C{transport.write}.
     """
-    if (not enabled("write-through") or not isinstance(transport, tcp.Connection)
-            or transport.dataBuffer or transport._tempDataBuffer
-            or transport.producer is not None
-            or not transport.connected or transport.disconnecting):
-        transport.write(data)
-        return
-    try:
-        sent = transport.socket.send(data)
-    except OSError:
-        transport.write(data)  # let Twisted's own write path meet the error
-        return
-    if sent < len(data):
-        transport.write(data[sent:])
+    sent = 0
+    if isinstance(transport, tcp.Connection) and transport.producer is None:
+        sent = send_now(transport, data)
+    if sent < len(data):  # Twisted's own write path meets any error
+        transport.write(data[sent:] if sent else data)
 
 
 def send_now(transport: Any, data: Any) -> int:
