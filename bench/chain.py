@@ -155,21 +155,23 @@ async def director(reactor: Any, endpoint: str) -> None:
     for device in devices.values():  # warm up, and check the frame arrives whole
         _check(await device.grab(), frame)
 
-    received: list[Any] = []
+    # a viewer shows each frame and lets it go: keep the count and the last
+    received: dict[str, Any] = {"count": 0, "last": None}
     counting: dict[str, Any] = {"on": False, "want": 0, "waiter": None}
 
     def on_event(event: Any) -> None:
         if event.kind != DATA or not counting["on"]:
             return
-        received.append(event.value)
+        received["count"] += 1
+        received["last"] = event.value
         waiter = counting["waiter"]
-        if waiter is not None and len(received) >= counting["want"]:
+        if waiter is not None and received["count"] >= counting["want"]:
             counting["waiter"] = None
             waiter.callback(None)
 
     async def until(count: int) -> None:
         counting["want"] = count
-        if len(received) < count:
+        if received["count"] < count:
             counting["waiter"] = Deferred()
             await counting["waiter"]
 
@@ -205,7 +207,7 @@ async def director(reactor: Any, endpoint: str) -> None:
             moved = count
         else:
             count = int(words[1])
-            del received[:]
+            received.update(count=0, last=None)
             counting["on"] = True
             await service.component.ask("cam", "send_data_grab")
             await until(1)  # from the first frame on: the pipeline is full
@@ -214,8 +216,8 @@ async def director(reactor: Any, endpoint: str) -> None:
             took = time.perf_counter() - start
             await service.component.ask("cam", "stop_grab")
             counting["on"] = False
-            _check(received[-1], frame)
-            moved = len(received)  # the first, and any sent before stop_grab
+            _check(received["last"], frame)
+            moved = received["count"]  # the first, and any sent before stop_grab
         _say([count / took, moved])
     await service.stopService()
 

@@ -19,7 +19,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import deferLater
 
-from twisted_lab import __version__
+from twisted_lab import __version__, headroom
 from twisted_lab.bigjson import BIG, shared_pool
 from twisted_lab.data import Axis, Export, Signal
 from twisted_lab.description import Action, Argument, Parameter
@@ -433,7 +433,9 @@ class SimulatedCamera(BaseDetector):
         gx = np.exp(-0.5 * ((self._x - v["spot_x"]) / sigma) ** 2).astype(work)
         gy = np.exp(-0.5 * ((self._y - v["spot_y"]) / sigma) ** 2)
         gy = (gy * (v["amplitude"] * v["exposure"])).astype(work)
-        out = np.empty((self.height, self.width), dtype=work)
+        # frames in room (twisted_lab.headroom): the PyMoDAQ 5 LECO path
+        # sends them without copying
+        out = headroom.empty((self.height, self.width), dtype=work)
         np.multiply.outer(gy, gx, out=out)
         size = self.width * self.height
         start = int(self._rng.integers(0, self._extra + 1))
@@ -445,7 +447,9 @@ class SimulatedCamera(BaseDetector):
         out += work(v["background"])
         if self.dtype == "uint16":
             np.clip(out, 0, 65535, out=out)
-            return out.astype(np.uint16)
+            counts = headroom.empty(out.shape, dtype=np.uint16)
+            np.copyto(counts, out, casting="unsafe")
+            return counts
         return out
 
     def _grab(self) -> Deferred[Export]:

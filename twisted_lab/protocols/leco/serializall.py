@@ -30,6 +30,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from twisted_lab import headroom
 from twisted_lab.data import SIGNAL_KINDS, Axis, Export, Signal
 from twisted_lab.errors import InvalidValue, ProtocolError
 from twisted_lab.formats.pymodaq.data import (SERIALIZALL_LAYOUT, check_array, signal_fields,
@@ -79,6 +80,9 @@ def encode_buffer(obj: Any) -> bytes | np.ndarray[Any, Any]:
     total = sum(sizes)
     if total < (1 << 20):
         return b"".join(parts)
+    laid_out = headroom.lay_out(parts, sizes)
+    if laid_out is not None:  # a frame read into room: no copy
+        return laid_out
     out = np.empty(total, dtype=np.uint8)
     at = 0
     for part, size in zip(parts, sizes):

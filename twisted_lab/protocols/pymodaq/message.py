@@ -21,6 +21,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import numpy as np
 import numpy.typing as npt
 
+from twisted_lab import headroom
 from twisted_lab.errors import ProtocolError
 from twisted_lab.protocols.pymodaq.codec import (DEFAULT_VERSION, Chunk, Encoder, Fill,
                                                  Incomplete, Pull, Reader, WireVersion, version)
@@ -413,7 +414,7 @@ class MessageParser:
         """Collect the next C{nbytes} into an array of their own."""
         buf = self._buf
         at = reader.pos
-        target = np.empty(nbytes, dtype=np.uint8)
+        target = headroom.empty(nbytes)
         have = len(buf) - at
         target[:have] = np.frombuffer(buf, dtype=np.uint8, count=have, offset=at)
         del buf[at:]
