@@ -9,9 +9,12 @@ Three processes on this machine, 2048x2048 float64 frames (32 MiB):
   - C{instrument}: a PyMoDAQ 4 instrument: our PyMoDAQ client role (a
     GRABBER) exporting a fixed frame to the lab;
   - C{lab} (this process): our PyMoDAQ server role (which imports the
-    instrument as C{cam}), our LECO Coordinator, and two actors with the
-    PyMoDAQ 5 method set, in memory as in the lab: one for C{cam}, one for
-    a local camera C{direct} holding the same frame;
+    instrument as C{cam}), our LECO Coordinator, and three actors with the
+    PyMoDAQ 5 method set, in memory as in the lab: one for C{cam}, and two
+    for local cameras holding the same frame: C{direct}, whose frame has
+    room around it (C{twisted_lab.headroom.empty}, as the lab's simulated
+    camera's frames and every large array it reads from PyMoDAQ 4 have), and
+    C{plain}, whose frame numpy allocated (as most drivers' are);
   - C{director}: a PyMoDAQ 5 director: our LECO director, over ZeroMQ.
 
 Each runs the lab's memory policy (C{twisted_lab.memory}), as C{twistd -n
@@ -20,7 +23,10 @@ lab} does; C{--glibc-defaults} leaves glibc's allocator as it is, to compare.
 Legs, in frames per second:
 
   - C{pymodaq}: the lab grabs C{cam} (instrument -> lab over PyMoDAQ 4 TCP);
-  - C{leco}: the director grabs C{direct} (lab -> director over LECO);
+  - C{leco}: the director grabs C{direct} (lab -> director over LECO: the
+    message is laid out around the frame);
+  - C{leco-copy}: the director grabs C{plain} (the same, but the message is
+    a copy of the frame);
   - C{chained}: the director grabs C{cam}: instrument -> lab -> director,
     one grab after another;
   - C{continuous}: the same chain as a PyMoDAQ 5 viewer's continuous grab
@@ -59,7 +65,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 SHAPE = (2048, 2048)
-LEGS = ("pymodaq", "leco", "chained", "continuous", "pyzmq")
+LEGS = ("pymodaq", "leco", "leco-copy", "chained", "continuous", "pyzmq")
 ROLES = ("instrument", "lab", "director")
 
 
@@ -149,9 +155,10 @@ async def director(reactor: Any, endpoint: str) -> None:
     far = DeviceRegistry(reactor)
     service = DirectorService(far, [
         {"name": name, "actor": name, "kind": "pymodaq_detector", "parameters": [],
-         "actions": []} for name in ("cam", "direct")], endpoint, reactor, "bench_chain", 60.0)
+         "actions": []} for name in ("cam", "direct", "plain")], endpoint, reactor,
+        "bench_chain", 60.0)
     service.startService()
-    devices = {name: await far.when_registered(name) for name in ("cam", "direct")}
+    devices = {name: await far.when_registered(name) for name in ("cam", "direct", "plain")}
     for device in devices.values():  # warm up, and check the frame arrives whole
         _check(await device.grab(), frame)
 
@@ -269,9 +276,14 @@ async def lab(reactor: Any, count: int, rounds: int, only: tuple[str, ...] = LEG
     from twisted_lab.registry import DeviceRegistry
     from twisted_lab.testing import FakeDetector
 
+    from twisted_lab import headroom
+
     frame = _frame()
+    roomy = headroom.empty(frame.shape, frame.dtype)
+    roomy[...] = frame
     registry = DeviceRegistry(reactor)
-    registry.register(FakeDetector("direct", _export(frame)))
+    registry.register(FakeDetector("direct", _export(roomy)))
+    registry.register(FakeDetector("plain", _export(frame)))
     server = PyMoDAQServerFactory(registry, reactor, call_timeout=60.0, rules=[{"name": "cam"}])
     port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(server)
     policy = ["--glibc-defaults"] if glibc_defaults else []
@@ -285,7 +297,7 @@ async def lab(reactor: Any, count: int, rounds: int, only: tuple[str, ...] = LEG
     endpoint = coordinator.endpoint
     assert endpoint is not None
     actors = [DeviceActor(registry, name, endpoint, reactor, timeout=60.0,
-                          hub=coordinator.local_hub) for name in ("cam", "direct")]
+                          hub=coordinator.local_hub) for name in ("cam", "direct", "plain")]
     for actor in actors:
         actor.startService()
         await actor.when_signed_in()
@@ -329,6 +341,7 @@ async def lab(reactor: Any, count: int, rounds: int, only: tuple[str, ...] = LEG
 
     legs = {"pymodaq": pymodaq,
             "leco": lambda: far.ask(f"seq direct {count}"),
+            "leco-copy": lambda: far.ask(f"seq plain {count}"),
             "chained": lambda: far.ask(f"seq cam {count}"),
             "continuous": continuous, "pyzmq": pyzmq}
     names = [name for name in legs if name in only]
@@ -364,6 +377,7 @@ def _spread(values: list[float]) -> str:
 DESCRIBE = {
     "pymodaq": "instrument -> lab (PyMoDAQ 4 TCP)",
     "leco": "lab -> director (LECO, PyMoDAQ 5 methods)",
+    "leco-copy": "the same, a frame without room (one copy)",
     "chained": "instrument -> lab -> director, grab by grab",
     "continuous": "the same chain, send_data_grab",
     "pyzmq": "anchor: plain pyzmq, lab -> director process",
@@ -384,7 +398,8 @@ def _report(fps: dict[str, list[float]], args: Any) -> None:
                          for role in ROLES)
         wall = 1e3 / statistics.median(fps[name])
         print(f"   {name:<11} {DESCRIBE[name]:<45} {_spread(fps[name]):<25} {cpu} ({wall:.0f})")
-    ratios = [("leco", "pymodaq", "target >= 0.7x"), ("chained", "pymodaq", ""),
+    ratios = [("leco", "pymodaq", "target >= 0.7x"), ("leco-copy", "pymodaq", ""),
+              ("chained", "pymodaq", ""),
               ("continuous", "pymodaq", "target >= 0.6x"),
               ("leco", "pyzmq", "what our LECO path adds to libzmq's own transfer")]
     for name, anchor, say in ratios:

@@ -83,6 +83,19 @@ class LayOutTests(SynchronousTestCase):
         decoded = serializall.decode(message)
         np.testing.assert_array_equal(decoded.signals[0].data[0], before)
 
+    def test_message_is_read_only(self) -> None:
+        """
+        Nothing that reads the message (an in-process director decoding it)
+        can write through it into the frame.
+        """
+        frame = roomy_frame()
+        message = serializall.encode_buffer(camera_export(frame))
+        self.assertTrue(np.shares_memory(message, frame))
+        self.assertFalse(message.flags.writeable)
+        self.assertTrue(memoryview(message).readonly)
+        decoded = serializall.decode(message).signals[0].data[0]
+        self.assertFalse(decoded.flags.writeable)
+
     def test_one_message_at_a_time(self) -> None:
         """
         While a message laid out in a frame's room is held, the next one is

@@ -111,8 +111,8 @@ def lay_out(parts: Sequence[Any], sizes: Sequence[int]) -> np.ndarray[Any, Any] 
 
     @param parts: C{bytes} and memoryviews of arrays, in message order.
     @param sizes: their lengths in bytes.
-    @return: the message, a C{uint8} view of the array's memory; the room
-        is the message's until that view is released.
+    @return: the message, a read-only C{uint8} view of the array's memory;
+        the room is the message's until that view is released.
     """
     large = [i for i, size in enumerate(sizes) if size >= ROOMY_FROM]
     if len(large) != 1:
@@ -133,5 +133,6 @@ def lay_out(parts: Sequence[Any], sizes: Sequence[int]) -> np.ndarray[Any, Any] 
     room[begin:room.start] = np.frombuffer(head, dtype=np.uint8)
     room[room.stop:end] = np.frombuffer(tail, dtype=np.uint8)
     message = np.asarray(room[begin:end])
+    message.flags.writeable = False  # nothing that reads it can change the array
     weakref.finalize(message, room.release)
     return message
