@@ -118,9 +118,13 @@ class BridgeMixin(PylecoMixin):
             await deferLater(reactor, 0.2)
         raise AssertionError("no GRABBER connected to the pymodaq 4 viewer")
 
-    async def pymodaq5_snap(self, port: int, actor: str) -> dict[str, Any]:
-        """PyMoDAQ 5's DetectorDirector snaps C{actor} once; the decoded DataToExport."""
-        peer = run_pymodaq5(self, "bridge_pymodaq5_snap.py", str(port), actor)  # type: ignore[arg-type]
+    async def pymodaq5_snap(self, port: int, actor: str, digest: bool = False) -> dict[str, Any]:
+        """
+        PyMoDAQ 5's DetectorDirector snaps C{actor} once; the decoded
+        DataToExport (with C{digest}, the arrays' SHA-256 for their values).
+        """
+        peer = run_pymodaq5(self, "bridge_pymodaq5_snap.py", str(port), actor,  # type: ignore[arg-type]
+                            *(["digest"] if digest else []))
         code = await peer.ended
         self.assertEqual(code, 0, peer.out.decode() + peer.err.decode()[-3000:])  # type: ignore[attr-defined]
         got: dict[str, Any] = json.loads(peer.out.decode().strip().splitlines()[-1])
@@ -267,6 +271,56 @@ class NamedPathTests(BridgeMixin, TestCase):
                           for a in signal["axes"]],
                          [("rows", "mm", 0, [0.0, 1.0, 2.0]),
                           ("cols", "um", 1, [0.0, 1.0, 2.0, 3.0])])
+
+
+    async def test_camera_frame_from_pymodaq4_to_pymodaq5_in_place(self) -> None:
+        """
+        A 1024x1024 float64 frame (8 MiB) from a PyMoDAQ 4 instrument (our
+        client role) → our PyMoDAQ server role, which reads it into room
+        (L{twisted_lab.headroom}) → our LECO actor, which lays its message
+        out around the frame instead of copying it → PyMoDAQ 5's
+        DetectorDirector: the real serializall decodes the same values.
+        """
+        import hashlib
+
+        import numpy as np
+
+        from twisted_lab import headroom
+        from twisted_lab.data import Export, Signal
+        from twisted_lab.protocols.pymodaq.export import (PyMoDAQClientFactory,
+                                                          PyMoDAQExportService)
+        from twisted_lab.testing import FakeDetector
+
+        laid_out: list[bool] = []
+        real_lay_out = headroom.lay_out
+
+        def spy(parts: Any, sizes: Any) -> Any:
+            message = real_lay_out(parts, sizes)
+            laid_out.append(message is not None)
+            return message
+
+        self.patch(headroom, "lay_out", spy)
+        leco_port = free_port()
+        registry, top = await self.lab({
+            "pymodaq": {"listen": ["tcp:0:interface=127.0.0.1"],
+                        "import": [{"name": "cam", "type": "GRABBER"}]},
+            "leco": {"port": leco_port, "namespace": "N1", "export": ["cam"], **NO_DATA}})
+        frame = np.random.default_rng(7).random((1024, 1024))
+        instrument = DeviceRegistry(reactor)
+        instrument.register(FakeDetector("frame", Export("frame", [
+            Signal("frame", [frame], units="counts", kind="DataFromPlugins")])))
+        source = PyMoDAQExportService(reactor, f"tcp:127.0.0.1:{pymodaq_listen_port(top)}",
+                                      PyMoDAQClientFactory(instrument, "frame", "GRABBER"))
+        source.startService()
+        self.addCleanup(source.stopService)
+        await until(lambda: "cam" in registry and registry.lookup("cam").online, 30,
+                    "our instrument connected")
+        got = await self.pymodaq5_snap(leco_port, "N1.cam", digest=True)
+        (signal,) = got["signals"]
+        self.assertEqual((signal["dim"], signal["shape"], signal["dtype"], signal["units"]),
+                         ("Data2D", [1024, 1024], "float64", "counts"))
+        self.assertEqual(signal["data"], hashlib.sha256(frame.tobytes()).hexdigest())
+        self.assertEqual(laid_out, [True])
 
 
 def leco_section(leco_port: int, **more: Any) -> dict[str, Any]:
