@@ -19,7 +19,10 @@ Bridge benchmark: what one bridge hop costs, in one run.
      LECO leg     our actor over the instrument device directly -> our LECO
                   director (PyMoDAQ 5 method set, send_data_grab): grab(); the
                   actor reaches our Coordinator in memory (as in the lab), the
-                  director over ZeroMQ (as another process's would)
+                  director over ZeroMQ (as another process's would); the
+                  instrument's frame is a plain numpy array, so the actor
+                  copies it into its message (the chained legs' frames, read
+                  by our server role, have room: C{twisted_lab.headroom})
      chained      instrument -> PyMoDAQ server role -> our actor -> LECO
                   director: grab() on the director's device
      chained, continuous
