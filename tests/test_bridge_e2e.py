@@ -285,21 +285,13 @@ class NamedPathTests(BridgeMixin, TestCase):
 
         import numpy as np
 
-        from twisted_lab import headroom
+        from tests.test_headroom import spy_on_lay_out
         from twisted_lab.data import Export, Signal
         from twisted_lab.protocols.pymodaq.export import (PyMoDAQClientFactory,
                                                           PyMoDAQExportService)
         from twisted_lab.testing import FakeDetector
 
-        laid_out: list[bool] = []
-        real_lay_out = headroom.lay_out
-
-        def spy(parts: Any, sizes: Any) -> Any:
-            message = real_lay_out(parts, sizes)
-            laid_out.append(message is not None)
-            return message
-
-        self.patch(headroom, "lay_out", spy)
+        laid_out = spy_on_lay_out(self)
         leco_port = free_port()
         registry, top = await self.lab({
             "pymodaq": {"listen": ["tcp:0:interface=127.0.0.1"],

@@ -75,6 +75,26 @@ class _Loopback(TestCase):
         await until(lambda: server.transport is not None)
         return client, server.transport
 
+    async def recorded_writes(self) -> tuple[Any, bytearray, list[bytes]]:
+        """
+        A client connected to a server that records what it receives.
+
+        @return: the client's transport, the bytes the server received so
+            far, and what went through the client's C{transport.write}.
+        """
+        received = bytearray()
+
+        class Sink(Protocol):
+            def dataReceived(self, data: bytes) -> None:
+                received.extend(data)
+
+        client, _ = await self.connect(Sink())
+        out: Any = client.transport
+        written: list[bytes] = []
+        real_write = out.write
+        out.write = lambda data: (written.append(bytes(data)), real_write(data))[1]
+        return out, received, written
+
 
 class PinnedTwistedTests(_Loopback):
     """
@@ -151,19 +171,9 @@ class WriteThroughTests(_Switch, _Loopback):
         """Write C{hello} from a client to a server that records; return what
         went through C{transport.write}."""
         self.switch("write-through", on)
-        received: list[bytes] = []
-
-        class Sink(Protocol):
-            def dataReceived(self, data: bytes) -> None:
-                received.append(data)
-
-        client, _ = await self.connect(Sink())
-        out: Any = client.transport
-        written: list[bytes] = []
-        real_write = out.write
-        out.write = lambda data: (written.append(data), real_write(data))[1]
+        out, received, written = await self.recorded_writes()
         fastpath.writer_for(out)(b"hello")
-        await until(lambda: b"".join(received) == b"hello", timeout=5)
+        await until(lambda: received == b"hello", timeout=5)
         return written
 
     async def test_on(self) -> None:
@@ -186,24 +196,14 @@ class SendNowTests(_Switch, _Loopback):
 
         from twisted_lab.protocols.pymodaq.transport import ChunkWriter
         self.switch("write-through", on)
-        received = bytearray()
-
-        class Sink(Protocol):
-            def dataReceived(self, data: bytes) -> None:
-                received.extend(data)
-
-        client, _ = await self.connect(Sink())
-        out: Any = client.transport
-        written: list[int] = []
-        real_write = out.write
-        out.write = lambda data: (written.append(len(data)), real_write(data))[1]
+        out, received, written = await self.recorded_writes()
         array = np.arange(1 << 20, dtype=np.float64)
         header = b"frame header"
         ChunkWriter(out).write([header, memoryview(array.view(np.uint8))])
         expected = header + array.tobytes()
         await until(lambda: len(received) >= len(expected), timeout=20)
         self.assertEqual(bytes(received), expected)
-        return sum(written)
+        return sum(len(data) for data in written)
 
     async def test_on(self) -> None:
         """On: most of the message goes from the array's memory straight to the

@@ -34,6 +34,23 @@ def camera_export(frame: Any, axis_points: int = 4) -> Export:
                                  kind="DataFromPlugins", origin="cam")])
 
 
+def spy_on_lay_out(test: SynchronousTestCase) -> list[bool]:
+    """
+    Record, for the rest of C{test}, whether each L{headroom.lay_out} call
+    laid a message out in place (C{True}) or left it to be copied.
+    """
+    laid_out: list[bool] = []
+    real_lay_out = headroom.lay_out
+
+    def spy(parts: Any, sizes: Any) -> Any:
+        message = real_lay_out(parts, sizes)
+        laid_out.append(message is not None)
+        return message
+
+    test.patch(headroom, "lay_out", spy)
+    return laid_out
+
+
 def roomy_frame(seed: int = 0) -> Any:
     frame = headroom.empty(SHAPE, np.float64)
     frame[...] = np.random.default_rng(seed).random(SHAPE)
@@ -243,15 +260,7 @@ class ChainTests(TestCase):
         from twisted_lab.registry import DeviceRegistry
         from twisted_lab.testing import FakeDetector
 
-        laid_out: list[bool] = []
-        real_lay_out = headroom.lay_out
-
-        def spy(parts: Any, sizes: Any) -> Any:
-            message = real_lay_out(parts, sizes)
-            laid_out.append(message is not None)
-            return message
-
-        self.patch(headroom, "lay_out", spy)
+        laid_out = spy_on_lay_out(self)
         frame = np.random.default_rng(5).random(SHAPE)
         instrument = DeviceRegistry(reactor)
         instrument.register(FakeDetector("frame", camera_export(frame)))
