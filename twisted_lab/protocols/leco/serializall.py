@@ -67,9 +67,12 @@ def encode(obj: Any) -> bytes:
 
 def encode_buffer(obj: Any) -> bytes | np.ndarray[Any, Any]:
     """
-    L{encode}, for large values: the frame is a C{uint8} array filled by
-    numpy copies, which release the GIL (C{bytes.join} holds it), so a worker
-    thread serialising a 32 MiB frame does not stop the reactor thread.
+    L{encode}, for large values.  When the value's one large array has room
+    around it (L{headroom.empty}), the frame is laid out around the array's
+    own memory, with no copy (L{headroom.lay_out}).  Otherwise it is a new
+    C{uint8} array filled by numpy copies, which release the GIL
+    (C{bytes.join} holds it), so a worker thread serialising a 32 MiB frame
+    does not stop the reactor thread.
 
     @return: the frame (C{bytes} when small), a buffer to send as is.
     @raise InvalidValue: as L{encode}.

@@ -411,7 +411,11 @@ class MessageParser:
                                   f"the maximum of {self.max_size} bytes")
 
     def _start_fill(self, reader: Reader, nbytes: int) -> None:
-        """Collect the next C{nbytes} into an array of their own."""
+        """
+        Collect the next C{nbytes} into an array of their own, with room
+        around it (L{headroom}: the LECO PyMoDAQ 5 path sends it on from
+        there).
+        """
         buf = self._buf
         at = reader.pos
         target = headroom.empty(nbytes)
