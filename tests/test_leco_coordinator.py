@@ -408,6 +408,41 @@ class FederationTests(CoordinatorMixin, TestCase):
             waited += 0.05
         self.assertEqual(set(coordinator.nodes()), names)
 
+    async def test_sign_in_flood_one_directory_per_turn(self) -> None:
+        """
+        Forty Components signing in at once cost the other Coordinator one
+        directory message per reactor turn (not forty, each listing every
+        name so far), and it learns every name.
+        """
+        one = self.start_coordinator("N1")
+        two = self.start_coordinator("N2", coordinators=[one.endpoint])
+        while set(one.nodes()) != {"N1", "N2"}:
+            await sleep(0.05)
+        await sleep(0.1)  # the directories of the sign-in itself
+        link = one._nodes[b"N2"]
+        directories: list[Any] = []
+        real_send = link.socket.send
+
+        def send(frames: Any) -> Any:
+            if b"record_components" in frames[-1]:
+                directories.append(frames[-1])
+            return real_send(frames)
+
+        self.patch(link.socket, "send", send)
+        names = [f"c{i}" for i in range(40)]
+        components = [Component(name, one.endpoint, reactor, hub=one.local_hub)
+                      for name in names]
+        for component in components:
+            component.startService()
+            self.addCleanup(component.stopService)
+        await gatherResults([c.when_signed_in() for c in components])
+        waited = 0
+        while set(two.global_components().get("N1", [])) != set(names) and waited < 100:
+            await sleep(0.05)
+            waited += 1
+        self.assertEqual(set(two.global_components()["N1"]), set(names))
+        self.assertLessEqual(len(directories), 4)
+
     async def test_second_node_sign_in_refused(self) -> None:
         """
         A second connection signing in as a node whose Coordinator is still

@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 import zmq
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -233,6 +234,8 @@ class CoordinatorService(Service):
         #: in-process Components connect here instead of over ZeroMQ
         self.local_hub = LocalHub(reactor, self._on_router)
         self._cleaner: LoopingCall | None = None
+        #: the directory publication due at the end of this reactor turn
+        self._directory_call: IDelayedCall | None = None
         self._next_id = 0
         # context of the request being handled by our own RPC methods
         self._ctx_identity = b""
@@ -315,6 +318,9 @@ class CoordinatorService(Service):
         self.bad_input.flush()
         if self._cleaner is not None and self._cleaner.running:
             self._cleaner.stop()
+        if self._directory_call is not None and self._directory_call.active():
+            self._directory_call.cancel()
+        self._directory_call = None
         links = list(self._nodes.values())
         for link in links:
             self._send_request(link, "coordinator_sign_out")
@@ -941,6 +947,18 @@ class CoordinatorService(Service):
                                "jsonrpc": "2.0"}])])
 
     def _publish_directory(self) -> None:
+        """
+        Tell the other Coordinators our directory, once per reactor turn
+        however many sign-ins and sign-outs the turn saw: a flood of sign-ins
+        costs one directory message per turn, not one per sign-in each
+        listing every name (quadratic in the flood).
+        """
+        if not self._nodes or self._directory_call is not None:
+            return
+        self._directory_call = self.reactor.callLater(0, self._send_directory)
+
+    def _send_directory(self) -> None:
+        self._directory_call = None
         if not self._nodes:
             return
         nodes = self.nodes()
