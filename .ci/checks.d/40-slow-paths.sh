@@ -11,5 +11,6 @@ TWISTED_LAB_SLOW_PATHS=all "$CI_VENV/bin/python" -m twisted.trial \
     tests.test_pymodaq_loopback tests.test_pymodaq_client tests.test_pymodaq_server \
     tests.test_la4_transport tests.test_la4_e2e tests.test_la4_coordinator \
     tests.test_plesty_server tests.test_plesty_client tests.test_leco_coordinator \
+    tests.test_headroom \
     2>&1 | tee "$log" | tail -n 3
 exit "${PIPESTATUS[0]}"
