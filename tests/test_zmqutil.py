@@ -119,6 +119,20 @@ class ZmqConnectionTestsMixin(_Paths):
         self.reactor.advance(0)
         self.assertEqual(connection.messages, [[b"reply"]])
 
+    def test_send_tracked_large(self) -> None:
+        """
+        A message with a large frame goes out without a copy, tracked: the
+        peer gets it whole and the tracker reports it written.
+        """
+        connection, peer = self.pair()
+        large = bytes(range(256)) * (zmqutil.COPY_THRESHOLD // 256 + 1)
+        tracker = connection.send_tracked([b"header", large])
+        self.assertIsNotNone(tracker)
+        self.assertEqual(peer.recv_multipart(), [b"ours", b"header", large])
+        assert tracker is not None
+        tracker.wait(5)
+        self.assertTrue(tracker.done)
+
     def test_edge_at_start(self) -> None:
         """A message already waiting when the connection is made is read."""
         peer = self.socket(zmq.ROUTER)

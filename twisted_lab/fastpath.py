@@ -227,8 +227,9 @@ def fired_result(d: Deferred[Any]) -> Any:
     return NOTHING
 
 
-def _public_send(socket: zmq.Socket[Any], frame: Any, flags: int, copy: bool) -> Any:
-    return socket.send(frame, flags, copy=copy)
+def _public_send(socket: zmq.Socket[Any], frame: Any, flags: int, copy: bool,
+                 track: bool = False) -> Any:
+    return socket.send(frame, flags, copy=copy, track=track)
 
 
 def _public_recv(socket: zmq.Socket[Any], flags: int, copy: bool) -> Any:
