@@ -106,6 +106,31 @@ class HubTests(SynchronousTestCase):
         self.assertEqual(got, [[b"\x00", b"mv", array.tobytes()]])
         self.assertTrue(all(type(f) is bytes for f in got[0]))
 
+    def test_large_additional_frames_not_copied(self) -> None:
+        """
+        As a Component's DEALER receives them from ZeroMQ: an additional
+        payload frame of 64 KiB or more reaches it as a read-only view of
+        the buffer it was sent as (a camera frame is not copied on the
+        reactor thread); the header frames and the JSON payload are
+        C{bytes} whatever their size.
+        """
+        got: list[list[Any]] = []
+        link = self.hub.connect(got.append)
+        frame = np.arange(1 << 16, dtype="<f8")  # 512 KiB
+        json_payload = memoryview(b"[" + b" " * (1 << 17) + b"]")
+        small = np.arange(4, dtype="<u2")
+        self.hub.to_link([link.identity, b"\x00", b"N1.me", b"N1.you", b"h" * 24,
+                          json_payload, frame, small])
+        self.clock.advance(0)
+        (frames,) = got
+        self.assertTrue(all(type(f) is bytes for f in frames[:5]))
+        self.assertEqual(frames[4], bytes(json_payload))
+        self.assertTrue(frames[5].readonly)
+        received = np.frombuffer(frames[5], dtype="<f8")
+        self.assertTrue(np.shares_memory(received, frame))
+        np.testing.assert_array_equal(received, frame)
+        self.assertEqual(frames[6], small.tobytes())
+
     def test_closed_link_and_closed_coordinator_drop(self) -> None:
         """Nothing goes to a closed link; nothing reaches a Coordinator not listening."""
         got: list[list[bytes]] = []
@@ -269,3 +294,53 @@ class LecoSectionTests(TestCase):
         # a dropped sign-out would wait out its 1 s deadline
         self.assertLess(time.monotonic() - started, 0.5)
         self.assertFalse(any("dropped" in str(e.get("log_format", "")) for e in events))
+
+
+class CameraToInProcessDirectorTests(TestCase):
+    """A camera frame from an actor over ZeroMQ to a director on the hub."""
+
+    timeout = 30
+
+    async def test_frame_not_copied_on_the_way_in(self) -> None:
+        """
+        The lab's own director (on the hub) grabs a 4 MiB frame from an actor
+        in another process's place (over ZeroMQ): the values arrive, as a
+        view on the ZeroMQ frame the Coordinator received (no copy on the
+        reactor thread).
+        """
+        import zmq
+
+        from twisted_lab.data import Export, Signal
+        from twisted_lab.protocols.leco.export import DeviceActor
+        from twisted_lab.protocols.leco.imports import DirectorService
+        from twisted_lab.testing import FakeDetector
+
+        coordinator = CoordinatorService("N1", "tcp://127.0.0.1:*", reactor)
+        coordinator.startService()
+        self.addCleanup(coordinator.stopService)
+        assert coordinator.endpoint is not None
+        frame = np.random.default_rng(2).random((512, 1024))
+        far = DeviceRegistry(reactor)
+        far.register(FakeDetector("cam", Export("cam", [
+            Signal("cam", [frame], kind="DataFromPlugins")])))
+        actor = DeviceActor(far, "cam", coordinator.endpoint, reactor, timeout=10.0)
+        actor.startService()
+        self.addCleanup(actor.stopService)
+        await actor.when_signed_in()
+        lab = DeviceRegistry(reactor)
+        director = DirectorService(lab, [{"name": "cam", "actor": "cam",
+                                          "kind": "pymodaq_detector", "parameters": [],
+                                          "actions": []}],
+                                   coordinator.endpoint, reactor, "lab_director", 10.0,
+                                   hub=coordinator.local_hub)
+        director.startService()
+        self.addCleanup(director.stopService)
+        cam = await lab.when_registered("cam")
+        got = (await cam.grab()).signals[0].data[0]
+        np.testing.assert_array_equal(got, frame)
+        self.assertFalse(got.flags.writeable)
+        base = got
+        while isinstance(base, np.ndarray):
+            base = base.base
+        self.assertIsInstance(base, memoryview)
+        self.assertIsInstance(base.obj, zmq.Frame)

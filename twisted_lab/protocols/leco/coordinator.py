@@ -391,10 +391,7 @@ class CoordinatorService(Service):
         action = decision.action
         if action == LOCAL:
             frames[0] = decision.target
-            if LocalHub.is_link(decision.target) and len(frames) > 5:
-                # an in-process Component parses its JSON payload as bytes
-                frames[5] = _as_bytes(frames[5])
-            self._to_identity(frames)
+            self._to_identity(frames)  # the hub gives in-process Components bytes
         elif action == NODE:
             decision.target.socket.send(frames[1:])
         elif action == OWN:

@@ -30,15 +30,37 @@ from typing import Any, Callable, Sequence
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
+from twisted_lab.protocols.zmqutil import COPY_THRESHOLD
+
 __all__ = ["LocalHub", "LocalLink", "LINK_PREFIX"]
 
 #: Every link identity starts with this (see the module docstring).
 LINK_PREFIX = b"\x00twisted_lab.local."
 
 
-def _as_bytes(frames: Sequence[Any]) -> list[bytes]:
-    """Frames as C{bytes} (what a Component receives from ZeroMQ)."""
-    return [f if type(f) is bytes else memoryview(f).tobytes() for f in frames]
+#: Where a Component's additional payload frames begin (version, receiver,
+#: sender, header, the JSON payload, then these).
+_ADDITIONAL = 5
+
+
+def _as_received(frames: Sequence[Any]) -> list[Any]:
+    """
+    Frames as a Component receives them from ZeroMQ (its DEALER's
+    C{large_from}): C{bytes}, but for additional payload frames of
+    L{COPY_THRESHOLD} bytes or more, which come as read-only views of the
+    buffers they were sent as (a camera frame is not copied on the reactor
+    thread on its way to an in-process director, and cannot be changed
+    through its receiver's arrays).
+    """
+    out: list[Any] = []
+    for i, frame in enumerate(frames):
+        if type(frame) is bytes:
+            out.append(frame)
+            continue
+        view = memoryview(frame)
+        out.append(view.toreadonly() if i >= _ADDITIONAL and view.nbytes >= COPY_THRESHOLD
+                   else view.tobytes())
+    return out
 
 
 class LocalLink:
@@ -183,7 +205,7 @@ class LocalHub:
                         if self.open:
                             self._receive(frames)
                     elif not link.closed:
-                        link.on_message(_as_bytes(frames))
+                        link.on_message(_as_received(frames))
                 except Exception:
                     self.log.failure("delivering an in-process LECO message failed")
         finally:
