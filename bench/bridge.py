@@ -16,13 +16,17 @@ Bridge benchmark: what one bridge hop costs, in one run.
    C{bench/chain.py} runs the same legs in three processes):
      PyMoDAQ leg  instrument (our PyMoDAQ 4 client role, GRABBER) -> our
                   PyMoDAQ server role: grab() on the imported device
-     LECO leg     our actor over the instrument device directly -> our LECO
-                  director (PyMoDAQ 5 method set, send_data_grab): grab(); the
-                  actor reaches our Coordinator in memory (as in the lab), the
-                  director over ZeroMQ (as another process's would); the
-                  instrument's frame is a plain numpy array, so the actor
-                  copies it into its message (the chained legs' frames, read
-                  by our server role, have room: C{twisted_lab.headroom})
+     LECO leg     our actor over a local camera holding the same frame ->
+                  our LECO director (PyMoDAQ 5 method set, send_data_grab):
+                  grab(); the actor reaches our Coordinator in memory (as in
+                  the lab), the director over ZeroMQ (as another process's
+                  would); the frame has room around it
+                  (C{twisted_lab.headroom.empty}, as the simulated camera's
+                  frames and the arrays our server role reads have), so the
+                  message is laid out around it
+     LECO, copy   the same over the instrument's own frame, which numpy
+                  allocated (as most drivers' frames are): the actor copies
+                  it into its message
      chained      instrument -> PyMoDAQ server role -> our actor -> LECO
                   director: grab() on the director's device
      chained, continuous
@@ -141,11 +145,13 @@ async def latency(reactor: Any, calls: int) -> dict[str, float]:
 
 
 async def frames(reactor: Any, count: int, rounds: int,
-                 only: tuple[str, ...] = ("pymodaq", "leco", "chained", "continuous", "pyzmq")
+                 only: tuple[str, ...] = ("pymodaq", "leco", "leco-copy", "chained",
+                                          "continuous", "pyzmq")
                  ) -> dict[str, list[float]]:
     import numpy as np
     from twisted.internet.endpoints import TCP4ServerEndpoint
 
+    from twisted_lab import headroom
     from twisted_lab.data import Export, Signal
     from twisted_lab.protocols.leco.export import DeviceActor
     from twisted_lab.protocols.leco.coordinator import CoordinatorService
@@ -157,8 +163,12 @@ async def frames(reactor: Any, count: int, rounds: int,
 
     frame = np.random.default_rng(1).random((2048, 2048))
     export = Export("frame", [Signal("frame", [frame], kind="DataFromPlugins")])
+    roomy = headroom.empty(frame.shape, frame.dtype)
+    roomy[...] = frame
     instrument = DeviceRegistry(reactor)
     instrument.register(FakeDetector("frame", export))
+    instrument.register(FakeDetector("local", Export("frame", [
+        Signal("frame", [roomy], kind="DataFromPlugins")])))
     # PyMoDAQ: the instrument's client role -> our server role
     lab = DeviceRegistry(reactor)
     server = PyMoDAQServerFactory(lab, reactor, call_timeout=60.0, rules=[{"name": "cam"}])
@@ -179,8 +189,10 @@ async def frames(reactor: Any, count: int, rounds: int,
     # the PyMoDAQ leg
     hub = coordinator.local_hub
     actors = [DeviceActor(lab, "cam", coordinator.endpoint, reactor, timeout=60.0, hub=hub),
-              DeviceActor(instrument, "frame", coordinator.endpoint, reactor, name="direct",
-                          timeout=60.0, hub=hub)]
+              DeviceActor(instrument, "local", coordinator.endpoint, reactor, name="direct",
+                          timeout=60.0, hub=hub),
+              DeviceActor(instrument, "frame", coordinator.endpoint, reactor,
+                          name="direct_copy", timeout=60.0, hub=hub)]
     for a in actors:
         a.startService()
         await a.when_signed_in()
@@ -189,6 +201,8 @@ async def frames(reactor: Any, count: int, rounds: int,
         {"name": "chained", "actor": "cam", "kind": "pymodaq_detector",
          "parameters": [], "actions": []},
         {"name": "leco_only", "actor": "direct", "kind": "pymodaq_detector",
+         "parameters": [], "actions": []},
+        {"name": "leco_copy", "actor": "direct_copy", "kind": "pymodaq_detector",
          "parameters": [], "actions": []}], coordinator.endpoint, reactor, "bench_far", 60.0)
     director.startService()
 
@@ -233,7 +247,9 @@ async def frames(reactor: Any, count: int, rounds: int,
         def __init__(self, device: Any) -> None:
             self.device = device
             self.actor = actors[0].pymodaq
-            self.frames: list[Any] = []
+            # a viewer shows each frame and lets it go: the count and the last
+            self.count = 0
+            self.last: Any = None
             self.waiter: Any = None
             self.want = 0
             self.device.subscribe(self._event)
@@ -241,21 +257,22 @@ async def frames(reactor: Any, count: int, rounds: int,
         def _event(self, event: Any) -> None:
             from twisted_lab.events import DATA
             if event.kind == DATA:
-                self.frames.append(event.value)
-                if self.waiter is not None and len(self.frames) >= self.want:
+                self.count += 1
+                self.last = event.value
+                if self.waiter is not None and self.count >= self.want:
                     waiter, self.waiter = self.waiter, None
                     waiter.callback(None)
 
         async def until(self, count: int) -> None:
             from twisted.internet.defer import Deferred
             self.want = count
-            if len(self.frames) < count:
+            if self.count < count:
                 self.waiter = Deferred()
                 await self.waiter
 
         async def rate(self) -> float:
             from twisted.internet.task import deferLater
-            del self.frames[:]
+            self.count, self.last = 0, None
             await director.component.ask("cam", "send_data_grab")
             await self.until(1)  # from the first frame on: the pipeline is full
             t = time.perf_counter()
@@ -264,12 +281,13 @@ async def frames(reactor: Any, count: int, rounds: int,
             await director.component.ask("cam", "stop_grab")
             while self.actor.grabbing:
                 await deferLater(reactor, 0.01, lambda: None)
-            check(self.frames[-1])
+            check(self.last)
             return count / took
 
     plain = PlainZmq()
     chained_device = await far.when_registered("chained")
     legs = {"pymodaq": cam, "leco": await far.when_registered("leco_only"),
+            "leco-copy": await far.when_registered("leco_copy"),
             "chained": chained_device, "pyzmq": plain}
     for device in legs.values():  # warm up, and check the frame arrives whole
         check(await device.grab())
@@ -335,6 +353,8 @@ def main() -> None:
               f"{_spread(fps['pymodaq'])}")
         print(f"   LECO leg     our actor -> our LECO director (PyMoDAQ 5):     "
               f"{_spread(fps['leco'])}")
+        print(f"   LECO, copy   the same, a frame without room (one copy):    "
+              f"{_spread(fps['leco-copy'])}")
         print(f"   chained      instrument -> server role -> actor -> director: "
               f"{_spread(fps['chained'])}")
         print(f"   chained, continuous grab (send_data_grab):                 "
@@ -345,7 +365,9 @@ def main() -> None:
         chained = [a / b for a, b in zip(fps["chained"], fps["pymodaq"])]
         bound = [1 / (1 / p + 1 / q) / p for p, q in zip(fps["pymodaq"], fps["leco"])]
         continuous = [a / b for a, b in zip(fps["continuous"], fps["pymodaq"])]
+        copied = [a / b for a, b in zip(fps["leco-copy"], fps["pymodaq"])]
         print(f"   LECO / PyMoDAQ, per round:    {_spread(leco)}x  (target >= 0.7x)")
+        print(f"   LECO, copy / PyMoDAQ, per round: {_spread(copied)}x")
         print(f"   chained / PyMoDAQ, per round: {_spread(chained)}x  (serial bound "
               f"1/(1/P+1/L) / P: {_spread(bound)}x)")
         print(f"   chained continuous / PyMoDAQ, per round: {_spread(continuous)}x  "
