@@ -57,6 +57,40 @@ def roomy_frame(seed: int = 0) -> Any:
     return frame
 
 
+async def camera_over_leco(test: TestCase, source: Any, name: str, *, actor_on_hub: bool,
+                           director_on_hub: bool) -> Any:
+    """
+    Our Coordinator, an actor with the PyMoDAQ 5 method set for C{source}'s
+    device C{name}, and our LECO director of it, each on the Coordinator's
+    in-process hub or over ZeroMQ as asked; all stopped at cleanup.
+
+    @return: the director's device for C{name}.
+    """
+    from twisted_lab.protocols.leco.coordinator import CoordinatorService
+    from twisted_lab.protocols.leco.export import DeviceActor
+    from twisted_lab.protocols.leco.imports import DirectorService
+    from twisted_lab.registry import DeviceRegistry
+
+    coordinator = CoordinatorService("N1", "tcp://127.0.0.1:*", reactor)
+    coordinator.startService()
+    test.addCleanup(coordinator.stopService)
+    assert coordinator.endpoint is not None
+    hub = coordinator.local_hub
+    actor = DeviceActor(source, name, coordinator.endpoint, reactor, timeout=30.0,
+                        hub=hub if actor_on_hub else None)
+    actor.startService()
+    test.addCleanup(actor.stopService)
+    await actor.when_signed_in()
+    far = DeviceRegistry(reactor)
+    director = DirectorService(far, [{"name": name, "actor": name, "kind": "pymodaq_detector",
+                                      "parameters": [], "actions": []}],
+                               coordinator.endpoint, reactor, "test_director", 30.0,
+                               hub=hub if director_on_hub else None)
+    director.startService()
+    test.addCleanup(director.stopService)
+    return await far.when_registered(name)
+
+
 class EmptyTests(SynchronousTestCase):
     def test_large_arrays_get_room(self) -> None:
         """
@@ -251,9 +285,6 @@ class ChainTests(TestCase):
         message was laid out in the room of the frame the lab read (not
         copied), grab after grab.
         """
-        from twisted_lab.protocols.leco.coordinator import CoordinatorService
-        from twisted_lab.protocols.leco.export import DeviceActor
-        from twisted_lab.protocols.leco.imports import DirectorService
         from twisted_lab.protocols.pymodaq.export import (PyMoDAQClientFactory,
                                                           PyMoDAQExportService)
         from twisted_lab.protocols.pymodaq.imports import PyMoDAQServerFactory
@@ -275,23 +306,8 @@ class ChainTests(TestCase):
         self.addCleanup(source.stopService)
         cam = await lab.when_registered("cam")
         await until(lambda: cam.online, 30, "the instrument connected")
-        coordinator = CoordinatorService("N1", "tcp://127.0.0.1:*", reactor)
-        coordinator.startService()
-        self.addCleanup(coordinator.stopService)
-        assert coordinator.endpoint is not None
-        actor = DeviceActor(lab, "cam", coordinator.endpoint, reactor, timeout=30.0,
-                            hub=coordinator.local_hub)
-        actor.startService()
-        self.addCleanup(actor.stopService)
-        await actor.when_signed_in()
-        far = DeviceRegistry(reactor)
-        director = DirectorService(far, [{"name": "cam", "actor": "cam",
-                                          "kind": "pymodaq_detector", "parameters": [],
-                                          "actions": []}],
-                                   coordinator.endpoint, reactor, "test_director", 30.0)
-        director.startService()
-        self.addCleanup(director.stopService)
-        remote = await far.when_registered("cam")
+        remote = await camera_over_leco(self, lab, "cam", actor_on_hub=True,
+                                        director_on_hub=False)
         for _ in range(3):
             got = await remote.grab()
             np.testing.assert_array_equal(got.signals[0].data[0], frame)

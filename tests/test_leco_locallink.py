@@ -310,32 +310,15 @@ class CameraToInProcessDirectorTests(TestCase):
         """
         import zmq
 
+        from tests.test_headroom import camera_over_leco
         from twisted_lab.data import Export, Signal
-        from twisted_lab.protocols.leco.export import DeviceActor
-        from twisted_lab.protocols.leco.imports import DirectorService
         from twisted_lab.testing import FakeDetector
 
-        coordinator = CoordinatorService("N1", "tcp://127.0.0.1:*", reactor)
-        coordinator.startService()
-        self.addCleanup(coordinator.stopService)
-        assert coordinator.endpoint is not None
         frame = np.random.default_rng(2).random((512, 1024))
         far = DeviceRegistry(reactor)
         far.register(FakeDetector("cam", Export("cam", [
             Signal("cam", [frame], kind="DataFromPlugins")])))
-        actor = DeviceActor(far, "cam", coordinator.endpoint, reactor, timeout=10.0)
-        actor.startService()
-        self.addCleanup(actor.stopService)
-        await actor.when_signed_in()
-        lab = DeviceRegistry(reactor)
-        director = DirectorService(lab, [{"name": "cam", "actor": "cam",
-                                          "kind": "pymodaq_detector", "parameters": [],
-                                          "actions": []}],
-                                   coordinator.endpoint, reactor, "lab_director", 10.0,
-                                   hub=coordinator.local_hub)
-        director.startService()
-        self.addCleanup(director.stopService)
-        cam = await lab.when_registered("cam")
+        cam = await camera_over_leco(self, far, "cam", actor_on_hub=False, director_on_hub=True)
         got = (await cam.grab()).signals[0].data[0]
         np.testing.assert_array_equal(got, frame)
         self.assertFalse(got.flags.writeable)
