@@ -26,7 +26,8 @@ from twisted_lab.bigjson import shared_pool
 from twisted_lab.flow import PeerSendBudget
 from twisted_lab.errors import DeviceOffline, DeviceTimeout, ProtocolError
 from twisted_lab.protocols.leco.locallink import LocalHub, LocalLink
-from twisted_lab.protocols.leco.message import (COORDINATOR, JSON, MESSAGE_ID, VERSION_BYTE, Message, check_name,
+from twisted_lab.protocols.leco.message import (ADDITIONAL_FROM, COORDINATOR, JSON, MESSAGE_ID,
+                                                VERSION_BYTE, Message, check_name,
                                                 conversation_id, split_name)
 from twisted_lab.protocols.leco.rpc import (DUPLICATE_NAME, NOT_SIGNED_IN, SERVER_ERROR,
                                             RPCServer, encode_error,
@@ -217,7 +218,7 @@ class Component(Service):
         else:
             # large additional payload frames (arrays) are received uncopied
             self._socket = open_connection(self.reactor, zmq.DEALER, self._on_frames,
-                                           connect=self.coordinator, large_from=5,
+                                           connect=self.coordinator, large_from=ADDITIONAL_FROM,
                                            name="LECO Component")
         self._heartbeat = LoopingCall(self._beat)
         self._heartbeat.clock = self.reactor

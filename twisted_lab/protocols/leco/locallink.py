@@ -30,17 +30,13 @@ from typing import Any, Callable, Sequence
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
+from twisted_lab.protocols.leco.message import ADDITIONAL_FROM
 from twisted_lab.protocols.zmqutil import COPY_THRESHOLD
 
 __all__ = ["LocalHub", "LocalLink", "LINK_PREFIX"]
 
 #: Every link identity starts with this (see the module docstring).
 LINK_PREFIX = b"\x00twisted_lab.local."
-
-
-#: Where a Component's additional payload frames begin (version, receiver,
-#: sender, header, the JSON payload, then these).
-_ADDITIONAL = 5
 
 
 def _as_received(frames: Sequence[Any]) -> list[Any]:
@@ -58,7 +54,7 @@ def _as_received(frames: Sequence[Any]) -> list[Any]:
             out.append(frame)
             continue
         view = memoryview(frame)
-        out.append(view.toreadonly() if i >= _ADDITIONAL and view.nbytes >= COPY_THRESHOLD
+        out.append(view.toreadonly() if i >= ADDITIONAL_FROM and view.nbytes >= COPY_THRESHOLD
                    else view.tobytes())
     return out
 

@@ -20,7 +20,7 @@ from twisted_lab.errors import ProtocolError
 __all__ = [
     "VERSION", "VERSION_BYTE", "HEADER_LENGTH", "DATA_HEADER_LENGTH", "MESSAGE_ID",
     "NOT_DEFINED", "JSON", "COORDINATOR", "Message", "DataMessage", "conversation_id",
-    "header", "split_name", "full_name", "check_name", "uuid7_time_ms",
+    "header", "split_name", "full_name", "check_name", "uuid7_time_ms", "ADDITIONAL_FROM",
 ]
 
 #: The protocol version of the control protocol.
@@ -30,6 +30,10 @@ VERSION_BYTE = b"\x00"
 HEADER_LENGTH = 20
 #: Length of a data-protocol header: conversation id (16), type (1).
 DATA_HEADER_LENGTH = 17
+#: Index of the first additional payload frame of a message as a Component
+#: receives it (version, receiver, sender, header, the JSON payload, then
+#: these binary frames).
+ADDITIONAL_FROM = 5
 #: pyleco always sends a zero message id.
 MESSAGE_ID = b"\x00\x00\x00"
 #: Message types.
